@@ -1,0 +1,40 @@
+# Cairn: `make run` starts it, `make test` tests it. Both install what they need first.
+PYTHON ?= python3
+VENV := .venv
+PIP := $(VENV)/bin/pip
+
+.PHONY: run test bench lint system-run system-test clean
+
+run: system-run $(VENV)/.installed-run
+	$(VENV)/bin/cairn run
+
+test: system-test $(VENV)/.installed-test
+	$(VENV)/bin/python -m pytest -n auto --ignore=tests/bench $(PYTEST_ARGS)
+
+bench: system-test $(VENV)/.installed-test
+	$(VENV)/bin/python -m pytest tests/bench -p no:xdist -s $(PYTEST_ARGS)
+
+lint: $(VENV)/.installed-test
+	$(VENV)/bin/ruff check .
+
+system-run:
+	@deploy/debian-packages.sh run
+
+system-test:
+	@deploy/debian-packages.sh test
+
+$(VENV)/bin/python:
+	$(PYTHON) -c 'import sys; sys.exit("Cairn needs Python 3.11 or newer") if sys.version_info < (3, 11) else None'
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+
+$(VENV)/.installed-run: pyproject.toml constraints.txt | $(VENV)/bin/python
+	$(PIP) install --quiet -c constraints.txt -e .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml constraints.txt | $(VENV)/bin/python
+	$(PIP) install --quiet -c constraints.txt -e '.[test]'
+	touch $@ $(VENV)/.installed-run
+
+clean:
+	rm -rf $(VENV) .pytest_cache

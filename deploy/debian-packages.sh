@@ -1,0 +1,37 @@
+#!/bin/sh
+# Install the Debian packages Cairn needs for PURPOSE (run | test), or, when not root, print
+# the exact command that would and stop. Called by `make run` and `make test`.
+set -eu
+
+purpose=${1:?usage: debian-packages.sh run|test}
+# python3-venv: `python3 -m venv` needs ensurepip, which Debian ships separately.
+run_packages="rsync python3 python3-venv ca-certificates"
+case "$purpose" in
+  run)  wanted="$run_packages" ;;
+  test) wanted="$run_packages chromium" ;;
+  *)    echo "usage: $0 run|test" >&2; exit 2 ;;
+esac
+
+missing=""
+for package in $wanted; do
+  status=$(dpkg-query -W -f='${Status}' "$package" 2>/dev/null || true)
+  case "$status" in
+    *"install ok installed"*) ;;
+    *) missing="$missing $package" ;;
+  esac
+done
+[ -z "$missing" ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "Cairn needs these Debian packages:$missing" >&2
+  echo "Install them, then run make again:" >&2
+  echo "  sudo apt-get install -y --no-install-recommends$missing" >&2
+  exit 1
+fi
+
+echo "Installing Debian packages:$missing"
+export DEBIAN_FRONTEND=noninteractive
+# Fresh machines have no package lists; update once, only when something is missing.
+apt-get update -q
+# shellcheck disable=SC2086
+apt-get install -y -q --no-install-recommends $missing

@@ -1,0 +1,46 @@
+"""The event bus: jobs append rows, the web's broadcaster tails them by id."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from peewee import BigAutoField, CharField, DateTimeField, JSONField, TextField, fn
+
+from models.base import BaseModel
+from models.db import utcnow
+
+LEVELS = ("info", "warning", "error")
+
+
+class Event(BaseModel):
+    id = BigAutoField()
+    at = DateTimeField(default=utcnow, index=True)
+    kind = CharField(max_length=64)
+    subject = CharField(max_length=128, index=True)
+    level = CharField(max_length=16, default="info")
+    message = TextField()
+    payload = JSONField(default=dict)
+
+    @classmethod
+    def publish(cls, kind: str, subject: str, message: str, *, level: str = "info",
+                now: dt.datetime | None = None, **payload) -> Event:
+        if level not in LEVELS:
+            raise ValueError(f"unknown event level {level!r}")
+        return cls.create(kind=kind, subject=subject, message=message, level=level,
+                          at=now or utcnow(), payload=payload)
+
+    @classmethod
+    def after(cls, last_id: int, limit: int = 500) -> list[Event]:
+        return list(cls.select().where(cls.id > last_id).order_by(cls.id).limit(limit))
+
+    @classmethod
+    def last_id(cls) -> int:
+        return cls.select(fn.MAX(cls.id)).scalar() or 0
+
+    @classmethod
+    def recent(cls, limit: int = 20) -> list[Event]:
+        return list(cls.select().order_by(cls.id.desc()).limit(limit))
+
+    @classmethod
+    def prune(cls, before: dt.datetime) -> int:
+        return cls.delete().where(cls.at < before).execute()
