@@ -1,0 +1,238 @@
+"""The `cairn` command: start the web server and the worker, set up, migrate, show settings.
+
+`cairn run` is what `make run` starts: both processes on this box, stopped together by Ctrl-C.
+Under systemd, `cairn web` and `cairn worker` are the two units' commands; each replaces
+itself with the real server (gunicorn, huey_consumer) so signals reach it directly.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import click
+import psutil
+
+import config
+
+ROOT = Path(__file__).resolve().parent
+BIN = Path(sys.executable).parent
+STARTUP_TIMEOUT = 30.0
+STOP_TIMEOUT = 20.0
+
+
+def _settings() -> config.Settings:
+    try:
+        return config.load()
+    except config.ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _child_env(settings: config.Settings) -> dict[str, str]:
+    # Children run from the code folder; a relative CAIRN_DATA_DIR must mean the same folder
+    # to them as to the shell it was typed in.
+    return {**os.environ, "CAIRN_DATA_DIR": str(settings.data_dir)}
+
+
+def web_command(settings: config.Settings) -> list[str]:
+    # One process, many threads: every open page holds a thread for its WebSocket, and the
+    # login limits and the live feed's broadcaster live in that one process.
+    return [str(BIN / "gunicorn"), "--worker-class", "gthread", "--workers", "1",
+            "--threads", str(settings.web_threads), "--bind", settings.bind_address,
+            "--graceful-timeout", "5", "--chdir", str(ROOT), "--access-logfile", "-",
+            "--log-level", settings.log_level.lower(), "app:create_app()"]
+
+
+def worker_command(settings: config.Settings) -> list[str]:
+    verbosity = {"DEBUG": ["--verbose"], "INFO": []}.get(settings.log_level, ["--quiet"])
+    return [str(BIN / "huey_consumer"), "app.huey", "--workers", str(settings.workers),
+            "--worker-type", "thread", *verbosity]
+
+
+@click.group()
+def main() -> None:
+    """Cairn: backups and media imports for a household or small office."""
+
+
+@main.command()
+def web() -> None:
+    """Serve the web app (gunicorn, gthread workers)."""
+    settings = _settings()
+    os.chdir(ROOT)
+    os.execve(web_command(settings)[0], web_command(settings), _child_env(settings))
+
+
+@main.command()
+def worker() -> None:
+    """Run background jobs (huey_consumer with threads)."""
+    settings = _settings()
+    os.chdir(ROOT)
+    os.execve(worker_command(settings)[0], worker_command(settings), _child_env(settings))
+
+
+@main.command("migrate")
+def migrate_command() -> None:
+    """Apply pending database migrations."""
+    _prepare(_settings())
+    click.echo("Database is up to date.")
+
+
+@main.command("setup-link")
+def setup_link() -> None:
+    """Print a fresh one-time link to create the first admin account."""
+    settings = _settings()
+    link = _prepare(settings)
+    if link is None:
+        raise click.ClickException("Cairn is already set up: log in with an admin account.")
+    click.echo(link)
+
+
+@main.command("settings")
+@click.option("--markdown", is_flag=True, help="Print the README's settings table.")
+def show_settings(markdown: bool) -> None:
+    """Show every setting with its value (or print the documentation table)."""
+    if markdown:
+        click.echo(settings_table())
+        return
+    settings = _settings()
+    for setting in config.SETTINGS:
+        value = getattr(settings, setting.attr)
+        if setting.name == "CAIRN_SECRET_KEY":
+            value = "(set)" if value else f"(kept in {settings.data_dir / config.SECRET_KEY_FILE})"
+        elif setting.name == "CAIRN_BIND":
+            value = settings.bind_address
+        click.echo(f"{setting.name}={value}")
+
+
+def settings_table() -> str:
+    rows = ["| Setting | Type | Default | What it does |", "|---|---|---|---|"]
+    for s in config.SETTINGS:
+        default = f"`{s.default}`" if s.default else "(empty)"
+        rows.append(f"| `{s.name}` | {s.type} | {default} | {s.help} |")
+    return "\n".join(rows)
+
+
+@main.command()
+def run() -> None:
+    """Start the web server and the worker together; Ctrl-C stops both."""
+    settings = _settings()
+    link = _prepare(settings)
+    children = [_spawn("web", web_command(settings), settings),
+                _spawn("worker", worker_command(settings), settings)]
+    stopping: list[int] = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda signum, frame: stopping.append(signum))
+    try:
+        if not _wait_until_listening(settings, children, stopping):
+            raise click.ClickException("The web server did not start; see the messages above.")
+        _print_banner(settings, link)
+        while not stopping and all(p.poll() is None for _, p in children):
+            time.sleep(0.2)
+    finally:
+        _stop(children)
+    crashed = [(name, p.returncode) for name, p in children if p.returncode not in (0, -2, -15)]
+    if not stopping or crashed:
+        names = ", ".join(f"{name} (exit {code})" for name, code in crashed) or "a process"
+        raise click.ClickException(f"Cairn stopped because {names} ended unexpectedly.")
+    click.echo("Cairn stopped.")
+
+
+def _prepare(settings: config.Settings) -> str | None:
+    """Data dir, secret key and schema in place; a setup link if nobody can log in yet."""
+    from models import SetupToken, User, db, open_database
+    from models.migrate import migrate
+
+    config.prepare_data_dir(settings)
+    config.secret_key(settings)
+    migrate(open_database(settings.database_url))
+    with db.connection_context():
+        if User.exists_any():
+            return None
+        return f"{base_url(settings)}/setup?token={SetupToken.issue()}"
+
+
+def _spawn(name: str, command: list[str], settings: config.Settings) -> tuple[str, subprocess.Popen]:
+    # Own process group: Ctrl-C reaches only `cairn run`, which stops the children in order
+    # (a second, terminal-sent SIGINT would make huey abandon running jobs).
+    return name, subprocess.Popen(command, cwd=ROOT, env=_child_env(settings),
+                                  start_new_session=True)
+
+
+def _wait_until_listening(settings, children, stopping) -> bool:
+    host = settings.bind_host
+    if ipaddress.ip_address(host if _is_ip(host) else "127.0.0.1").is_unspecified:
+        host = "127.0.0.1" if ":" not in host else "::1"
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    while time.monotonic() < deadline and not stopping:
+        if any(p.poll() is not None for _, p in children):
+            return False
+        try:
+            with socket.create_connection((host, settings.bind_port), timeout=0.5):
+                return True
+        except OSError:
+            time.sleep(0.2)
+    return False
+
+
+def _stop(children: list[tuple[str, subprocess.Popen]]) -> None:
+    # SIGINT is huey's graceful stop (running jobs finish) and gunicorn's quick one.
+    for _, proc in children:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+    deadline = time.monotonic() + STOP_TIMEOUT
+    for name, proc in children:
+        try:
+            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            click.echo(f"{name} did not stop in {STOP_TIMEOUT:.0f} s; killing it.", err=True)
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        return False
+
+
+def base_url(settings: config.Settings) -> str:
+    """The address to open in a browser; for "all addresses", this box's LAN address."""
+    host = settings.bind_host
+    if _is_ip(host) and ipaddress.ip_address(host).is_unspecified:
+        host = _lan_address() or socket.gethostname()
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{settings.bind_port}"
+
+
+def _lan_address() -> str | None:
+    for addresses in psutil.net_if_addrs().values():
+        for address in addresses:
+            if address.family == socket.AF_INET:
+                ip = ipaddress.ip_address(address.address)
+                if ip.is_private and not ip.is_loopback:
+                    return address.address
+    return None
+
+
+def _print_banner(settings: config.Settings, link: str | None) -> None:
+    queue = settings.redis_url or settings.queue_path
+    click.echo(f"\nCairn is running at {base_url(settings)}")
+    click.echo(f"  data:   {settings.data_dir}")
+    click.echo(f"  worker: {settings.workers} threads, queue {queue}")
+    if link:
+        click.echo("\nCreate the first admin account with this one-time link (valid for 1 hour):")
+        click.echo(link)
+    click.echo("\nPress Ctrl-C to stop.\n")
+
+
+if __name__ == "__main__":
+    main()

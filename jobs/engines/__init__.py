@@ -1,0 +1,1 @@
+"""Pure work: plain values in, results out. No Flask, Huey or Peewee here."""

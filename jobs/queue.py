@@ -1,0 +1,37 @@
+"""The one Huey instance, built from the settings when first imported.
+
+The worker process gets it through `huey_consumer app.huey`; the web process imports it to
+enqueue. SQLite in the data dir by default, Redis when CAIRN_REDIS_URL is set.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+
+from huey import Huey, RedisHuey, SqliteHuey
+
+import config
+from models.db import db
+
+
+def make_huey(settings: config.Settings) -> Huey:
+    if settings.redis_url:
+        return RedisHuey(settings.queue_name, url=settings.redis_url, utc=True)
+    config.prepare_data_dir(settings)
+    return SqliteHuey(settings.queue_name, filename=str(settings.queue_path), utc=True)
+
+
+def with_db(fn: Callable) -> Callable:
+    """Run a task inside its own database connection, closed when it returns."""
+
+    @functools.wraps(fn)
+    def inner(*args, **kwargs):
+        with db.connection_context():
+            return fn(*args, **kwargs)
+
+    return inner
+
+
+settings = config.load()
+huey = make_huey(settings)

@@ -1,0 +1,98 @@
+"""The worker process's life: connect, migrate, keep a heartbeat, announce coming and going.
+
+Huey calls startup and shutdown hooks once per worker *thread*; the heartbeat belongs to the
+process, so the first thread to start brings it up and the last one to stop takes it down.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import socket
+import threading
+
+from huey import crontab
+
+from jobs.queue import huey, settings, with_db
+from models import Event, WorkerProcess, db, open_database, utcnow
+from models.migrate import migrate
+from models.worker import HEARTBEAT_INTERVAL
+
+log = logging.getLogger(__name__)
+
+WORKER_ROWS_KEPT = dt.timedelta(days=7)
+
+
+class Heartbeat:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._threads = 0
+        self._thread: threading.Thread | None = None
+        self._process: WorkerProcess | None = None
+
+    def worker_thread_started(self) -> None:
+        with self._lock:
+            self._threads += 1
+            if self._process is None:
+                self._start()
+                return
+            with db.connection_context():
+                self._process.threads = self._threads
+                self._process.save(only=[WorkerProcess.threads])
+
+    def worker_thread_stopped(self) -> None:
+        with self._lock:
+            self._threads -= 1
+            if self._threads == 0 and self._process is not None:
+                self._stop()
+
+    def _start(self) -> None:
+        migrate(open_database(settings.database_url))
+        host = socket.gethostname()
+        with db.connection_context():
+            self._process = WorkerProcess.register(host, os.getpid(), self._threads,
+                                                   settings.queue_name)
+            Event.publish("worker.online", "system", f"Worker started on {host}.",
+                          worker=self._process.id)
+        self._stopping.clear()
+        self._thread = threading.Thread(target=self._beat, name="cairn-heartbeat", daemon=True)
+        self._thread.start()
+
+    def _stop(self) -> None:
+        self._stopping.set()
+        self._thread.join(timeout=HEARTBEAT_INTERVAL.total_seconds() * 2)
+        with db.connection_context():
+            self._process.stop()
+            Event.publish("worker.offline", "system",
+                          f"Worker on {self._process.hostname} stopped.", worker=self._process.id)
+        self._process = None
+
+    def _beat(self) -> None:
+        while not self._stopping.wait(HEARTBEAT_INTERVAL.total_seconds()):
+            try:
+                with db.connection_context():
+                    self._process.beat()
+            except Exception:
+                # A locked or unreachable database must not kill the heartbeat for good;
+                # the UI shows the worker as down until a beat gets through.
+                log.exception("worker heartbeat failed")
+
+
+heartbeat = Heartbeat()
+huey.on_startup("cairn-heartbeat")(heartbeat.worker_thread_started)
+huey.on_shutdown("cairn-heartbeat")(heartbeat.worker_thread_stopped)
+
+
+def prune(now: dt.datetime, retention_days: int) -> tuple[int, int]:
+    """Delete events past retention and rows of workers gone for a week."""
+    events = Event.prune(now - dt.timedelta(days=retention_days))
+    workers = WorkerProcess.prune(now - WORKER_ROWS_KEPT)
+    return events, workers
+
+
+@huey.periodic_task(crontab(minute="23", hour="3"))
+@with_db
+def prune_history() -> tuple[int, int]:
+    return prune(utcnow(), settings.event_retention_days)

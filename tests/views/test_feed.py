@@ -1,0 +1,204 @@
+"""The live feed over a real WebSocket, against the app served on a real port."""
+
+import base64
+import os
+import socket
+import struct
+import threading
+import time
+
+import pytest
+from bs4 import BeautifulSoup
+from websockets.sync.client import ClientConnection
+from websockets.sync.client import connect as ws_connect
+
+from models import Event, User, db
+from views import feed
+
+WAIT = 5.0
+
+
+def session_cookie(app, user: User) -> str:
+    """The session cookie the server would have set after `user` logged in."""
+    serializer = app.session_interface.get_signing_serializer(app)
+    value = serializer.dumps({"_user_id": user.get_id(), "_fresh": True})
+    return f"{app.config['SESSION_COOKIE_NAME']}={value}"
+
+
+def connect(live_server, cookie=None, origin="same", query="s=system&s=activity") -> ClientConnection:
+    """A socket as a browser opens it: Host with the port, the page's Origin, its cookie."""
+    return ws_connect(f"{live_server.replace('http', 'ws')}/ws?{query}", legacy=True, proxy=None,
+                      origin=live_server if origin == "same" else origin,
+                      additional_headers={"Cookie": cookie} if cookie else None)
+
+
+def receive_until(ws: ClientConnection, selector: str, timeout: float = WAIT) -> BeautifulSoup:
+    """Read messages until one contains `selector`; every message must be whole HTML."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            message = ws.recv(timeout=max(0.1, deadline - time.monotonic()))
+        except TimeoutError:
+            continue
+        fragment = BeautifulSoup(message, "html.parser")
+        assert all(el.get("hx-swap-oob") for el in fragment.find_all(recursive=False)), message
+        if fragment.select_one(selector):
+            return fragment
+    raise AssertionError(f"no {selector} within {timeout} s")
+
+
+def raw_socket(live_server, cookie=None, origin="same", query="s=system&s=activity"):
+    """A WebSocket handshake by hand, for reading exactly the frames the server sends.
+
+    Werkzeug's dev server (this test server) writes a stray HTTP response after flask-sock
+    closes a socket, which some clients trip over; gunicorn, which Cairn runs on, does not
+    (tests/deploy/test_gunicorn.py). Reading frames off the wire sidesteps the quirk.
+    """
+    host, port = live_server.removeprefix("http://").split(":")
+    sock = socket.create_connection((host, int(port)), timeout=WAIT)
+    headers = [f"GET /ws?{query} HTTP/1.1", f"Host: {host}:{port}", "Upgrade: websocket",
+               "Connection: Upgrade", f"Sec-WebSocket-Key: {base64.b64encode(os.urandom(16)).decode()}",
+               "Sec-WebSocket-Version: 13", f"Origin: {live_server if origin == 'same' else origin}"]
+    if cookie:
+        headers.append(f"Cookie: {cookie}")
+    sock.sendall(("\r\n".join(headers) + "\r\n\r\n").encode())
+    stream = sock.makefile("rb")
+    assert stream.readline().startswith(b"HTTP/1.1 101")
+    while stream.readline() not in (b"\r\n", b""):
+        pass
+    return sock, stream
+
+
+def read_frame(stream) -> tuple[int, bytes]:
+    """One unmasked frame from the server: (opcode, payload)."""
+    first, second = stream.read(2)
+    length = second & 0x7F
+    if length == 126:
+        length = struct.unpack(">H", stream.read(2))[0]
+    elif length == 127:
+        length = struct.unpack(">Q", stream.read(8))[0]
+    return first & 0x0F, stream.read(length)
+
+
+def close_code(live_server, cookie=None, origin="same", query="s=system&s=activity") -> int:
+    """The code of the close frame the server sends, after any data frames."""
+    sock, stream = raw_socket(live_server, cookie, origin, query)
+    try:
+        for _ in range(100):
+            opcode, payload = read_frame(stream)
+            if opcode == 0x8:
+                return struct.unpack(">H", payload[:2])[0]
+        raise AssertionError("the server never closed the socket")
+    finally:
+        sock.close()
+
+
+@pytest.fixture
+def vera_cookie(app, vera):
+    return session_cookie(app, vera)
+
+
+def test_a_socket_without_a_session_is_closed_with_1008(live_server, ada):
+    assert close_code(live_server) == 1008
+
+
+def test_a_socket_from_another_site_is_closed_with_1008(live_server, vera_cookie):
+    assert close_code(live_server, vera_cookie, origin="http://evil.example") == 1008
+
+
+def test_a_socket_from_another_port_of_this_box_is_closed_with_1008(live_server, vera_cookie):
+    assert close_code(live_server, vera_cookie, origin="http://127.0.0.1:3000") == 1008
+
+
+@pytest.mark.parametrize("query", ["", "s=nothing", "s=system&s=nothing", "s=" + "&s=".join(["system"] * 21)])
+def test_a_socket_must_name_known_subjects(live_server, vera_cookie, query):
+    assert close_code(live_server, vera_cookie, query=query) == 1008
+
+
+def test_on_connect_the_page_gets_the_current_state(live_server, vera_cookie):
+    ws = connect(live_server, vera_cookie)
+    receive_until(ws, "#system-panel")
+    ws.close()
+    ws = connect(live_server, vera_cookie)
+    receive_until(ws, "#activity #activity-list")
+    ws.close()
+
+
+def test_the_system_panel_is_pushed_again_every_two_seconds(live_server, vera_cookie):
+    ws = connect(live_server, vera_cookie, query="s=system")
+    first = receive_until(ws, "#system-panel").select_one("#system-panel")["data-sampled-at"]
+    deadline = time.monotonic() + WAIT
+    newer = first
+    while newer == first and time.monotonic() < deadline:
+        newer = receive_until(ws, "#system-panel").select_one("#system-panel")["data-sampled-at"]
+    assert newer > first  # a fresh reading within 5 s, without asking for it
+    assert receive_until(ws, "#worker-status").select_one("#worker-status")["data-alive"] == "no"
+    ws.close()
+
+
+def test_an_event_a_job_appends_is_pushed_to_the_activity_list(live_server, vera_cookie):
+    ws = connect(live_server, vera_cookie, query="s=activity")
+    receive_until(ws, "#activity")
+    with db.connection_context():
+        event = Event.publish("worker.online", "system", "Worker started on testbox.")
+    pushed = receive_until(ws, f"#event-{event.id}")
+    target = pushed.select_one("[hx-swap-oob]")["hx-swap-oob"]
+    assert target == "afterbegin:#activity-list"
+    assert pushed.select_one(".what").text == "Worker started on testbox."
+    ws.close()
+
+
+def test_times_are_rendered_in_each_viewers_zone(app, live_server, ada, vera):
+    with db.connection_context():
+        User.update(timezone="Asia/Tokyo").where(User.id == vera.id).execute()
+        vera = User.get_by_id(vera.id)
+    tokyo = connect(live_server, session_cookie(app, vera), query="s=activity")
+    utc = connect(live_server, session_cookie(app, ada), query="s=activity")
+    receive_until(tokyo, "#activity")
+    receive_until(utc, "#activity")
+    with db.connection_context():
+        event = Event.publish("note", "system", "Hello.")
+    tokyo_time = receive_until(tokyo, f"#event-{event.id}").select_one("time")
+    utc_time = receive_until(utc, f"#event-{event.id}").select_one("time")
+    assert tokyo_time["title"] == utc_time["title"]
+    assert tokyo_time.text != utc_time.text
+    tokyo.close()
+    utc.close()
+
+
+def test_a_disabled_user_loses_the_socket(live_server, vera_cookie, vera, monkeypatch):
+    monkeypatch.setattr(feed, "RECHECK_SECONDS", 0.2)
+    sock, stream = raw_socket(live_server, vera_cookie, query="s=activity")
+    opcode, payload = read_frame(stream)
+    assert opcode == 0x1 and b'id="activity"' in payload
+    with db.connection_context():
+        User.get_by_id(vera.id).set_active(False)
+    opcode, payload = read_frame(stream)
+    assert opcode == 0x8 and struct.unpack(">H", payload[:2])[0] == 1008
+    sock.close()
+
+
+def test_messages_never_interleave_under_load(live_server, app, ada, vera):
+    # Many sockets, many events and the two-second panel at once: every message that arrives
+    # must be a whole fragment, and each socket must see every event once, in order.
+    sockets = [connect(live_server, session_cookie(app, user), query="s=system&s=activity")
+               for user in (ada, vera) * 3]
+    for ws in sockets:
+        receive_until(ws, "#activity")
+    with db.connection_context():
+        ids = [Event.publish("note", "system", f"Event {n} " + "x" * 2000).id for n in range(150)]
+
+    def read_all(ws, seen):
+        while len(seen) < len(ids):
+            fragment = receive_until(ws, "li.event", timeout=20)
+            seen.extend(int(li["id"].removeprefix("event-")) for li in fragment.select("li.event"))
+
+    seen = [[] for _ in sockets]
+    readers = [threading.Thread(target=read_all, args=(ws, s)) for ws, s in zip(sockets, seen, strict=True)]
+    for reader in readers:
+        reader.start()
+    for reader in readers:
+        reader.join(timeout=60)
+    assert all(s == ids for s in seen)
+    for ws in sockets:
+        ws.close()

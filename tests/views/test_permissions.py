@@ -1,0 +1,63 @@
+"""Who may call what: every route of the app against every persona.
+
+A new route makes `test_every_route_is_in_the_matrix` fail until it is added here with the
+least role it needs.
+"""
+
+import pytest
+
+from tests.conftest import csrf_token, log_in
+
+PUBLIC, VIEWER, OPERATOR, ADMIN = None, "viewer", "operator", "admin"
+RANK = {None: -1, "viewer": 0, "operator": 1, "admin": 2}
+
+# (endpoint, method) -> (path, least role). {user} is vera's id.
+MATRIX = {
+    ("auth.login", "GET"): ("/login", PUBLIC),
+    ("auth.login", "POST"): ("/login", PUBLIC),
+    ("auth.logout", "POST"): ("/logout", PUBLIC),
+    ("auth.setup", "GET"): ("/setup", PUBLIC),
+    ("auth.setup", "POST"): ("/setup", PUBLIC),
+    ("health.healthz", "GET"): ("/healthz", PUBLIC),
+    ("dashboard.index", "GET"): ("/", VIEWER),
+    ("account.index", "GET"): ("/account/", VIEWER),
+    ("account.index", "POST"): ("/account/", VIEWER),
+    ("users.index", "GET"): ("/users/", ADMIN),
+    ("users.create", "POST"): ("/users/", ADMIN),
+    ("users.detail", "GET"): ("/users/{user}", ADMIN),
+    ("users.change_role", "POST"): ("/users/{user}/role", ADMIN),
+    ("users.set_active", "POST"): ("/users/{user}/active", ADMIN),
+    ("users.reset_password", "POST"): ("/users/{user}/password", ADMIN),
+    ("audit.index", "GET"): ("/audit", ADMIN),
+    # The WebSocket: any logged-in user; refusals are tested in test_feed.py.
+    ("__flask_sock.feed", "GET"): ("/ws", VIEWER),
+}
+PERSONAS = ["anonymous", "vera", "otto", "ada"]
+ROLE_OF = {"anonymous": None, "vera": VIEWER, "otto": OPERATOR, "ada": ADMIN}
+
+
+def test_every_route_is_in_the_matrix(app):
+    routes = {(rule.endpoint, method) for rule in app.url_map.iter_rules()
+              if rule.endpoint != "static" for method in rule.methods - {"HEAD", "OPTIONS"}}
+    assert routes == set(MATRIX)
+
+
+@pytest.mark.parametrize("persona", PERSONAS)
+@pytest.mark.parametrize("route", [r for r in MATRIX if r[0] != "__flask_sock.feed"],
+                         ids=lambda r: f"{r[1]} {r[0]}")
+def test_the_role_decides_access(client, ada, otto, vera, persona, route):
+    path, least = MATRIX[route]
+    path = path.format(user=vera.id)
+    if persona != "anonymous":
+        log_in(client, {"ada": ada, "otto": otto, "vera": vera}[persona])
+    token = csrf_token(client, "/login" if persona == "anonymous" else "/account/") \
+        if route[1] == "POST" else None
+    response = client.open(path, method=route[1], data={"csrf_token": token} if token else None)
+    allowed = RANK[ROLE_OF[persona]] >= RANK[least]
+    redirected_to_login = response.status_code == 302 and "/login" in response.headers["Location"]
+    if allowed:
+        assert response.status_code != 403 and (least is PUBLIC or not redirected_to_login)
+    elif persona == "anonymous":
+        assert redirected_to_login
+    else:
+        assert response.status_code == 403

@@ -1,0 +1,48 @@
+"""Page through a query; links keep the page's other query parameters."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flask import request, url_for
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list
+    number: int
+    size: int
+    total: int
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.size))
+
+    @property
+    def has_previous(self) -> bool:
+        return self.number > 1
+
+    @property
+    def has_next(self) -> bool:
+        return self.number < self.pages
+
+    @property
+    def first_index(self) -> int:
+        return (self.number - 1) * self.size + 1 if self.total else 0
+
+    @property
+    def last_index(self) -> int:
+        return min(self.number * self.size, self.total)
+
+    def url(self, number: int) -> str:
+        args = request.args.to_dict()
+        args["page"] = number
+        return url_for(request.endpoint, **(request.view_args or {}), **args)
+
+
+def paginate(query, raw_number: str | None, size: int) -> Page:
+    """A page of `query`; a missing or malformed page number means the first page."""
+    number = int(raw_number) if raw_number and raw_number.isdigit() and int(raw_number) > 0 else 1
+    total = query.count()
+    number = min(number, max(1, -(-total // size)))
+    return Page(items=list(query.paginate(number, size)), number=number, size=size, total=total)
