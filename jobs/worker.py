@@ -92,7 +92,14 @@ def prune(now: dt.datetime, retention_days: int) -> tuple[int, int]:
     return events, workers
 
 
-@huey.periodic_task(crontab(minute="23", hour="3"))
+@huey.task()
 @with_db
 def prune_history() -> tuple[int, int]:
     return prune(utcnow(), settings.event_retention_days)
+
+
+@huey.periodic_task(crontab(minute="23", hour="3"))
+def prune_nightly() -> None:
+    # Enqueues the regular task: huey keeps no results of periodic tasks, and the regular one
+    # can also be run on demand and awaited.
+    prune_history()

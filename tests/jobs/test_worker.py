@@ -1,0 +1,65 @@
+import dataclasses
+import datetime as dt
+
+import pytest
+
+import jobs.worker
+from jobs.queue import with_db
+from jobs.worker import Heartbeat, prune
+from models import Event, WorkerProcess, db, open_database
+from models.migrate import migrate
+
+NOW = dt.datetime(2026, 11, 22, 12, 0)
+
+
+@pytest.fixture
+def database(database_url):
+    database = open_database(database_url)
+    migrate(database)
+    return database
+
+
+def test_a_task_gets_its_own_connection_and_closes_it(database):
+    seen = {}
+
+    @with_db
+    def task():
+        seen["open"] = not db.is_closed()
+        return Event.last_id()
+
+    assert db.is_closed()
+    assert task() == 0
+    assert seen["open"] and db.is_closed()
+
+
+def test_the_heartbeat_belongs_to_the_process_not_each_thread(database, database_url, monkeypatch):
+    settings = dataclasses.replace(jobs.worker.settings, database_url=database_url)
+    monkeypatch.setattr(jobs.worker, "settings", settings)
+    heartbeat = Heartbeat()
+    for _ in range(3):  # huey calls the startup hook in every worker thread
+        heartbeat.worker_thread_started()
+    with db.connection_context():
+        worker = WorkerProcess.get()
+        assert worker.threads == 3 and worker.stopped_at is None
+        assert WorkerProcess.status().is_alive
+        assert [e.kind for e in Event.after(0)] == ["worker.online"]
+    heartbeat.worker_thread_stopped()
+    heartbeat.worker_thread_stopped()
+    with db.connection_context():
+        assert WorkerProcess.get().stopped_at is None  # one thread still runs
+    heartbeat.worker_thread_stopped()
+    with db.connection_context():
+        assert WorkerProcess.get().stopped_at is not None
+        assert not WorkerProcess.status().is_alive
+        assert [e.kind for e in Event.after(0)] == ["worker.online", "worker.offline"]
+
+
+def test_prune_keeps_recent_events_and_workers(database):
+    with db.connection_context():
+        Event.publish("old", "system", "Old.", now=NOW - dt.timedelta(days=40))
+        Event.publish("new", "system", "New.", now=NOW - dt.timedelta(days=1))
+        WorkerProcess.register("gone", 1, 1, "cairn", now=NOW - dt.timedelta(days=8))
+        WorkerProcess.register("here", 2, 1, "cairn", now=NOW - dt.timedelta(minutes=1))
+        assert prune(NOW, retention_days=30) == (1, 1)
+        assert [e.kind for e in Event.after(0)] == ["new"]
+        assert [w.hostname for w in WorkerProcess.select()] == ["here"]
