@@ -46,6 +46,7 @@ def web_command(settings: config.Settings) -> list[str]:
     return [str(BIN / "gunicorn"), "--worker-class", "gthread", "--workers", "1",
             "--threads", str(settings.web_threads), "--bind", settings.bind_address,
             "--graceful-timeout", "5", "--chdir", str(ROOT), "--access-logfile", "-",
+            "--no-control-socket",
             "--log-level", settings.log_level.lower(), "app:create_app()"]
 
 

@@ -22,6 +22,7 @@ HTMX_CONFIG = {
     "responseHandling": [
         {"code": "204", "swap": False},
         {"code": "[23]..", "swap": True},
+        {"code": "409|422", "swap": True},  # a refused change or a form with its messages
         {"code": "[45]..", "swap": True, "error": True},
     ],
 }

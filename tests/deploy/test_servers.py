@@ -1,0 +1,145 @@
+"""The real servers as deployed: gunicorn serving the WebSocket, and `make run` end to end."""
+
+import http.cookiejar
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import psutil
+import pytest
+from bs4 import BeautifulSoup
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect
+
+import config
+from models import User, db, open_database
+from models.migrate import migrate
+from tests.conftest import PASSWORD
+
+ROOT = Path(__file__).resolve().parents[2]
+CAIRN = Path(sys.executable).parent / "cairn"
+
+pytestmark = pytest.mark.slow
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def clean_env(**settings) -> dict[str, str]:
+    return {**{k: v for k, v in os.environ.items() if not k.startswith("CAIRN_")}, **settings}
+
+
+def wait_until(condition, timeout=30.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if condition():
+                return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError("condition not met in time")
+
+
+def get(url: str, opener=None) -> tuple[int, str]:
+    try:
+        with (opener or urllib.request.build_opener()).open(url, timeout=10) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
+def browser_login(base: str, username: str) -> str:
+    """Log in through the form like a browser; returns the Cookie header it would send."""
+    jar = http.cookiejar.CookieJar()
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+    _, page = get(f"{base}/login", opener)
+    token = json.loads(BeautifulSoup(page, "html.parser").body["hx-headers"])["X-CSRFToken"]
+    form = urllib.parse.urlencode({"csrf_token": token, "username": username,
+                                   "password": PASSWORD}).encode()
+    opener.open(f"{base}/login", data=form, timeout=10)
+    return "; ".join(f"{c.name}={c.value}" for c in jar)
+
+
+@pytest.fixture
+def gunicorn(tmp_path):
+    port = free_port()
+    env = clean_env(CAIRN_DATA_DIR=str(tmp_path / "var"), CAIRN_BIND=f"127.0.0.1:{port}")
+    migrate(open_database(config.load(env).database_url))
+    with db.connection_context():
+        User.create_account("ada", PASSWORD, "admin")
+    server = subprocess.Popen([str(CAIRN), "web"], cwd=tmp_path, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    wait_until(lambda: get(f"{base}/login")[0] == 200)
+    yield base
+    server.send_signal(signal.SIGTERM)
+    server.wait(timeout=30)
+
+
+def close_code(url: str, **kwargs) -> int:
+    ws = connect(url, proxy=None, legacy=True, **kwargs)
+    with pytest.raises(ConnectionClosed) as closed:
+        ws.recv(timeout=10)
+    return closed.value.rcvd.code
+
+
+def test_gunicorn_serves_the_live_feed_to_a_logged_in_browser(gunicorn):
+    cookie = browser_login(gunicorn, "ada")
+    url = gunicorn.replace("http", "ws") + "/ws?s=system"
+    ws = connect(url, origin=gunicorn, additional_headers={"Cookie": cookie}, proxy=None, legacy=True)
+    fragment = BeautifulSoup(ws.recv(timeout=10), "html.parser")
+    assert fragment.select_one("#system-panel[hx-swap-oob]")
+    assert fragment.select_one("#worker-status")
+    ws.close()
+
+
+def test_gunicorn_closes_sockets_without_a_session_or_from_elsewhere_with_1008(gunicorn):
+    url = gunicorn.replace("http", "ws") + "/ws?s=system"
+    assert close_code(url, origin=gunicorn) == 1008
+    cookie = browser_login(gunicorn, "ada")
+    assert close_code(url, origin="http://evil.example", additional_headers={"Cookie": cookie}) == 1008
+
+
+def test_make_run_starts_both_prints_a_setup_link_and_stops_on_ctrl_c(tmp_path):
+    port = free_port()
+    env = clean_env(CAIRN_DATA_DIR=str(tmp_path / "data"), CAIRN_BIND=f"127.0.0.1:{port}")
+    make = subprocess.Popen(["make", "--no-print-directory", "run"], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    lines = []
+    link = None
+    deadline = time.monotonic() + 120
+    while link is None and time.monotonic() < deadline:
+        line = make.stdout.readline()
+        assert line, "make run ended early:\n" + "".join(lines)
+        lines.append(line)
+        if re.fullmatch(rf"http://127\.0\.0\.1:{port}/setup\?token=\S+\n", line):
+            link = line.strip()
+    assert f"Cairn is running at http://127.0.0.1:{port}\n" in lines
+    children = psutil.Process(make.pid).children(recursive=True)
+    assert {"gunicorn", "huey_consumer"} <= {Path(c.cmdline()[1]).name for c in children
+                                             if len(c.cmdline()) > 1}
+
+    status, page = get(link)
+    assert status == 200 and "Create admin account" in page
+    wait_until(lambda: get(f"http://127.0.0.1:{port}/healthz")[0] == 200)
+    assert (tmp_path / "data" / "cairn.db").exists() and (tmp_path / "data" / "queue.db").exists()
+
+    os.killpg(make.pid, signal.SIGINT)  # what Ctrl-C in the terminal does
+    rest = make.communicate(timeout=60)[0]
+    assert "Cairn stopped." in rest
+    assert not [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
