@@ -44,10 +44,9 @@ def create_app(test_config: Mapping[str, str] | None = None) -> Flask:
         MAX_CONTENT_LENGTH=MAX_REQUEST_BYTES,
         # The CSRF token lives as long as the session: a dashboard left open for days still works.
         WTF_CSRF_TIME_LIMIT=None,
-        # With Redis, every web process counts failed logins together; boxes sharing a Redis
-        # server keep their counts apart by queue name.
+        # With Redis, every web process counts failed logins together (views/auth.py keeps
+        # installs that share a Redis server apart).
         RATELIMIT_STORAGE_URI=settings.redis_url or "memory://",
-        RATELIMIT_KEY_PREFIX=f"cairn-{settings.queue_name}",
         RATELIMIT_HEADERS_ENABLED=True,
         SOCK_SERVER_OPTIONS={"ping_interval": 25},
     )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, flash, redirect, render_template, request, url_for
+from flask import Blueprint, Response, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_user, logout_user
 from flask_wtf import FlaskForm
 from wtforms import HiddenField, PasswordField, StringField
@@ -35,12 +35,17 @@ class SetupForm(TimezoneMixin, FlaskForm):
     password, confirm = new_password_fields("username")
 
 
+def _limit_key(kind: str, value: str) -> str:
+    # Named by queue so installs sharing a Redis server keep their counts apart.
+    return f"cairn-{current_app.config['CAIRN'].queue_name}:{kind}:{value}"
+
+
 def _username_key() -> str:
-    return "user:" + (request.form.get("username") or "").strip().lower()[:64]
+    return _limit_key("user", (request.form.get("username") or "").strip().lower()[:64])
 
 
 def _address_key() -> str:
-    return "addr:" + client_address()
+    return _limit_key("addr", client_address())
 
 
 def _login_failed(response: Response) -> bool:

@@ -21,7 +21,7 @@ from flask_login import current_user
 from simple_websocket import ConnectionClosed
 
 from models import Event, User, db
-from models.user import ROLE_RANK, VIEWER
+from models.user import VIEWER
 from views import database
 from views.extensions import sock
 from views.security import is_same_origin
@@ -86,7 +86,6 @@ class Subscriber:
     ws: object
     subjects: frozenset[str]
     timezone: str
-    role: str
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def send(self, message: str) -> bool:
@@ -203,9 +202,9 @@ def _refusal(subjects: list[str]) -> str | None:
     for name in subjects:
         found = resolve(name)
         if found is None:
-            return f"unknown subject {name}"
-        if ROLE_RANK[current_user.role] < ROLE_RANK[found[0].role]:
-            return f"not allowed to watch {name}"
+            return f"unknown subject {name[:64]}"  # a close reason holds at most 123 bytes
+        if not current_user.has_role(found[0].role):
+            return f"not allowed to watch {name[:64]}"
     return None
 
 
@@ -218,7 +217,7 @@ def feed(ws):
         return
     session_id, user = current_user.get_id(), current_user._get_current_object()
     database.release()  # a socket lives for hours; it must not hold a connection meanwhile
-    subscriber = Subscriber(ws, frozenset(subjects), user.timezone, user.role)
+    subscriber = Subscriber(ws, frozenset(subjects), user.timezone)
     broadcaster: Broadcaster = current_app.extensions["cairn.broadcaster"]
     broadcaster.subscribe(subscriber)
     try:

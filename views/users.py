@@ -127,8 +127,7 @@ def _apply(user: User, action: str, change, detail: str) -> str | None:
 
 def _respond(user: User, error: str | None, done: str):
     if is_htmx():
-        html = render_template("users/_row.html", user=user, error=error,
-                               role_form=RoleForm(role=user.role))
+        html = render_template("users/_row.html", user=user, error=error)
         return html, 409 if error else 200
     flash(error or done, "error" if error else "success")
     return redirect(url_for("users.detail", user_id=user.id))

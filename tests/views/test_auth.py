@@ -1,8 +1,11 @@
 import datetime as dt
+import time
 import uuid
 
 import pytest
+import redis
 
+from app import create_app
 from models import AuditEntry, SetupToken, User, db
 from tests.conftest import PASSWORD, csrf_token, html, log_in, post
 
@@ -130,8 +133,6 @@ def test_the_session_cookie_is_httponly_and_samesite_lax(client, ada):
 
 
 def test_the_session_cookie_is_secure_when_configured(environ, tmp_path):
-    from app import create_app
-
     secure = create_app({**environ, "CAIRN_COOKIE_SECURE": "true"})
     with db.connection_context():
         User.create_account("ada", PASSWORD, "admin")
@@ -234,11 +235,9 @@ def test_setup_with_a_forged_csrf_token_writes_nothing(client):
 
 
 def test_a_page_left_open_for_days_can_still_post(client, ada, monkeypatch):
-    import time as time_module
-
     log_in(client, ada)
     token = csrf_token(client, "/account/")
-    later = time_module.time() + 3 * 86400
+    later = time.time() + 3 * 86400
     monkeypatch.setattr("itsdangerous.timed.time.time", lambda: later)
     response = client.post("/logout", data={"csrf_token": token})
     assert response.status_code == 302 and response.headers["Location"] == "/login"
@@ -246,19 +245,15 @@ def test_a_page_left_open_for_days_can_still_post(client, ada, monkeypatch):
 
 @pytest.mark.parametrize("backend", ["sqlite"])
 def test_with_redis_every_web_process_counts_failed_logins_together(environ, backend):
-    from app import create_app
-
-    import redis
-
     queue = f"test-{uuid.uuid4().hex[:8]}"
     client = create_app({**environ, "CAIRN_REDIS_URL": "redis://127.0.0.1:6379/0",
                          "CAIRN_QUEUE_NAME": queue}).test_client()
     with db.connection_context():
         User.create_account("ada", PASSWORD, "admin")
-    for attempt in range(5):
+    for _ in range(5):
         assert login_form(client, "ada", "wrong password").status_code == 401
     # The counts live in Redis, where every web process (and box) reads them, under this
     # install's own prefix.
     keys = redis.Redis(host="127.0.0.1").keys(f"*cairn-{queue}*")
-    assert any(b"user:ada" in key for key in keys) and any(b"addr:" in key for key in keys)
+    assert any(b":user:ada/" in key for key in keys) and any(b":addr:" in key for key in keys)
     assert login_form(client, "ada", PASSWORD).status_code == 429
