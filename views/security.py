@@ -35,7 +35,6 @@ def require_role(role: str) -> Callable:
                 abort(403)
             return view(*args, **kwargs)
 
-        inner.required_role = role
         return inner
 
     return decorator
