@@ -8,7 +8,7 @@ purpose=${1:?usage: debian-packages.sh run|test}
 run_packages="rsync python3 python3-venv ca-certificates"
 case "$purpose" in
   run)  wanted="$run_packages" ;;
-  test) wanted="$run_packages chromium systemd" ;;
+  test) wanted="$run_packages chromium systemd util-linux exfat-fuse exfatprogs" ;;
   *)    echo "usage: $0 run|test" >&2; exit 2 ;;
 esac
 

@@ -144,3 +144,23 @@ def live_server(app):
     thread.start()
     yield f"http://127.0.0.1:{server.server_port}"
     server.shutdown()
+
+
+@pytest.fixture
+def exfat_drive(tmp_path):
+    """A real exFAT filesystem (no hardlinks, no modes) on a loop device, mounted via FUSE.
+
+    This machine's kernel has no vfat module; exFAT through exfat-fuse is the FAT-family
+    filesystem that mounts everywhere, and it is what most USB sticks now carry."""
+    import subprocess
+    image = tmp_path / "exfat.img"
+    subprocess.run(["truncate", "-s", "32M", str(image)], check=True)
+    subprocess.run(["mkfs.exfat", "-L", "CAIRNEX", str(image)], check=True, capture_output=True)
+    loop = subprocess.run(["losetup", "--find", "--show", str(image)], check=True,
+                          capture_output=True, text=True).stdout.strip()
+    mount = tmp_path / "exfat"
+    mount.mkdir()
+    subprocess.run(["mount.exfat-fuse", loop, str(mount)], check=True, capture_output=True)
+    yield mount
+    subprocess.run(["umount", str(mount)], check=True)
+    subprocess.run(["losetup", "-d", loop], check=True)

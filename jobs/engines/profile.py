@@ -1,0 +1,123 @@
+"""Check a backup profile's settings as typed by a person, before anything is saved.
+
+Only what can be judged from the text: whether folders exist and can be read is the worker's
+to say (it has rights the web process lacks), at the start of every run.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from jobs.engines import filters, rsync
+from jobs.engines.snapshots import CheckError, check_path_text
+
+MAX_NAME = 100
+MAX_SOURCES = 64
+MAX_EXCLUDES = 500
+MODES = ("snapshot", "mirror")
+
+
+class ProfileInvalid(ValueError):
+    def __init__(self, errors: dict[str, str]) -> None:
+        super().__init__("; ".join(f"{k}: {v}" for k, v in errors.items()))
+        self.errors = errors
+
+
+@dataclass
+class CleanProfile:
+    name: str
+    sources: list[str]
+    excludes: list[str]
+    destination: str
+    mode: str = "snapshot"
+    one_file_system: bool = False
+    max_parallel: int = 4
+    bwlimit_kib: int | None = None
+    retries: int = 3
+
+
+def clean(name: str, sources: list[str], excludes: list[str], destination: str, *,
+          mode: str = "snapshot", one_file_system: bool = False, max_parallel: int = 4,
+          bandwidth: str = "", retries: int = 3) -> CleanProfile:
+    """Return the profile with normalized values, or raise ProfileInvalid naming each field."""
+    errors: dict[str, str] = {}
+    name = (name or "").strip()
+    if not name:
+        errors["name"] = "Give the profile a name."
+    elif len(name) > MAX_NAME or any(ord(ch) < 32 for ch in name):
+        errors["name"] = f"A name is one line of at most {MAX_NAME} characters."
+    clean_sources = _sources(sources, errors)
+    clean_excludes = _excludes(excludes, errors)
+    destination = _destination(destination, clean_sources, errors)
+    if mode not in MODES:
+        errors["mode"] = "Choose snapshot (history, hardlinks) or mirror (one copy)."
+    if not 1 <= max_parallel <= 64:
+        errors["max_parallel"] = "Run between 1 and 64 rsync processes at once."
+    if not 0 <= retries <= 10:
+        errors["retries"] = "Retry a failed unit between 0 and 10 times."
+    try:
+        bwlimit = rsync.parse_bandwidth(bandwidth)
+    except rsync.BandwidthError as error:
+        errors["bandwidth"], bwlimit = str(error), None
+    if errors:
+        raise ProfileInvalid(errors)
+    return CleanProfile(name, clean_sources, clean_excludes, destination, mode, one_file_system,
+                        max_parallel, bwlimit, retries)
+
+
+def _sources(sources: list[str], errors: dict[str, str]) -> list[str]:
+    cleaned: list[str] = []
+    for raw in sources:
+        try:
+            check_path_text(raw, "source folder")
+        except CheckError as error:
+            errors["sources"] = str(error)
+            return []
+        path = os.path.normpath(raw)
+        if path not in cleaned:
+            cleaned.append(path)
+    if not cleaned:
+        errors["sources"] = "Choose at least one folder to back up."
+    elif len(cleaned) > MAX_SOURCES:
+        errors["sources"] = f"A profile backs up at most {MAX_SOURCES} folders."
+    for a in cleaned:
+        for b in cleaned:
+            if a != b and _within(b, a):
+                errors["sources"] = f"{b} is inside {a}, which is already backed up."
+    return cleaned
+
+
+def _excludes(excludes: list[str], errors: dict[str, str]) -> list[str]:
+    cleaned = [p for p in (e.strip() for e in excludes) if p]
+    if len(cleaned) > MAX_EXCLUDES:
+        errors["excludes"] = f"At most {MAX_EXCLUDES} exclude patterns."
+    for pattern in cleaned:
+        try:
+            filters.validate(pattern)
+        except filters.PatternError as error:
+            errors["excludes"] = str(error)
+            break
+    return list(dict.fromkeys(cleaned))
+
+
+def _destination(raw: str, sources: list[str], errors: dict[str, str]) -> str:
+    try:
+        check_path_text(raw, "destination folder")
+    except CheckError as error:
+        errors["destination"] = str(error)
+        return raw
+    path = os.path.normpath(raw)
+    if path == "/":
+        errors["destination"] = "Choose a folder, not the root of the filesystem."
+    for source in sources:
+        if _within(path, source):
+            errors["destination"] = f"The destination is inside source {source}: each backup " \
+                                    "would copy the ones before it."
+        elif _within(source, path):
+            errors["destination"] = f"Source {source} is inside the destination."
+    return path
+
+
+def _within(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip("/") + "/")

@@ -1,0 +1,71 @@
+"""Progress figures people can trust: never backwards, ETA only once it means something.
+
+Done and total are weighed the same way the planner weighs work (bytes, plus a fixed cost per
+file), so a folder of small files moves the bar as much as the time it takes. The speed is
+an exponentially smoothed rate of that work; the ETA is hidden until the run has gone long
+enough, and far enough, for the rate to be stable.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from jobs.engines.plan import cost
+
+SMOOTHING_SECONDS = 20.0     # time constant of the rate's moving average
+ETA_AFTER_SECONDS = 10.0
+ETA_AFTER_FRACTION = 0.01
+UNFINISHED_CAP = 0.999       # 100 % is shown only when the run has finished
+
+
+@dataclass(frozen=True)
+class Progress:
+    files: int
+    bytes: int
+    total_files: int
+    total_bytes: int
+    fraction: float
+    rate: float              # smoothed work per second, in bytes (files weighed in)
+    byte_rate: float         # smoothed bytes per second, for people
+    eta_seconds: float | None
+
+
+def fraction_done(files: int, size: int, total_files: int, total_bytes: int) -> float:
+    total = cost(total_files, total_bytes)
+    if total <= 0:
+        return 0.0
+    return min(cost(files, size) / total, 1.0)
+
+
+def smooth(previous: float | None, sample: float, elapsed: float) -> float:
+    if previous is None or previous <= 0:
+        return sample
+    weight = 1.0 - math.exp(-max(elapsed, 0.0) / SMOOTHING_SECONDS)
+    return previous + weight * (sample - previous)
+
+
+def advance(before: Progress | None, files: int, size: int, total_files: int, total_bytes: int,
+            since_last: float, running_for: float) -> Progress:
+    """The run's figures after new counts arrive `since_last` seconds after the previous ones.
+
+    Counts of a restarted unit start from zero again, so counts, totals and the fraction are
+    each held at their highest value so far; totals grow when rsync sees more than the scan.
+    """
+    if before is not None:
+        files, size = max(files, before.files), max(size, before.bytes)
+        total_files, total_bytes = max(total_files, before.total_files), max(total_bytes, before.total_bytes)
+    total_files, total_bytes = max(total_files, files), max(total_bytes, size)
+    fraction = min(fraction_done(files, size, total_files, total_bytes), UNFINISHED_CAP)
+    rate, byte_rate = 0.0, 0.0
+    if before is not None and since_last > 0:
+        fraction = max(fraction, before.fraction)
+        work = cost(files, size) - cost(before.files, before.bytes)
+        rate = smooth(before.rate, work / since_last, since_last)
+        byte_rate = smooth(before.byte_rate, (size - before.bytes) / since_last, since_last)
+    elif before is not None:
+        fraction, rate, byte_rate = max(fraction, before.fraction), before.rate, before.byte_rate
+    eta = None
+    if running_for >= ETA_AFTER_SECONDS and fraction >= ETA_AFTER_FRACTION and rate > 0:
+        eta = (cost(total_files, total_bytes) - cost(files, size)) / rate
+    return Progress(files, size, total_files, total_bytes, fraction, rate, byte_rate, eta)

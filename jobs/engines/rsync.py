@@ -1,0 +1,344 @@
+"""Run rsync for one unit: build its arguments, count its itemized output, read its summary.
+
+Progress comes from rsync's per-file lines (`--out-format` with the itemize code and the
+length), not from `--info=progress2`: with `--link-dest`, files hardlinked to the previous
+snapshot never count there, and its total grows while the file list is still being built.
+With the itemize flag given twice rsync prints unchanged files as well, so every file of the
+unit passes through here exactly once and the counts can be held against the scan's totals.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import re
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+RSYNC = "rsync"
+# Line marker: rsync copies the format's literal characters as they are, and escapes a tab
+# or newline inside a file name (as \#011, \#012), so a line starting with a tab is ours.
+OUT_FORMAT = "\t%i %l %n"
+NOTHING_CHANGED = b" " * 9
+STOP_GRACE_SECONDS = 10.0
+TICK_SECONDS = 0.5
+KEPT_MESSAGES = 200
+KEPT_ITEMS = 1000
+
+EXIT_OK = 0
+EXIT_PARTIAL = 23    # some files or attributes were not transferred
+EXIT_VANISHED = 24   # some source files vanished before they could be transferred
+EXIT_SIGNAL = 20
+
+_RATE_UNITS = {"": 1, "K": 1, "M": 1024, "G": 1024 * 1024}
+_BANDWIDTH = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMG]?)(?:i?B)?(?:/s)?\s*$", re.IGNORECASE)
+MAX_BANDWIDTH_KIB = 100 * 1024 * 1024  # 100 GiB/s: anything above is a typo
+
+
+class BandwidthError(ValueError):
+    pass
+
+
+def parse_bandwidth(text: str) -> int | None:
+    """'10M' -> 10240 KiB/s, '1.5G', '500K', '800' (KiB/s, as rsync reads it); '' -> no limit."""
+    if not text or not text.strip():
+        return None
+    match = _BANDWIDTH.match(text)
+    if not match:
+        raise BandwidthError(f"Bandwidth limit {text!r} is not a rate such as 500K, 10M or 1.5G.")
+    kib = float(match[1]) * _RATE_UNITS[match[2].upper()]
+    if kib < 1:
+        raise BandwidthError(f"Bandwidth limit {text!r} is below 1 KiB/s.")
+    if kib > MAX_BANDWIDTH_KIB:
+        raise BandwidthError(f"Bandwidth limit {text!r} is above 100 GiB/s.")
+    return round(kib)
+
+
+def format_bandwidth(kib: int | None) -> str:
+    if not kib:
+        return ""
+    for unit, size in (("G", 1024 * 1024), ("M", 1024)):
+        if kib >= size and (kib * 100) % size == 0:
+            return f"{kib / size:g}{unit}"
+    return f"{kib}K"
+
+
+@dataclass(frozen=True)
+class Transfer:
+    """One rsync invocation: a source folder into a destination folder, narrowed by rules."""
+    source: str                        # absolute folder
+    dest: str                          # absolute folder
+    link_dest: str | None = None       # absolute folder in the previous snapshot
+    rules: tuple[str, ...] = ()        # "+ pattern" / "- pattern", after the user's excludes
+    excludes: tuple[str, ...] = ()
+    mirror: bool = False               # FAT/exFAT/NTFS: one copy, no links or modes
+    acls: bool = False
+    xattrs: bool = False
+    one_file_system: bool = False
+    bwlimit_kib: int | None = None
+    dry_run: bool = False
+    delete: bool = True                # remove leftovers inside the unit (a killed rsync's temp files)
+    dirs_only: bool = False            # the metadata pass: folders' times, no files
+
+    def command(self) -> list[str]:
+        args = [RSYNC, "--recursive", "--links", "--times"]
+        if self.mirror:
+            # FAT keeps times to 2 s and has no owners, modes or links.
+            args = [RSYNC, "--recursive", "--times", "--modify-window=2"]
+        else:
+            # --modify-window=-1: times must match to the nanosecond. With the default
+            # (whole seconds), rsync leaves a folder created in the same second as its source
+            # with the time of its creation.
+            args += ["--perms", "--group", "--owner", "--devices", "--specials",
+                     "--hard-links", "--numeric-ids", "--modify-window=-1"]
+            args += ["--acls"] if self.acls else []
+            args += ["--xattrs"] if self.xattrs else []
+        args += ["--one-file-system"] if self.one_file_system else []
+        args += ["--dry-run"] if self.dry_run else []
+        args += ["--delete"] if self.delete and not self.dirs_only else []
+        args += [f"--bwlimit={self.bwlimit_kib}"] if self.bwlimit_kib else []
+        if self.link_dest and not self.mirror:
+            args.append(f"--link-dest={self.link_dest}")
+        args += ["--itemize-changes", "--itemize-changes", f"--out-format={OUT_FORMAT}",
+                 "--stats", "--protect-args"]
+        args += [f"--exclude={pattern}" for pattern in self.excludes]
+        for rule in self.rules:
+            kind, pattern = rule[0], rule[2:]
+            args.append(f"--include={pattern}" if kind == "+" else f"--exclude={pattern}")
+        # Both paths are absolute, so neither can be read as an option; `--` says so anyway.
+        args += ["--", self.source.rstrip("/") + "/", self.dest.rstrip("/") + "/"]
+        return args
+
+
+@dataclass
+class Counts:
+    files: int = 0           # non-folder entries seen (copied, linked or unchanged)
+    bytes: int = 0           # their sizes
+    new_files: int = 0
+    changed_files: int = 0
+    sent_bytes: int = 0      # sizes of files whose data was copied
+    dirs: int = 0
+
+
+@dataclass
+class Result:
+    exit_code: int
+    counts: Counts
+    stats: dict[str, int]
+    errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    error_count: int = 0
+    warning_count: int = 0
+    items: list[str] = field(default_factory=list)   # first changed lines (dry runs)
+    disk_full: bool = False
+    stopped: bool = False
+    duration: float = 0.0
+
+    @property
+    def outcome(self) -> str:
+        """done | warning | partial | cancelled | fatal | retry"""
+        if self.stopped:
+            return "cancelled"
+        if self.disk_full:
+            return "fatal"
+        if self.exit_code == EXIT_OK:
+            return "warning" if self.warning_count else "done"
+        if self.exit_code == EXIT_VANISHED:
+            return "warning"
+        if self.exit_code == EXIT_PARTIAL:
+            return "partial"
+        return "retry"
+
+
+_STAT_LINE = re.compile(rb"^([A-Z][A-Za-z ]+): ([\d,]+)")
+_STAT_KEYS = {
+    b"Number of files": "files",
+    b"Number of created files": "created_files",
+    b"Number of deleted files": "deleted_files",
+    b"Number of regular files transferred": "transferred_files",
+    b"Total file size": "total_size",
+    b"Total transferred file size": "transferred_size",
+    b"Literal data": "literal_data",
+    b"Matched data": "matched_data",
+    b"Total bytes sent": "bytes_sent",
+    b"Total bytes received": "bytes_received",
+}
+
+
+def parse_stats(lines: list[bytes]) -> dict[str, int]:
+    stats: dict[str, int] = {}
+    for line in lines:
+        match = _STAT_LINE.match(line)
+        if match and match[1] in _STAT_KEYS:
+            stats[_STAT_KEYS[match[1]]] = int(match[2].replace(b",", b""))
+    return stats
+
+
+def decode_name(raw: bytes) -> str:
+    """rsync's escaped name (\\#ooo for unprintable bytes) as text for people to read."""
+    text = raw.decode("utf-8", "backslashreplace")
+    return re.sub(r"\\#(\d{3})", lambda m: f"\\x{int(m[1], 8):02x}", text)
+
+
+class _Reader:
+    """Counts rsync's itemized lines as they arrive and writes the changed ones to the log."""
+
+    def __init__(self, log: gzip.GzipFile | None, keep_items: bool) -> None:
+        self.counts = Counts()
+        self.other: list[bytes] = []
+        self.items: list[str] = []
+        self.log = log
+        self.keep_items = keep_items
+
+    def feed(self, line: bytes) -> None:
+        if not line.startswith(b"\t"):
+            if len(self.other) < 100:
+                self.other.append(line)
+            return
+        code = line[1:12]
+        kind = code[1:2]
+        if kind == b"d":
+            self.counts.dirs += 1
+        else:
+            size = line[13:].split(b" ", 1)[0]
+            counts = self.counts
+            counts.files += 1
+            length = int(size) if size.isdigit() else 0
+            counts.bytes += length
+            if code[0:1] == b">":
+                counts.sent_bytes += length
+                if code[2:3] == b"+":
+                    counts.new_files += 1
+                else:
+                    counts.changed_files += 1
+        if code[2:11] != NOTHING_CHANGED:
+            if self.log is not None:
+                self.log.write(line[1:])
+            if self.keep_items and len(self.items) < KEPT_ITEMS:
+                self.items.append(decode_name(line[1:].rstrip(b"\n")))
+
+
+class _Messages:
+    """rsync's stderr: vanished files are warnings; everything else but its summary is an error."""
+
+    def __init__(self) -> None:
+        self.errors: list[str] = []
+        self.warnings: list[str] = []
+        self.error_count = 0
+        self.warning_count = 0
+        self.disk_full = False
+
+    def feed(self, raw: bytes) -> None:
+        line = decode_name(raw.rstrip(b"\n"))
+        if not line.strip() or line.startswith("rsync error: "):
+            return
+        if "No space left on device" in line or "Disk quota exceeded" in line:
+            self.disk_full = True
+        if line.startswith("file has vanished: "):
+            self.warning_count += 1
+            if len(self.warnings) < KEPT_MESSAGES:
+                self.warnings.append(line)
+            return
+        self.error_count += 1
+        if len(self.errors) < KEPT_MESSAGES:
+            self.errors.append(line)
+
+
+ProgressFn = Callable[[Counts], None]
+
+
+def run(transfer: Transfer, *, on_progress: ProgressFn | None = None,
+        should_stop: Callable[[], bool] | None = None, log_path: str | None = None,
+        on_start: Callable[[int], None] | None = None) -> Result:
+    """Run one rsync to the end (or until `should_stop()`), reporting counts every half second.
+
+    rsync runs in its own process group (stopping it stops its helper processes too), with
+    SIGKILL as its parent-death signal: if this worker dies, no rsync keeps writing into a
+    snapshot that the next worker will resume.
+    """
+    command = ["setpriv", "--pdeathsig", "KILL", "--", *transfer.command()]
+    env = {"LC_ALL": "C", "PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+    started = time.monotonic()
+    log = gzip.open(log_path, "ab", compresslevel=3) if log_path else None
+    reader = _Reader(log, keep_items=transfer.dry_run)
+    messages = _Messages()
+    try:
+        process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, env=env, start_new_session=True)
+        if on_start:
+            on_start(process.pid)
+        threads = [threading.Thread(target=_pump, args=(process.stdout, reader.feed), daemon=True),
+                   threading.Thread(target=_pump, args=(process.stderr, messages.feed), daemon=True)]
+        for thread in threads:
+            thread.start()
+        stopped = _supervise(process, reader, on_progress, should_stop)
+        for thread in threads:
+            thread.join()
+    finally:
+        if log is not None:
+            log.close()
+    result = Result(exit_code=process.returncode, counts=reader.counts,
+                    stats=parse_stats(reader.other), errors=messages.errors,
+                    warnings=messages.warnings, error_count=messages.error_count,
+                    warning_count=messages.warning_count, items=reader.items,
+                    disk_full=messages.disk_full, stopped=stopped,
+                    duration=time.monotonic() - started)
+    if on_progress:
+        on_progress(reader.counts)
+    return result
+
+
+def _pump(stream, feed: Callable[[bytes], None]) -> None:
+    with stream:
+        for line in stream:
+            feed(line)
+
+
+def _supervise(process: subprocess.Popen, reader: _Reader, on_progress: ProgressFn | None,
+               should_stop: Callable[[], bool] | None) -> bool:
+    while True:
+        try:
+            process.wait(timeout=TICK_SECONDS)
+            return False
+        except subprocess.TimeoutExpired:
+            pass
+        if on_progress:
+            on_progress(reader.counts)
+        if should_stop and should_stop():
+            stop(process)
+            return True
+
+
+def stop(process: subprocess.Popen) -> None:
+    """SIGTERM (rsync removes its temporary file), then SIGKILL after a grace period."""
+    _signal_group(process.pid, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_GRACE_SECONDS
+    try:
+        process.wait(timeout=STOP_GRACE_SECONDS)
+    except subprocess.TimeoutExpired:
+        pass
+    # rsync's helper processes (generator, receiver) leave a moment after it does.
+    while _group_alive(process.pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if _group_alive(process.pid) or process.poll() is None:
+        _signal_group(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _signal_group(pid: int, signum: int) -> None:
+    try:
+        os.killpg(pid, signum)
+    except ProcessLookupError:
+        pass

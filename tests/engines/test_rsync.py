@@ -1,0 +1,149 @@
+"""One unit's rsync: a faithful copy, counts from its itemized lines, stats, stop, bad outcomes."""
+
+import gzip
+import os
+import subprocess
+import threading
+import time
+
+import pytest
+
+from jobs.engines import rsync
+from jobs.engines.rsync import BandwidthError, Transfer, format_bandwidth, parse_bandwidth
+from tests.trees import awkward_tree, describe, inodes, link_groups, write
+
+
+def copy(source, dest, **options):
+    return rsync.run(Transfer(source=str(source), dest=str(dest), **options))
+
+
+def test_a_round_trip_keeps_modes_times_links_hardlinks_empty_folders_and_names(tmp_path):
+    source = awkward_tree(tmp_path / "src")
+    result = copy(source, tmp_path / "dst")
+    assert result.outcome == "done", result.errors
+    assert describe(tmp_path / "dst") == describe(source)
+    assert link_groups(tmp_path / "dst") == link_groups(source)
+
+
+def test_counts_come_from_the_itemized_lines_and_match_the_stats(tmp_path):
+    source = awkward_tree(tmp_path / "src")
+    result = copy(source, tmp_path / "dst")
+    files = sum(1 for v in describe(source).values() if v[0] != "dir")
+    assert result.counts.files == files
+    assert result.stats["total_size"] == result.counts.bytes
+    assert result.counts.new_files == result.stats["transferred_files"]
+    assert result.counts.sent_bytes == result.stats["transferred_size"]
+
+
+def test_an_unchanged_second_snapshot_links_every_file_to_the_first(tmp_path):
+    source = awkward_tree(tmp_path / "src")
+    copy(source, tmp_path / "one")
+    result = copy(source, tmp_path / "two", link_dest=str(tmp_path / "one"))
+    assert result.counts.new_files == 0 and result.counts.sent_bytes == 0
+    files = sum(1 for v in describe(source).values() if v[0] == "file")
+    assert result.counts.files >= files
+    assert inodes(tmp_path / "two") == inodes(tmp_path / "one")
+    assert describe(tmp_path / "two") == describe(source)
+
+
+def test_a_changed_file_is_copied_and_counted_as_changed(tmp_path):
+    write(tmp_path / "src" / "a.txt", "one")
+    write(tmp_path / "src" / "b.txt", "same")
+    copy(tmp_path / "src", tmp_path / "one")
+    write(tmp_path / "src" / "a.txt", "two!", mtime=2_000_000_000)
+    write(tmp_path / "src" / "c.txt", "new")
+    result = copy(tmp_path / "src", tmp_path / "two", link_dest=str(tmp_path / "one"))
+    assert (result.counts.new_files, result.counts.changed_files) == (1, 1)
+    assert result.counts.files == 3
+
+
+def test_changed_lines_go_to_the_compressed_log_and_dry_runs_keep_them(tmp_path):
+    write(tmp_path / "src" / "a.txt", "one")
+    log = tmp_path / "unit.log.gz"
+    result = rsync.run(Transfer(source=str(tmp_path / "src"), dest=str(tmp_path / "dst"),
+                                dry_run=True), log_path=str(log))
+    assert not (tmp_path / "dst").exists()
+    assert any(item.endswith(" a.txt") and item.startswith(">f+++++++++") for item in result.items)
+    assert b"a.txt" in gzip.decompress(log.read_bytes())
+
+
+def test_an_unreadable_file_is_partial_and_named(tmp_path):
+    write(tmp_path / "src" / "ok.txt", "fine")
+    write(tmp_path / "src" / "locked.txt", "secret", mode=0)
+    # Root reads everything; drop the capabilities that let it, as the real worker has none
+    # beyond reading... so rsync meets a file it truly cannot open.
+    command = Transfer(source=str(tmp_path / "src"), dest=str(tmp_path / "dst")).command()
+    done = subprocess.run(["setpriv", "--bounding-set=-dac_override,-dac_read_search", "--",
+                           *command], capture_output=True, text=True)
+    assert done.returncode == rsync.EXIT_PARTIAL
+    messages = rsync._Messages()
+    for line in done.stderr.encode().splitlines(keepends=True):
+        messages.feed(line)
+    assert messages.error_count == 1 and "locked.txt" in messages.errors[0]
+    assert (tmp_path / "dst" / "ok.txt").exists()
+
+
+def test_a_file_deleted_during_the_copy_is_a_warning(tmp_path):
+    write(tmp_path / "src" / "a-big.bin", os.urandom(600_000))
+    write(tmp_path / "src" / "z-doomed.txt", "bye")
+    timer = threading.Timer(0.7, lambda: os.unlink(tmp_path / "src" / "z-doomed.txt"))
+    timer.start()
+    result = copy(tmp_path / "src", tmp_path / "dst", bwlimit_kib=300)
+    timer.join()
+    assert result.exit_code == rsync.EXIT_VANISHED
+    assert result.outcome == "warning"
+    assert "z-doomed.txt" in result.warnings[0]
+
+
+def test_stop_ends_rsync_and_its_helpers(tmp_path):
+    write(tmp_path / "src" / "big.bin", os.urandom(3_000_000))
+    pids = []
+    started = time.monotonic()
+    result = rsync.run(Transfer(source=str(tmp_path / "src"), dest=str(tmp_path / "dst"),
+                                bwlimit_kib=100),
+                       should_stop=lambda: time.monotonic() - started > 1, on_start=pids.append)
+    assert result.stopped and result.outcome == "cancelled"
+    assert time.monotonic() - started < 8
+    assert subprocess.run(["pgrep", "-g", str(pids[0])], capture_output=True).stdout == b""
+
+
+def test_a_full_destination_is_fatal_not_retried(tmp_path):
+    dest = tmp_path / "small"
+    dest.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(dest)], check=True)
+    try:
+        write(tmp_path / "src" / "big.bin", os.urandom(1_000_000))
+        result = copy(tmp_path / "src", dest / "snap")
+    finally:
+        subprocess.run(["umount", str(dest)], check=True)
+    assert result.disk_full and result.outcome == "fatal"
+
+
+def test_arguments_are_a_list_and_paths_cannot_be_options(tmp_path):
+    command = Transfer(source="/home/-rf x", dest="/backup/--delete", excludes=("--x",)).command()
+    assert command[-3:] == ["--", "/home/-rf x/", "/backup/--delete/"]
+    assert "--exclude=--x" in command and "--protect-args" in command
+    assert "--numeric-ids" in command and "--hard-links" in command
+
+
+def test_mirror_mode_uses_flags_a_fat_drive_can_keep():
+    command = Transfer(source="/a", dest="/b", mirror=True, link_dest="/c").command()
+    assert "--modify-window=2" in command
+    assert not {"--perms", "--owner", "--hard-links", "--links"} & set(command)
+    assert not any(arg.startswith("--link-dest") for arg in command)
+
+
+@pytest.mark.parametrize("text, kib", [("10M", 10240), ("1.5G", 1572864), ("500K", 500),
+                                       ("800", 800), ("10mb", 10240), ("2 MiB/s", 2048), ("", None)])
+def test_bandwidth_limits_parse(text, kib):
+    assert parse_bandwidth(text) == kib
+
+
+@pytest.mark.parametrize("text", ["fast", "10X", "-5M", "0", "0.5", "1e3M", "200000G"])
+def test_bad_bandwidth_limits_are_refused(text):
+    with pytest.raises(BandwidthError):
+        parse_bandwidth(text)
+
+
+def test_bandwidth_limits_print_back():
+    assert [format_bandwidth(k) for k in (10240, 1572864, 500, None)] == ["10M", "1.5G", "500K", ""]
