@@ -109,6 +109,32 @@ def _secret_key(value: str) -> str:
     return value
 
 
+def _number_between(low: float, high: float) -> Callable[[str], float]:
+    def parse(value: str) -> float:
+        try:
+            number = float(value)
+        except ValueError:
+            raise ValueError(f"expected a number from {low:g} to {high:g}, got {value!r}") from None
+        if not low <= number <= high:
+            raise ValueError(f"expected a number from {low:g} to {high:g}, got {number:g}")
+        return number
+
+    return parse
+
+
+def _size(value: str) -> int:
+    units = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
+    text = value.strip().upper().removesuffix("B").removesuffix("I")
+    number, unit = (text[:-1], text[-1]) if text and text[-1] in units else (text, "")
+    try:
+        size = float(number) * units[unit]
+    except ValueError:
+        raise ValueError(f"expected a size such as 512K, 256M or 2G, got {value!r}") from None
+    if size < 1:
+        raise ValueError(f"expected a size of at least 1 byte, got {value!r}")
+    return int(size)
+
+
 def _log_level(value: str) -> str:
     if value.upper() not in LOG_LEVELS:
         raise ValueError(f"expected one of {', '.join(LOG_LEVELS)}, got {value!r}")
@@ -148,6 +174,22 @@ SETTINGS: tuple[Setting, ...] = (
             f"Logging level: {', '.join(LOG_LEVELS)}.", _log_level),
     Setting("CAIRN_EVENT_RETENTION_DAYS", "integer", "90",
             "Days the activity feed keeps events before they are pruned.", _int_between(1, 3650)),
+    Setting("CAIRN_RETRY_DELAY", "seconds", "30",
+            "Wait before a failed backup unit's first retry; each further retry waits twice as "
+            "long as the one before.", _number_between(0.1, 86400)),
+    Setting("CAIRN_MIN_UNIT_SIZE", "size", "256M",
+            "Smallest part a backup is split into for parallel rsync processes (each file "
+            "counts as 64K besides its size). Smaller parts spread work more evenly, at a "
+            "little cost per part.", _size),
+    Setting("CAIRN_THROTTLE_LOAD", "number", "3",
+            "Load average per CPU core above which backups run fewer rsync processes at once.",
+            _number_between(0.1, 1000)),
+    Setting("CAIRN_THROTTLE_MEMORY", "percent", "90",
+            "Memory use above which backups run fewer rsync processes at once.",
+            _number_between(1, 100)),
+    Setting("CAIRN_THROTTLE_IOWAIT", "percent", "60",
+            "Share of CPU time spent waiting for disks above which backups run fewer rsync "
+            "processes at once.", _number_between(1, 100)),
 )
 
 
@@ -165,6 +207,11 @@ class Settings:
     trusted_proxies: int
     log_level: str
     event_retention_days: int
+    retry_delay: float
+    min_unit_size: int
+    throttle_load: float
+    throttle_memory: float
+    throttle_iowait: float
 
     @property
     def bind_host(self) -> str:
@@ -182,6 +229,10 @@ class Settings:
     @property
     def queue_path(self) -> Path:
         return self.data_dir / "queue.db"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.data_dir / "logs"
 
 
 def load(environ: Mapping[str, str] | None = None) -> Settings:

@@ -33,5 +33,13 @@ def with_db(fn: Callable) -> Callable:
     return inner
 
 
+class Local:
+    """What this worker process knows about itself: its heartbeat row (set by jobs/worker.py)
+    and how many rsync processes the resource monitor allows per run right now."""
+    worker_id: int | None = None
+    allowed: int | None = None
+
+
+local = Local()
 settings = config.load()
 huey = make_huey(settings)

@@ -1,5 +1,8 @@
 """The worker process's life: connect, migrate, keep a heartbeat, announce coming and going.
 
+Each beat also picks up work of workers that died (jobs/backup.py `resume`) and lets the
+resource monitor lower or raise how many rsync processes a run may use.
+
 Huey calls startup and shutdown hooks once per worker *thread*; the heartbeat belongs to the
 process, so the first thread to start brings it up and the last one to stop takes it down.
 """
@@ -14,7 +17,9 @@ import threading
 
 from huey import crontab
 
-from jobs.queue import huey, settings, with_db
+from jobs import backup
+from jobs.engines import resources
+from jobs.queue import huey, local, settings, with_db
 from models import Event, WorkerProcess, db, open_database, utcnow
 from models.migrate import migrate
 from models.worker import HEARTBEAT_INTERVAL
@@ -54,8 +59,14 @@ class Heartbeat:
         with db.connection_context():
             self._process = WorkerProcess.register(host, os.getpid(), self._threads,
                                                    settings.queue_name)
+            local.worker_id = self._process.id
             Event.publish("worker.online", "system", f"Worker started on {host}.",
                           worker=self._process.id)
+            backup.resume(startup=True)
+        self._governor = resources.Governor(
+            resources.Thresholds(settings.throttle_load, settings.throttle_memory,
+                                 settings.throttle_iowait), ceiling=settings.workers)
+        self._cpu_times = None
         self._stopping.clear()
         self._thread = threading.Thread(target=self._beat, name="cairn-heartbeat", daemon=True)
         self._thread.start()
@@ -68,16 +79,25 @@ class Heartbeat:
             Event.publish("worker.offline", "system",
                           f"Worker on {self._process.hostname} stopped.", worker=self._process.id)
         self._process = None
+        local.worker_id = None
 
     def _beat(self) -> None:
         while not self._stopping.wait(HEARTBEAT_INTERVAL.total_seconds()):
             try:
                 with db.connection_context():
                     self._process.beat()
+                    backup.resume()
+                    self._watch_resources()
             except Exception:
                 # A locked or unreachable database must not kill the heartbeat for good;
                 # the UI shows the worker as down until a beat gets through.
                 log.exception("worker heartbeat failed")
+
+    def _watch_resources(self) -> None:
+        reading, self._cpu_times = resources.read(self._cpu_times)
+        decision = self._governor.decide(reading)
+        if decision.reason:
+            backup.set_allowed(decision.allowed, decision.reason)
 
 
 heartbeat = Heartbeat()

@@ -1,12 +1,26 @@
 """Peewee models, one module per aggregate; `ALL_MODELS` in dependency order."""
 
 from models.audit import AuditEntry
+from models.backup import (
+                           ACTIVE_STATES,
+                           FINISHED_STATES,
+                           AlreadyRunning,
+                           Profile,
+                           Run,
+                           RunMessage,
+                           Scan,
+                           ScanDir,
+                           ScanLink,
+                           Unit,
+)
 from models.db import db, open_database, utcnow
 from models.event import Event
 from models.user import SetupToken, User
 from models.worker import WorkerProcess
 
-ALL_MODELS = [User, SetupToken, AuditEntry, Event, WorkerProcess]
+ALL_MODELS = [User, SetupToken, AuditEntry, Event, WorkerProcess, Profile, Run, Unit, RunMessage,
+              Scan, ScanDir, ScanLink]
 
-__all__ = ["ALL_MODELS", "AuditEntry", "Event", "SetupToken", "User", "WorkerProcess", "db",
-           "open_database", "utcnow"]
+__all__ = ["ACTIVE_STATES", "ALL_MODELS", "AlreadyRunning", "AuditEntry", "Event", "FINISHED_STATES",
+           "Profile", "Run", "RunMessage", "Scan", "ScanDir", "ScanLink", "SetupToken", "Unit", "User",
+           "WorkerProcess", "db", "open_database", "utcnow"]

@@ -94,11 +94,14 @@ class Plan:
 ChildrenOf = Callable[[int, str], list[DirTotals]]
 
 
-def plan(roots: list[DirTotals], children_of: ChildrenOf, concurrency: int) -> Plan:
+def plan(roots: list[DirTotals], children_of: ChildrenOf, concurrency: int,
+         min_unit: int | None = None) -> Plan:
     """Plan units for sources whose totals are `roots`; `children_of(source, path)` gives a
-    folder's direct subfolders (as scanned)."""
+    folder's direct subfolders (as scanned). No unit is planned smaller than `min_unit`
+    (work, in bytes) unless its whole source is."""
     total = sum(cost(r.files, r.bytes) for r in roots)
-    target = max(total // max(1, SLICES_PER_WORKER * concurrency), MIN_UNIT_COST)
+    floor = MIN_UNIT_COST if min_unit is None else min_unit
+    target = max(total // max(1, SLICES_PER_WORKER * concurrency), floor, 1)
     sources = [SourcePlan() for _ in roots]
     pieces: list[Piece] = []
     for index, root in enumerate(roots):

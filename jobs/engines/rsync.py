@@ -20,6 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 RSYNC = "rsync"
+# rsync's environment is built, not inherited: C locale so numbers parse, nothing else leaks.
+SEARCH_PATH = "/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin"
 # Line marker: rsync copies the format's literal characters as they are, and escapes a tab
 # or newline inside a file name (as \#011, \#012), so a line starting with a tab is ours.
 OUT_FORMAT = "\t%i %l %n"
@@ -261,7 +263,7 @@ def run(transfer: Transfer, *, on_progress: ProgressFn | None = None,
     snapshot that the next worker will resume.
     """
     command = ["setpriv", "--pdeathsig", "KILL", "--", *transfer.command()]
-    env = {"LC_ALL": "C", "PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+    env = {"LC_ALL": "C", "PATH": SEARCH_PATH}
     started = time.monotonic()
     log = gzip.open(log_path, "ab", compresslevel=3) if log_path else None
     reader = _Reader(log, keep_items=transfer.dry_run)

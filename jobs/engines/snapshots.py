@@ -21,6 +21,8 @@ from pathlib import Path
 
 import psutil
 
+from jobs.engines import rsync
+
 PARTIAL_SUFFIX = ".partial"
 LATEST = "latest"
 MIRROR = "mirror"
@@ -169,7 +171,7 @@ def probe_attributes(folder: str) -> tuple[bool, bool]:
             os.mkdir(src)
             open(os.path.join(src, "probe"), "wb").close()
             done = subprocess.run(["rsync", "-a", flag, "--", src + "/", os.path.join(tmp, "dst/")],
-                                  capture_output=True, env={"LC_ALL": "C", "PATH": os.defpath})
+                                  capture_output=True, env={"LC_ALL": "C", "PATH": rsync.SEARCH_PATH})
             return done.returncode == 0
     try:
         return works("--acls"), works("--xattrs")

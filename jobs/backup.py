@@ -1,0 +1,771 @@
+"""Backup runs as Huey tasks: check and scan, plan units, run them in parallel, finalize.
+
+Tasks are glue: they load rows, call an engine (scan, plan, rsync, snapshots), save progress
+and publish events. The run's next step is always decided by `advance()`, which any task may
+call at any time: it hands out units while there is room, finalizes when none is left, and
+ends a cancelled run once its last rsync has stopped. Every state change it relies on is a
+conditional UPDATE, so duplicate tasks (after a restart, say) do nothing.
+
+See jobs/README.md for the states and what happens when a worker dies.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import logging
+import os
+import shutil
+import socket
+import time
+from pathlib import Path
+
+import psutil
+
+from jobs.engines import plan as planner
+from jobs.engines import rsync, snapshots
+from jobs.engines.filters import Excludes
+from jobs.engines.humane import format_bytes
+from jobs.engines.progress import Progress
+from jobs.engines.progress import advance as advance_progress
+from jobs.engines.scan import DirTotals, ScanCallbacks, ScanCancelled, scan
+from jobs.engines.snapshots import CheckError
+from jobs.queue import huey, local, settings, with_db
+from models import (
+    AlreadyRunning,
+    Event,
+    Profile,
+    Run,
+    Scan,
+    ScanDir,
+    ScanLink,
+    Unit,
+    WorkerProcess,
+    db,
+    utcnow,
+)
+from models.backup import path_key
+
+log = logging.getLogger(__name__)
+
+PROGRESS_SAVE_SECONDS = 1.0
+RUN_PROGRESS_SECONDS = 0.5
+CANCEL_CHECK_SECONDS = 0.5
+SCAN_BATCH = 1000
+
+__all__ = ["AlreadyRunning", "cancel", "request_run", "resume", "retry_failed"]
+
+
+# --- what the CLI and the web call ------------------------------------------------------------
+
+def request_run(profile: Profile, *, dry_run: bool = False, trigger: str = "manual",
+                requested_by: str = "") -> Run:
+    """Queue a run of `profile` (AlreadyRunning if one is active) and hand it to a worker."""
+    run = Run.request(profile, dry_run=dry_run, trigger=trigger, requested_by=requested_by)
+    what = "Dry run" if dry_run else "Backup"
+    Event.publish("run.queued", run.subject, f"{what} of {profile.name} queued.",
+                  run=run.id, profile=profile.id)
+    prepare_run(run.id)
+    return run
+
+
+def cancel(run: Run) -> bool:
+    """Ask a run to stop; False if it had already ended. A queued run ends at once."""
+    if not run.request_cancel():
+        return False
+    if run.move(("queued",), "cancelled", finished_at=utcnow(), message="Cancelled before it started."):
+        _publish_finished(run)
+        return True
+    Event.publish("run.cancelling", run.subject, f"Stopping the run of {run.profile.name}.",
+                  run=run.id)
+    advance_run(run.id)
+    return True
+
+
+def retry_failed(run: Run) -> int:
+    """Run a partial run's dead-lettered units again, into the same unfinished snapshot."""
+    root = _profile_root(run.profile)
+    if run.state != "partial" or not run.snapshot or run.dry_run:
+        return 0
+    if not (root / (run.snapshot + snapshots.PARTIAL_SUFFIX)).is_dir() and run.profile.mode == "snapshot":
+        return 0
+    with db.atomic():
+        current = run.profile.active_run()
+        if current is not None:
+            raise AlreadyRunning(current)
+        if not run.move(("partial",), "running", finished_at=None, cancel_requested=False,
+                        message=""):
+            return 0
+        count = (Unit.update(state="pending", attempts=0, not_before=None, outcome="",
+                             exit_code=None, message="")
+                 .where((Unit.run == run) & (Unit.state == "failed")).execute())
+    Event.publish("run.retrying", run.subject,
+                  f"Retrying {count} failed part(s) of the backup of {run.profile.name}.", run=run.id)
+    advance_run(run.id)
+    return count
+
+
+# --- preparing: checks, scan, plan -------------------------------------------------------------
+
+@huey.task()
+@with_db
+def prepare_run(run_id: int) -> None:
+    run = Run.get_or_none(Run.id == run_id)
+    if run is None or not run.move(("queued",), "scanning", owner=_worker_id(),
+                                   started_at=utcnow()):
+        return
+    try:
+        _prepare(run)
+    except CheckError as error:
+        _end(run, "failed", str(error))
+    except ScanCancelled:
+        _end(run, "cancelled", "Cancelled while scanning.")
+    except Exception as error:  # a bug must still end the run, visibly
+        log.exception("preparing run %s failed", run_id)
+        _end(run, "failed", f"Internal error while preparing the run: {error}")
+        return
+    advance(run)
+
+
+def _prepare(run: Run) -> None:
+    profile = run.profile
+    for source in profile.sources:
+        snapshots.check_source(source)
+    snapshots.check_destination(profile.destination, profile.sources)
+    fs = snapshots.filesystem_of(profile.destination)
+    mirror = profile.mode == "mirror"
+    if not mirror and (fs.mirror_only or not snapshots.supports_hardlinks(profile.destination)):
+        raise CheckError(
+            f"Destination {profile.destination} is on a {fs.fstype} filesystem, which cannot "
+            "hold hardlinks or Unix permissions, so snapshots are not possible there. Switch "
+            "this profile to mirror mode (one up-to-date copy, no history), or use a drive "
+            "formatted ext4, xfs or btrfs.")
+    root = _profile_root(profile)
+    snapshots.check_writable(root)
+    options = {"filesystem": fs.fstype, "mirror": mirror, "acls": False, "xattrs": False}
+    if not mirror:
+        options["acls"], options["xattrs"] = snapshots.probe_attributes(str(root))
+        _remove_stale_partials(run, root)
+    link_from = "" if mirror else (snapshots.latest_snapshot(root) or "")
+    name = "" if mirror or run.dry_run else snapshots.unused_snapshot_name(root, utcnow())
+    roots = [_scan_source(run, index, source) for index, source in enumerate(profile.sources)]
+    total_files, total_bytes = sum(r.files for r in roots), sum(r.bytes for r in roots)
+    if not mirror and not link_from and not run.dry_run:
+        _check_room(profile.destination, total_bytes)
+    ceiling = _ceiling(profile)
+    the_plan = planner.plan(roots, _children_reader(run), ceiling, settings.min_unit_size)
+    options["split"] = {str(i): the_plan.split_folders(i) for i in range(len(roots))}
+    _create_units(run, the_plan)
+    if name:
+        (root / (name + snapshots.PARTIAL_SUFFIX)).mkdir()
+    run.move(("scanning",), "running", snapshot=name, link_from=link_from, options=options,
+             total_files=total_files, total_bytes=total_bytes, concurrency=ceiling,
+             owner=None, progress_at=utcnow())
+    Event.publish("run.started", run.subject,
+                  f"{'Dry run' if run.dry_run else 'Backup'} of {profile.name}: "
+                  f"{total_files:,} files to check in {len(the_plan.units)} part(s).",
+                  run=run.id, units=len(the_plan.units))
+
+
+def _profile_root(profile: Profile) -> Path:
+    return Path(profile.destination) / profile.slug
+
+
+def _ceiling(profile: Profile) -> int:
+    threads = WorkerProcess.status().threads or settings.workers
+    return max(1, min(profile.max_parallel, threads, local.allowed or threads))
+
+
+def _check_room(destination: str, needed: int) -> None:
+    free = snapshots.free_bytes(destination)
+    if needed > free:
+        raise CheckError(f"The first snapshot needs {format_bytes(needed)} but destination "
+                         f"{destination} has only {format_bytes(free)} free.")
+
+
+def _remove_stale_partials(run: Run, root: Path) -> None:
+    """An unfinished snapshot of an earlier run that nobody will retry any more."""
+    try:
+        names = [e.name for e in os.scandir(root) if e.name.endswith(snapshots.PARTIAL_SUFFIX)]
+    except FileNotFoundError:
+        return
+    for entry in names:
+        name = entry.removesuffix(snapshots.PARTIAL_SUFFIX)
+        if not snapshots.SNAPSHOT_NAME.match(name):
+            continue
+        if snapshots.remove_partial(root, name):
+            run.add_message("warning", f"Removed the unfinished snapshot {entry} of an earlier run.")
+
+
+def _scan_source(run: Run, index: int, source: str) -> DirTotals:
+    profile = run.profile
+    record = Scan.create(root=source, excludes=profile.excludes, run=run,
+                         one_file_system=profile.one_file_system)
+    writer = _ScanWriter(run, record, source)
+    root = scan(source, Excludes(profile.excludes), profile.one_file_system, writer.callbacks())
+    writer.flush()
+    Scan.update(state="done", finished_at=utcnow(), files=root.files, bytes=root.bytes,
+                dirs=root.dirs, error_count=writer.errors).where(Scan.id == record.id).execute()
+    Scan.replaced_by(record)
+    return root
+
+
+class _ScanWriter:
+    """Streams a scan's folder rows and multi-link files to the database in batches."""
+
+    def __init__(self, run: Run, record: Scan, source: str) -> None:
+        self.run, self.record, self.source = run, record, source
+        self.dirs: list[dict] = []
+        self.links: list[dict] = []
+        self.errors = 0
+        self.next_check = 0.0
+
+    def callbacks(self) -> ScanCallbacks:
+        return ScanCallbacks(on_dir=self.on_dir, on_link=self.on_link, on_error=self.on_error,
+                             on_progress=self.on_progress, should_stop=self.should_stop)
+
+    def on_dir(self, totals: DirTotals) -> None:
+        try:
+            totals.path.encode("utf-8")
+        except UnicodeEncodeError:
+            return  # not storable as text; its totals live on in its parent's
+        parent = None if totals.path == "" else totals.path.rpartition("/")[0]
+        self.dirs.append({
+            "scan": self.record.id, "path": totals.path, "key": path_key(totals.path),
+            "parent_key": None if parent is None else path_key(parent), "depth": totals.depth,
+            "files": totals.files, "bytes": totals.bytes, "own_files": totals.own_files,
+            "own_bytes": totals.own_bytes, "dirs": totals.dirs, "subdirs": totals.subdirs})
+        if len(self.dirs) >= SCAN_BATCH:
+            self.flush()
+
+    def on_link(self, dev: int, ino: int, path: str) -> None:
+        self.links.append({"scan": self.record.id, "dev": dev, "ino": ino,
+                           "path": os.fsencode(path)})
+        if len(self.links) >= SCAN_BATCH:
+            self.flush()
+
+    def on_error(self, path: str, error: OSError) -> None:
+        self.errors += 1
+        if self.errors <= 100:
+            shown = os.path.join(self.source, path).encode("utf-8", "backslashreplace").decode()
+            self.run.add_message("warning", f"Cannot read {shown}: {error.strerror}")
+
+    def on_progress(self, files: int, size: int) -> None:
+        Event.publish("run.scanning", self.run.subject, f"Scanning {self.source}: {files:,} files.",
+                      run=self.run.id, files=files, bytes=size)
+
+    def should_stop(self) -> bool:
+        now = time.monotonic()
+        if now < self.next_check:
+            return False
+        self.next_check = now + CANCEL_CHECK_SECONDS
+        return self.run.cancel_wanted()
+
+    def flush(self) -> None:
+        with db.atomic():
+            if self.dirs:
+                ScanDir.insert_many(self.dirs).execute()
+            if self.links:
+                ScanLink.insert_many(self.links).execute()
+        self.dirs, self.links = [], []
+
+
+def _children_reader(run: Run):
+    scans = list(Scan.select().where(Scan.run == run).order_by(Scan.id))
+
+    def children_of(source: int, path: str) -> list[DirTotals]:
+        return [DirTotals(path=row.path, depth=row.depth, own_files=row.own_files,
+                          own_bytes=row.own_bytes, files=row.files, bytes=row.bytes,
+                          dirs=row.dirs, subdirs=row.subdirs)
+                for row in scans[source].children(path)]
+    return children_of
+
+
+def _create_units(run: Run, the_plan: planner.Plan) -> None:
+    sources = run.profile.sources
+    with db.atomic():
+        Unit.delete().where(Unit.run == run).execute()  # a rescan after a restart plans anew
+        for seq, unit in enumerate(the_plan.units):
+            Unit.create(run=run, seq=seq, source=sources[unit.source],
+                        label=f"{sources[unit.source]}: {unit.label}", rules=unit.rules,
+                        planned_files=unit.files, planned_bytes=unit.bytes)
+
+
+# --- the run's next step ---------------------------------------------------------------------
+
+@huey.task()
+@with_db
+def advance_run(run_id: int) -> None:
+    run = Run.get_or_none(Run.id == run_id)
+    if run is not None:
+        advance(run)
+
+
+def advance(run: Run) -> None:
+    run = Run.get_by_id(run.id)
+    if run.state != "running":
+        return
+    states = run.unit_states()
+    running = states.get("running", 0)
+    if run.cancel_requested:
+        Unit.update(state="cancelled").where(
+            (Unit.run == run) & Unit.state.in_(("pending", "queued"))).execute()
+        if running == 0:
+            _stop_run(run)
+        return
+    if not any(states.get(s, 0) for s in ("pending", "queued", "running")):
+        finalize_run(run.id)
+        return
+    _dispatch(run)
+
+
+def _dispatch(run: Run) -> None:
+    now = utcnow()
+    with db.atomic():
+        run = Run.get_by_id(run.id)
+        if run.state != "running" or run.cancel_requested:
+            return
+        room = run.concurrency - Unit.busy(run)
+        handed = Unit.hand_out(run, room, now)
+    for unit in handed:
+        run_unit(unit.id)
+    waiting = (Unit.select(Unit.not_before).where((Unit.run == run) & (Unit.state == "pending")
+                                                  & (Unit.not_before > now))
+               .order_by(Unit.not_before).first())
+    if waiting and not handed and Unit.busy(run) == 0:
+        delay = max((waiting.not_before - now).total_seconds(), 0.1)
+        advance_run.schedule((run.id,), delay=delay)
+
+
+def _stop_run(run: Run) -> None:
+    """Every rsync of a cancelled (or doomed) run has stopped: remove its snapshot, end it."""
+    if run.snapshot and not run.dry_run:
+        snapshots.remove_partial(_profile_root(run.profile), run.snapshot)
+    _collect_logs(run)
+    if run.fail_reason:
+        _end(run, "failed", run.fail_reason + " The unfinished snapshot was removed; older "
+             "snapshots are untouched.")
+    else:
+        _end(run, "cancelled", "Cancelled; the unfinished snapshot was removed.")
+
+
+# --- units -----------------------------------------------------------------------------------
+
+@huey.task()
+@with_db
+def run_unit(unit_id: int) -> None:
+    unit = Unit.get_or_none(Unit.id == unit_id)
+    if unit is None or unit.run.state != "running":
+        return
+    if not unit.claim(_worker_object()):
+        return
+    run = unit.run
+    if run.cancel_requested:
+        unit.release("cancelled")
+    else:
+        _copy(run, unit)
+    advance(run)
+
+
+def _copy(run: Run, unit: Unit) -> None:
+    tracker = _UnitTracker(run, unit)
+    try:
+        result = rsync.run(_transfer(run, unit), on_progress=tracker.progress,
+                           should_stop=tracker.should_stop, log_path=str(_unit_log(run, unit)),
+                           on_start=tracker.started)
+    except Exception as error:  # rsync missing, fork failed: retried like a failed rsync
+        log.exception("unit %s could not run rsync", unit.id)
+        result = rsync.Result(exit_code=-1, counts=rsync.Counts(), stats={},
+                              errors=[f"Could not run rsync: {error}"], error_count=1)
+    tracker.progress(result.counts, force=True)
+    _record(run, unit, result)
+
+
+def _transfer(run: Run, unit: Unit) -> rsync.Transfer:
+    profile = run.profile
+    root = _profile_root(profile)
+    inside = snapshots.in_snapshot(unit.source)
+    mirror = bool(run.options.get("mirror"))
+    if mirror:
+        dest = root / snapshots.MIRROR / inside
+    elif run.dry_run:
+        # Compare against the last snapshot itself (or nothing): rsync -n writes nothing.
+        dest = root / (run.link_from or ".cairn-no-snapshot-yet") / inside
+    else:
+        dest = root / (run.snapshot + snapshots.PARTIAL_SUFFIX) / inside
+    link_dest = None
+    if run.link_from and not run.dry_run and not mirror:
+        link_dest = str(root / run.link_from / inside)
+    if not run.dry_run:
+        dest.mkdir(parents=True, exist_ok=True)
+    bwlimit = profile.bwlimit_kib
+    if bwlimit:
+        bwlimit = max(1, bwlimit // max(1, run.concurrency))  # the limit is the run's, shared
+    return rsync.Transfer(source=unit.source, dest=str(dest), link_dest=link_dest,
+                          rules=tuple(unit.rules), excludes=tuple(profile.excludes),
+                          mirror=mirror, acls=bool(run.options.get("acls")),
+                          xattrs=bool(run.options.get("xattrs")),
+                          one_file_system=profile.one_file_system, bwlimit_kib=bwlimit,
+                          dry_run=run.dry_run)
+
+
+class _UnitTracker:
+    """Saves a unit's counts about once a second and watches for a cancel."""
+
+    def __init__(self, run: Run, unit: Unit) -> None:
+        self.run, self.unit = run, unit
+        self.next_save = 0.0
+        self.next_check = 0.0
+
+    def started(self, pid: int) -> None:
+        Unit.update(pid=pid).where(Unit.id == self.unit.id).execute()
+
+    def progress(self, counts: rsync.Counts, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now < self.next_save:
+            return
+        self.next_save = now + PROGRESS_SAVE_SECONDS
+        self.unit.save_progress(counts.files, counts.bytes, counts.new_files,
+                                counts.changed_files, counts.sent_bytes)
+        refresh_progress(self.run)
+
+    def should_stop(self) -> bool:
+        now = time.monotonic()
+        if now < self.next_check:
+            return False
+        self.next_check = now + CANCEL_CHECK_SECONDS
+        return self.run.cancel_wanted()
+
+
+def refresh_progress(run: Run, now: dt.datetime | None = None) -> bool:
+    """Recompute the run's figures from its units; at most twice a second, whoever calls."""
+    now = now or utcnow()
+    current = Run.get_by_id(run.id)
+    since = (now - current.progress_at).total_seconds() if current.progress_at else 0.0
+    if current.progress_at and since < RUN_PROGRESS_SECONDS:
+        return False
+    totals = current.unit_totals()
+    before = Progress(current.files_done, current.bytes_done, current.total_files,
+                      current.total_bytes, current.progress, current.rate, current.byte_rate,
+                      current.eta_seconds)
+    running_for = (now - current.started_at).total_seconds() if current.started_at else 0.0
+    after = advance_progress(before, totals["files"], totals["bytes"], current.total_files,
+                             current.total_bytes, since, running_for)
+    changed = (Run.update(files_done=after.files, bytes_done=after.bytes,
+                          total_files=after.total_files, total_bytes=after.total_bytes,
+                          progress=after.fraction, rate=after.rate, byte_rate=after.byte_rate,
+                          eta_seconds=after.eta_seconds, progress_at=now,
+                          new_files=totals["new_files"], changed_files=totals["changed_files"],
+                          sent_bytes=totals["sent_bytes"])
+               .where((Run.id == run.id) & (Run.progress_at == current.progress_at)).execute())
+    if changed:
+        Event.publish("run.progress", run.subject, f"{after.fraction:.0%}", run=run.id,
+                      files=after.files, bytes=after.bytes, fraction=round(after.fraction, 4))
+    return bool(changed)
+
+
+def _record(run: Run, unit: Unit, result: rsync.Result) -> None:
+    for line in result.errors:
+        run.add_message("error", line, unit)
+    for line in result.warnings:
+        run.add_message("warning", line, unit)
+    for line in result.items:
+        run.add_message("item", line, unit)
+    outcome = result.outcome
+    # The counts are the last attempt's: a retry that succeeds leaves nothing uncopied. The
+    # earlier attempts' messages stay in the run's log.
+    fields = {"exit_code": result.exit_code, "outcome": outcome, "finished_at": utcnow(),
+              "stats": result.stats, "warning_count": result.warning_count,
+              "error_count": result.error_count}
+    if outcome == "cancelled":
+        unit.release("cancelled", **fields)
+    elif outcome == "fatal":
+        unit.release("failed", message="The destination is full.", **fields)
+        _doom(run, "The destination is full.")
+    elif outcome == "retry":
+        _retry_or_bury(run, unit, result, fields)
+    else:
+        unit.release("done", message=_unit_summary(result), **fields)
+
+
+def _retry_or_bury(run: Run, unit: Unit, result: rsync.Result, fields: dict) -> None:
+    reason = result.errors[-1] if result.errors else f"rsync exited with code {result.exit_code}"
+    if unit.attempts <= run.profile.retries:
+        delay = settings.retry_delay * 2 ** (unit.attempts - 1)
+        unit.release("pending", not_before=utcnow() + dt.timedelta(seconds=delay),
+                     message=f"Attempt {unit.attempts} failed ({reason}); retrying in "
+                             f"{delay:g} s.", **fields)
+        Event.publish("unit.retrying", run.subject, unit.message, level="warning",
+                      run=run.id, unit=unit.id)
+        advance_run.schedule((run.id,), delay=delay)
+        return
+    unit.release("failed", message=f"Gave up after {unit.attempts} attempts: {reason}", **fields)
+    Event.publish("unit.failed", run.subject, f"{unit.label}: {unit.message}", level="error",
+                  run=run.id, unit=unit.id)
+
+
+def _doom(run: Run, reason: str) -> None:
+    """The run cannot go on: stop its other units; advance() ends it as failed."""
+    Run.update(fail_reason=reason, cancel_requested=True).where(
+        (Run.id == run.id) & (Run.fail_reason == "")).execute()
+
+
+def _unit_summary(result: rsync.Result) -> str:
+    parts = [f"{result.counts.files:,} files"]
+    if result.counts.new_files or result.counts.changed_files:
+        parts.append(f"{result.counts.new_files:,} new, {result.counts.changed_files:,} changed")
+    if result.error_count:
+        parts.append(f"{result.error_count:,} not copied")
+    if result.warning_count:
+        parts.append(f"{result.warning_count:,} vanished")
+    return "; ".join(parts)
+
+
+# --- finishing -------------------------------------------------------------------------------
+
+@huey.task()
+@with_db
+def finalize_run(run_id: int) -> None:
+    run = Run.get_or_none(Run.id == run_id)
+    if run is None or not run.move(("running",), "finalizing", owner=_worker_id()):
+        return
+    try:
+        state, message = _finalize(run)
+    except Exception as error:
+        log.exception("finalizing run %s failed", run_id)
+        state, message = "failed", f"Internal error while finishing the run: {error}"
+    _collect_logs(run)
+    _end(run, state, message)
+
+
+def _finalize(run: Run) -> tuple[str, str]:
+    refresh_progress(run, now=utcnow() + dt.timedelta(seconds=RUN_PROGRESS_SECONDS))
+    totals = run.unit_totals()
+    Run.update(files_done=totals["files"], bytes_done=totals["bytes"], new_files=totals["new_files"],
+               changed_files=totals["changed_files"], sent_bytes=totals["sent_bytes"],
+               warning_count=totals["warnings"], error_count=totals["errors"],
+               stats=_summed_stats(run)).where(Run.id == run.id).execute()
+    if run.dry_run:
+        return "succeeded", _dry_run_summary(totals)
+    failed = list(Unit.select().where((Unit.run == run) & (Unit.state == "failed")))
+    tree = _tree(run)
+    warnings = _restore_hardlinks(run, tree) + _fix_folder_times(run, tree)
+    if failed:
+        return "partial", (f"{len(failed)} of {sum(run.unit_states().values())} part(s) failed "
+                           "after retries; the snapshot is kept unfinished so that retrying the "
+                           "failed parts can complete it.")
+    if not run.options.get("mirror"):
+        snapshots.finalize(_profile_root(run.profile), run.snapshot)
+    Run.update(progress=1.0, eta_seconds=None).where(Run.id == run.id).execute()
+    copied = f"{totals['files']:,} files, {totals['new_files'] + totals['changed_files']:,} new or changed"
+    if totals["errors"]:
+        return "partial", f"{copied}; {totals['errors']:,} could not be copied (see errors)."
+    if totals["warnings"] or warnings:
+        return "succeeded", f"{copied}; {totals['warnings'] + warnings:,} warning(s)."
+    return "succeeded", copied + "."
+
+
+def _tree(run: Run) -> Path:
+    root = _profile_root(run.profile)
+    if run.options.get("mirror"):
+        return root / snapshots.MIRROR
+    return root / (run.snapshot + snapshots.PARTIAL_SUFFIX)
+
+
+def _restore_hardlinks(run: Run, tree: Path) -> int:
+    if run.options.get("mirror") or Unit.select().where(Unit.run == run).count() < 2:
+        return 0
+    scans = {s.id: s.root for s in Scan.select().where(Scan.run == run)}
+    rows = (ScanLink.select(ScanLink.scan, ScanLink.dev, ScanLink.ino, ScanLink.path)
+            .where(ScanLink.scan.in_(list(scans))).order_by(ScanLink.dev, ScanLink.ino).tuples())
+
+    def groups():
+        current, group = None, []
+        for scan_id, dev, ino, path in rows.iterator():
+            if (dev, ino) != current and group:
+                yield group
+                group = []
+            current = (dev, ino)
+            inside = snapshots.in_snapshot(scans[scan_id])
+            group.append(os.path.join(inside, os.fsdecode(bytes(path))))
+        if group:
+            yield group
+
+    relinked, warnings = snapshots.relink(tree, groups())
+    for warning in warnings:
+        run.add_message("warning", warning)
+    if relinked:
+        run.add_message("info", f"Restored {relinked:,} hardlink(s) between parts.")
+    return len(warnings)
+
+
+def _fix_folder_times(run: Run, tree: Path) -> int:
+    """Units write into folders they share; give those folders their source times back."""
+    warnings = 0
+    for index, source in enumerate(run.profile.sources):
+        split = run.options.get("split", {}).get(str(index), [])
+        if not split:
+            continue
+        rules = planner.metadata_rules(planner.SourcePlan(split={p: [] for p in split}))
+        transfer = rsync.Transfer(source=source, dest=str(tree / snapshots.in_snapshot(source)),
+                                  rules=tuple(rules), excludes=tuple(run.profile.excludes),
+                                  mirror=bool(run.options.get("mirror")),
+                                  acls=bool(run.options.get("acls")),
+                                  xattrs=bool(run.options.get("xattrs")), dirs_only=True)
+        result = rsync.run(transfer)
+        if result.outcome not in ("done", "warning"):
+            warnings += 1
+            run.add_message("warning", f"Could not set the times of split folders in {source}: "
+                            + "; ".join(result.errors[:3]))
+    return warnings
+
+
+def _summed_stats(run: Run) -> dict[str, int]:
+    stats: dict[str, int] = {}
+    for unit in Unit.select(Unit.stats).where(Unit.run == run):
+        for key, value in (unit.stats or {}).items():
+            stats[key] = stats.get(key, 0) + int(value)
+    return stats
+
+
+def _dry_run_summary(totals: dict[str, int]) -> str:
+    return (f"Dry run: {totals['new_files']:,} new and {totals['changed_files']:,} changed files "
+            f"({format_bytes(totals['sent_bytes'])}) of {totals['files']:,} would be copied.")
+
+
+def _end(run: Run, state: str, message: str) -> None:
+    if run.finish(state, message):
+        Event.delete().where((Event.subject == run.subject) & (Event.kind == "run.progress")).execute()
+        _publish_finished(run)
+
+
+def _publish_finished(run: Run) -> None:
+    level = {"succeeded": "info", "cancelled": "info", "partial": "warning"}.get(run.state, "error")
+    what = "Dry run" if run.dry_run else "Backup"
+    Event.publish("run.finished", run.subject,
+                  f"{what} of {run.profile.name}: {run.state_label.lower()}. {run.message}",
+                  level=level, run=run.id, state=run.state)
+
+
+# --- logs ------------------------------------------------------------------------------------
+
+def run_log(run_id: int) -> Path:
+    return settings.logs_dir / f"run-{run_id}.log.gz"
+
+
+def _unit_log(run: Run, unit: Unit) -> Path:
+    folder = settings.logs_dir / f"run-{run.id}"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / f"unit-{unit.seq}.log.gz"
+
+
+def _collect_logs(run: Run) -> None:
+    """Join the units' logs into one file: gzip members may simply follow each other."""
+    folder = settings.logs_dir / f"run-{run.id}"
+    if not folder.is_dir():
+        return
+    with open(run_log(run.id), "ab") as out:
+        for part in sorted(folder.glob("unit-*.log.gz"), key=lambda p: int(p.stem.split("-")[1][:-4])):
+            with open(part, "rb") as src:
+                shutil.copyfileobj(src, out)
+    shutil.rmtree(folder)
+
+
+def read_log(run_id: int) -> list[str]:
+    path = run_log(run_id)
+    if not path.exists():
+        return []
+    with gzip.open(path, "rt", encoding="utf-8", errors="backslashreplace") as fh:
+        return fh.read().splitlines()
+
+
+# --- workers coming and going ----------------------------------------------------------------
+
+def _worker_id() -> int | None:
+    return local.worker_id
+
+
+def _worker_object() -> WorkerProcess | None:
+    return WorkerProcess.get_or_none(WorkerProcess.id == local.worker_id) if local.worker_id else None
+
+
+def mark_dead_local_workers(hostname: str | None = None) -> int:
+    """Workers of this box whose process is gone are stopped now, not 15 s from now."""
+    hostname = hostname or socket.gethostname()
+    dead = []
+    for worker in WorkerProcess.select().where((WorkerProcess.hostname == hostname)
+                                               & WorkerProcess.stopped_at.is_null()):
+        if worker.id == local.worker_id:
+            continue
+        if not _process_alive(worker.pid, worker.started_at):
+            dead.append(worker.id)
+    if dead:
+        WorkerProcess.update(stopped_at=utcnow()).where(WorkerProcess.id.in_(dead)).execute()
+    return len(dead)
+
+
+def _process_alive(pid: int, started_at: dt.datetime) -> bool:
+    try:
+        created = dt.datetime.fromtimestamp(psutil.Process(pid).create_time(), dt.UTC)
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return False
+    # A recycled pid belongs to a process started after the worker registered.
+    return created.replace(tzinfo=None) <= started_at + dt.timedelta(seconds=5)
+
+
+def resume(startup: bool = False) -> int:
+    """Pick up work that a dead worker left behind; returns how many runs were touched.
+
+    Units it was running go back to pending (rsync skips what already arrived); a scan or a
+    finalize it was doing starts again. At startup, queued work is handed out again too:
+    a task the dead worker had taken off the queue is gone with it, and a duplicate is
+    harmless because every step is claimed.
+    """
+    if startup:
+        mark_dead_local_workers()
+    alive = [w.id for w in WorkerProcess.status().alive]
+    if local.worker_id and local.worker_id not in alive:
+        alive.append(local.worker_id)
+    touched: set[int] = set()
+    for unit in Unit.orphaned(alive):
+        changed = (Unit.update(state="pending", pid=None, worker=None,
+                               attempts=Unit.attempts - 1,
+                               message="Restarted after its worker stopped.")
+                   .where((Unit.id == unit.id) & (Unit.state == "running")).execute())
+        if changed:
+            touched.add(unit.run_id)
+    for run in Run.active():
+        orphan = run.owner_id is None or run.owner_id not in alive
+        if run.state == "scanning" and orphan:
+            if run.move(("scanning",), "queued", owner=None):
+                touched.add(run.id)
+                prepare_run(run.id)
+        elif run.state == "finalizing" and orphan:
+            if run.move(("finalizing",), "running", owner=None):
+                touched.add(run.id)
+        elif run.state == "queued" and startup:
+            prepare_run(run.id)
+        if run.state == "running" and (startup or run.id in touched):
+            if startup:
+                for unit in Unit.select(Unit.id).where((Unit.run == run) & (Unit.state == "queued")):
+                    run_unit(unit.id)
+            touched.add(run.id)
+            advance_run(run.id)
+    for run_id in touched:
+        Event.publish("run.resumed", f"run:{run_id}", "Resumed after a worker stopped.", run=run_id)
+    return len(touched)
+
+
+def set_allowed(allowed: int, reason: str) -> None:
+    """The resource monitor's decision: at most `allowed` rsync processes per run."""
+    local.allowed = allowed
+    for run in Run.select().where(Run.state == "running"):
+        wanted = max(1, min(run.profile.max_parallel, allowed))
+        if wanted == run.concurrency:
+            continue
+        Run.update(concurrency=wanted).where(Run.id == run.id).execute()
+        Event.publish("run.throttled", run.subject, f"{reason.capitalize()}.",
+                      level="info", run=run.id, concurrency=wanted)
+        if wanted > run.concurrency:
+            advance_run(run.id)
+

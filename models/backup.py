@@ -1,0 +1,370 @@
+"""Backup profiles, their runs and the units a run is split into, with their state changes.
+
+Run states: queued → scanning → running → finalizing → succeeded | partial | failed |
+cancelled | interrupted (see jobs/README.md). Unit states: pending (planned) → queued (handed
+to Huey) → running → done | failed (dead-lettered after its retries) | cancelled. Every step
+that two workers could race for is a conditional UPDATE whose row count says who won.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import re
+import unicodedata
+
+from peewee import (
+    BigIntegerField,
+    BlobField,
+    BooleanField,
+    CharField,
+    DateTimeField,
+    FloatField,
+    ForeignKeyField,
+    IntegerField,
+    JSONField,
+    TextField,
+    fn,
+)
+
+from models.base import BaseModel, locked
+from models.db import db, utcnow
+from models.worker import WorkerProcess
+
+MODES = ("snapshot", "mirror")
+ACTIVE_STATES = ("queued", "scanning", "running", "finalizing")
+FINISHED_STATES = ("succeeded", "partial", "failed", "cancelled", "interrupted")
+UNIT_OPEN_STATES = ("pending", "queued", "running")
+STATE_LABELS = {
+    "queued": "Queued", "scanning": "Scanning", "running": "Running",
+    "finalizing": "Finishing", "succeeded": "Succeeded", "partial": "Partly done",
+    "failed": "Failed", "cancelled": "Cancelled", "interrupted": "Interrupted",
+}
+
+
+class AlreadyRunning(Exception):
+    def __init__(self, run: Run) -> None:
+        super().__init__(f"Profile {run.profile.name!r} is already running (run {run.id}).")
+        self.run = run
+
+
+def path_key(path: str) -> str:
+    return hashlib.blake2b(path.encode("utf-8"), digest_size=16).hexdigest()
+
+
+def slugify(name: str) -> str:
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    return re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-")[:64] or "profile"
+
+
+class Profile(BaseModel):
+    name = CharField(max_length=100, unique=True)
+    slug = CharField(max_length=64, unique=True)
+    sources = JSONField()                      # absolute folder paths
+    excludes = JSONField(default=list)         # rsync patterns
+    destination = TextField()
+    mode = CharField(max_length=16, default="snapshot")
+    one_file_system = BooleanField(default=False)
+    max_parallel = IntegerField(default=4)
+    bwlimit_kib = IntegerField(null=True)
+    retries = IntegerField(default=3)
+    created_at = DateTimeField(default=utcnow)
+    updated_at = DateTimeField(default=utcnow)
+
+    @classmethod
+    def by_name(cls, name: str) -> Profile | None:
+        return cls.get_or_none(cls.name == name)
+
+    @classmethod
+    def free_slug(cls, name: str) -> str:
+        base = slugify(name)
+        slug, n = base, 2
+        while cls.select().where(cls.slug == slug).exists():
+            slug, n = f"{base}-{n}", n + 1
+        return slug
+
+    def active_run(self) -> Run | None:
+        return (Run.select().where((Run.profile == self) & Run.state.in_(ACTIVE_STATES))
+                .order_by(Run.id.desc()).first())
+
+    def last_run(self) -> Run | None:
+        return Run.select().where(Run.profile == self).order_by(Run.id.desc()).first()
+
+
+class Run(BaseModel):
+    profile = ForeignKeyField(Profile, backref="runs", on_delete="CASCADE")
+    state = CharField(max_length=16, default="queued", index=True)
+    dry_run = BooleanField(default=False)
+    trigger = CharField(max_length=16, default="manual")
+    requested_by = CharField(max_length=64, default="")
+    owner = ForeignKeyField(WorkerProcess, null=True, on_delete="SET NULL")
+    snapshot = CharField(max_length=32, default="")     # timestamp name on the destination
+    link_from = CharField(max_length=32, default="")    # previous complete snapshot
+    created_at = DateTimeField(default=utcnow, index=True)
+    started_at = DateTimeField(null=True)
+    finished_at = DateTimeField(null=True)
+    total_files = BigIntegerField(default=0)
+    total_bytes = BigIntegerField(default=0)
+    files_done = BigIntegerField(default=0)
+    bytes_done = BigIntegerField(default=0)
+    progress = FloatField(default=0.0)
+    rate = FloatField(default=0.0)
+    byte_rate = FloatField(default=0.0)
+    eta_seconds = FloatField(null=True)
+    progress_at = DateTimeField(null=True)
+    new_files = BigIntegerField(default=0)
+    changed_files = BigIntegerField(default=0)
+    sent_bytes = BigIntegerField(default=0)
+    concurrency = IntegerField(default=1)
+    cancel_requested = BooleanField(default=False)
+    fail_reason = TextField(default="")       # set when a run is stopped because it cannot go on
+    warning_count = IntegerField(default=0)
+    error_count = IntegerField(default=0)
+    message = TextField(default="")
+    options = JSONField(default=dict)          # filesystem, acls, xattrs, mirror
+    stats = JSONField(default=dict)
+
+    @property
+    def is_active(self) -> bool:
+        return self.state in ACTIVE_STATES
+
+    @property
+    def state_label(self) -> str:
+        return STATE_LABELS.get(self.state, self.state)
+
+    @property
+    def duration(self) -> dt.timedelta | None:
+        if not self.started_at:
+            return None
+        return (self.finished_at or utcnow()) - self.started_at
+
+    @property
+    def subject(self) -> str:
+        return f"run:{self.id}"
+
+    @classmethod
+    def request(cls, profile: Profile, *, dry_run: bool = False, trigger: str = "manual",
+                requested_by: str = "") -> Run:
+        """A new queued run, unless the profile already has an active one."""
+        with db.atomic():
+            locked(Profile.select().where(Profile.id == profile.id)).get()
+            current = profile.active_run()
+            if current is not None:
+                raise AlreadyRunning(current)
+            return cls.create(profile=profile, dry_run=dry_run, trigger=trigger,
+                              requested_by=requested_by)
+
+    @classmethod
+    def active(cls):
+        return cls.select().where(cls.state.in_(ACTIVE_STATES)).order_by(cls.id)
+
+    def move(self, from_states: tuple[str, ...], to_state: str, **fields) -> bool:
+        """Change state only if it is still one of `from_states`; True if this caller did."""
+        changed = (Run.update(state=to_state, **fields)
+                   .where((Run.id == self.id) & Run.state.in_(from_states)).execute())
+        if changed:
+            self.state = to_state
+            for name, value in fields.items():
+                setattr(self, name, value)
+        return bool(changed)
+
+    def finish(self, state: str, message: str, now: dt.datetime | None = None) -> bool:
+        if state not in FINISHED_STATES:
+            raise ValueError(f"{state!r} is not a final state")
+        return self.move(ACTIVE_STATES, state, message=message, finished_at=now or utcnow(),
+                         eta_seconds=None, owner=None)
+
+    def request_cancel(self) -> bool:
+        changed = (Run.update(cancel_requested=True)
+                   .where((Run.id == self.id) & Run.state.in_(ACTIVE_STATES)).execute())
+        self.cancel_requested = self.cancel_requested or bool(changed)
+        return bool(changed)
+
+    def cancel_wanted(self) -> bool:
+        return bool(Run.select(Run.cancel_requested).where(Run.id == self.id).scalar())
+
+    def units_query(self):
+        return Unit.select().where(Unit.run == self).order_by(Unit.seq)
+
+    def unit_totals(self) -> dict[str, int]:
+        row = (Unit.select(fn.SUM(Unit.files_done), fn.SUM(Unit.bytes_done),
+                           fn.SUM(Unit.new_files), fn.SUM(Unit.changed_files),
+                           fn.SUM(Unit.sent_bytes), fn.SUM(Unit.warning_count),
+                           fn.SUM(Unit.error_count))
+               .where(Unit.run == self).tuples().get())
+        keys = ("files", "bytes", "new_files", "changed_files", "sent_bytes", "warnings", "errors")
+        return {k: int(v or 0) for k, v in zip(keys, row, strict=True)}
+
+    def unit_states(self) -> dict[str, int]:
+        rows = (Unit.select(Unit.state, fn.COUNT(Unit.id)).where(Unit.run == self)
+                .group_by(Unit.state).tuples())
+        return dict(rows)
+
+    def add_message(self, level: str, text: str, unit: Unit | None = None) -> None:
+        RunMessage.create(run=self, unit=unit, level=level, text=text[:4000])
+
+    def messages(self, level: str, limit: int = 1000) -> list[str]:
+        return [m.text for m in RunMessage.select(RunMessage.text)
+                .where((RunMessage.run == self) & (RunMessage.level == level))
+                .order_by(RunMessage.id).limit(limit)]
+
+
+class Unit(BaseModel):
+    run = ForeignKeyField(Run, backref="units", on_delete="CASCADE")
+    seq = IntegerField()
+    source = TextField()
+    label = TextField(default="")
+    rules = JSONField(default=list)
+    planned_files = BigIntegerField(default=0)
+    planned_bytes = BigIntegerField(default=0)
+    state = CharField(max_length=16, default="pending", index=True)
+    outcome = CharField(max_length=16, default="")    # done | warning | partial | fatal | retry
+    attempts = IntegerField(default=0)
+    not_before = DateTimeField(null=True)
+    worker = ForeignKeyField(WorkerProcess, null=True, on_delete="SET NULL")
+    pid = IntegerField(null=True)
+    started_at = DateTimeField(null=True)
+    finished_at = DateTimeField(null=True)
+    files_done = BigIntegerField(default=0)
+    bytes_done = BigIntegerField(default=0)
+    new_files = BigIntegerField(default=0)
+    changed_files = BigIntegerField(default=0)
+    sent_bytes = BigIntegerField(default=0)
+    exit_code = IntegerField(null=True)
+    warning_count = IntegerField(default=0)
+    error_count = IntegerField(default=0)
+    message = TextField(default="")
+    stats = JSONField(default=dict)
+
+    class Meta:
+        indexes = ((("run", "seq"), True),)
+
+    def claim(self, worker: WorkerProcess | None, now: dt.datetime | None = None) -> bool:
+        """queued → running for this worker; False if another worker got there first."""
+        now = now or utcnow()
+        changed = (Unit.update(state="running", worker=worker, attempts=Unit.attempts + 1,
+                               started_at=now, pid=None)
+                   .where((Unit.id == self.id) & (Unit.state == "queued")).execute())
+        if changed:
+            self.state, self.worker, self.attempts, self.started_at = "running", worker, \
+                self.attempts + 1, now
+        return bool(changed)
+
+    def save_progress(self, files: int, size: int, new: int, changed: int, sent: int) -> None:
+        # Held at their highest: a restarted attempt counts again from zero.
+        self.files_done, self.bytes_done = max(self.files_done, files), max(self.bytes_done, size)
+        self.new_files, self.changed_files = max(self.new_files, new), max(self.changed_files, changed)
+        self.sent_bytes = max(self.sent_bytes, sent)
+        self.save(only=[Unit.files_done, Unit.bytes_done, Unit.new_files, Unit.changed_files,
+                        Unit.sent_bytes])
+
+    def release(self, to_state: str, **fields) -> bool:
+        """running → `to_state`, only while this unit is still running."""
+        changed = (Unit.update(state=to_state, pid=None, **fields)
+                   .where((Unit.id == self.id) & (Unit.state == "running")).execute())
+        if changed:
+            self.state = to_state
+            for name, value in fields.items():
+                setattr(self, name, value)
+        return bool(changed)
+
+    @classmethod
+    def hand_out(cls, run: Run, limit: int, now: dt.datetime) -> list[Unit]:
+        """Mark up to `limit` ready pending units queued and return them, biggest first."""
+        ready = list(cls.select().where((cls.run == run) & (cls.state == "pending")
+                                        & (cls.not_before.is_null() | (cls.not_before <= now)))
+                     .order_by(cls.seq).limit(max(0, limit)))
+        taken = []
+        for unit in ready:
+            if cls.update(state="queued").where((cls.id == unit.id)
+                                                & (cls.state == "pending")).execute():
+                unit.state = "queued"
+                taken.append(unit)
+        return taken
+
+    @classmethod
+    def busy(cls, run: Run) -> int:
+        return cls.select().where((cls.run == run)
+                                  & cls.state.in_(("queued", "running"))).count()
+
+    @classmethod
+    def orphaned(cls, alive_workers: list[int]):
+        """Running units whose worker is gone: it was killed, or its box went down."""
+        query = cls.select().where(cls.state == "running")
+        if alive_workers:
+            query = query.where(cls.worker.is_null() | cls.worker.not_in(alive_workers))
+        return query
+
+
+class RunMessage(BaseModel):
+    """A run's error and warning lines, and a dry run's itemized changes (level `item`)."""
+    run = ForeignKeyField(Run, backref="run_messages", on_delete="CASCADE")
+    unit = ForeignKeyField(Unit, null=True, on_delete="CASCADE")
+    at = DateTimeField(default=utcnow)
+    level = CharField(max_length=16)
+    text = TextField()
+
+    class Meta:
+        indexes = ((("run", "level"), False),)
+
+
+class Scan(BaseModel):
+    """One walk of a source folder: its totals, and per folder rows in ScanDir."""
+    root = TextField(index=True)
+    excludes = JSONField(default=list)
+    one_file_system = BooleanField(default=False)
+    run = ForeignKeyField(Run, null=True, backref="scans", on_delete="SET NULL")
+    state = CharField(max_length=16, default="running")
+    started_at = DateTimeField(default=utcnow)
+    finished_at = DateTimeField(null=True)
+    files = BigIntegerField(default=0)
+    bytes = BigIntegerField(default=0)
+    dirs = BigIntegerField(default=0)
+    error_count = IntegerField(default=0)
+
+    def children(self, path: str) -> list[ScanDir]:
+        return list(ScanDir.select().where((ScanDir.scan == self)
+                                           & (ScanDir.parent_key == path_key(path))))
+
+    def folder(self, path: str) -> ScanDir | None:
+        return ScanDir.get_or_none((ScanDir.scan == self) & (ScanDir.key == path_key(path)))
+
+    @classmethod
+    def replaced_by(cls, scan: Scan) -> int:
+        """Delete older finished scans of the same folder and settings as `scan`."""
+        old = [s.id for s in cls.select(cls.id).where(
+            (cls.root == scan.root) & (cls.id < scan.id) & (cls.state != "running"))]
+        if not old:
+            return 0
+        ScanDir.delete().where(ScanDir.scan.in_(old)).execute()
+        ScanLink.delete().where(ScanLink.scan.in_(old)).execute()
+        return cls.delete().where(cls.id.in_(old)).execute()
+
+
+class ScanDir(BaseModel):
+    scan = ForeignKeyField(Scan, backref="dirs_rows", on_delete="CASCADE")
+    path = TextField()          # relative to the scan's root, "" for the root
+    # Indexed by a hash of the path: PostgreSQL cannot index text as long as a path may be.
+    key = CharField(max_length=32)
+    parent_key = CharField(max_length=32, null=True)
+    depth = IntegerField()
+    files = BigIntegerField()
+    bytes = BigIntegerField()
+    own_files = BigIntegerField()
+    own_bytes = BigIntegerField()
+    dirs = BigIntegerField()
+    subdirs = IntegerField()
+
+    class Meta:
+        indexes = ((("scan", "key"), True), (("scan", "parent_key"), False))
+
+
+class ScanLink(BaseModel):
+    """A file with several links, so hardlinks split across units can be restored."""
+    scan = ForeignKeyField(Scan, on_delete="CASCADE")
+    dev = BigIntegerField()
+    ino = BigIntegerField()
+    path = BlobField()          # relative to the scan's root, raw bytes (names need not be UTF-8)
+
+    class Meta:
+        indexes = ((("scan", "dev", "ino"), False),)

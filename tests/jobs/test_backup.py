@@ -1,0 +1,213 @@
+"""Backup runs end to end, tasks inline: real rsync into real snapshot folders."""
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from jobs import backup
+from jobs.engines import snapshots
+from models import AlreadyRunning, Event, Run, RunMessage, Scan, ScanDir, Unit
+from tests.jobs.conftest import make_profile
+from tests.trees import awkward_tree, describe, inodes, link_groups, write
+
+pytestmark = pytest.mark.usefixtures("inline")
+
+
+def snapshot_tree(profile, run, source):
+    return profile_root(profile) / run.snapshot / snapshots.in_snapshot(str(source))
+
+
+def profile_root(profile):
+    return Path(profile.destination) / profile.slug
+
+
+def run_now(profile, **kwargs) -> Run:
+    return Run.get_by_id(backup.request_run(profile, **kwargs).id)
+
+
+def test_a_backup_makes_a_complete_snapshot_and_points_latest_at_it(tmp_path, small_units):
+    source = awkward_tree(tmp_path / "home" / "ada")
+    profile = make_profile(sources=[source], dest=tmp_path / "backups")
+    run = run_now(profile)
+    assert run.state == "succeeded", run.message
+    root = profile_root(profile)
+    assert set(os.listdir(root)) == {run.snapshot, "latest"}
+    tree = snapshot_tree(profile, run, source)
+    assert str(tree).endswith(f"{run.snapshot}/localhost{source}")
+    assert describe(tree) == describe(source)
+    assert link_groups(tree) == link_groups(source)
+    assert Unit.select().where(Unit.run == run).count() > 1
+    assert run.progress == 1.0 and run.files_done == run.total_files > 0
+    assert [e.kind for e in Event.select().where(Event.subject == run.subject)][-1] == "run.finished"
+    assert not Event.select().where(Event.kind == "run.progress").exists()
+
+
+def test_an_unchanged_second_snapshot_shares_every_inode_with_the_first(tmp_path, small_units):
+    source = awkward_tree(tmp_path / "src")
+    profile = make_profile(sources=[source], dest=tmp_path / "backups")
+    first, second = run_now(profile), run_now(profile)
+    assert second.state == "succeeded" and second.link_from == first.snapshot
+    assert second.new_files == 0 and second.changed_files == 0
+    assert inodes(snapshot_tree(profile, second, source)) == inodes(snapshot_tree(profile, first, source))
+    assert os.readlink(profile_root(profile) / "latest") == second.snapshot
+
+
+def test_hardlinks_split_across_units_are_restored(tmp_path, small_units):
+    source = tmp_path / "src"
+    for i in range(6):
+        write(source / f"album{i}" / "big.jpg", os.urandom(50_000))
+    os.link(source / "album0" / "big.jpg", source / "album5" / "same-photo.jpg")
+    profile = make_profile(sources=[source], dest=tmp_path / "backups")
+    run = run_now(profile)
+    units = list(Unit.select().where(Unit.run == run))
+    assert not any("album0" in u.label and "album5" in u.label for u in units)
+    tree = snapshot_tree(profile, run, source)
+    assert os.stat(tree / "album0" / "big.jpg").st_ino == os.stat(tree / "album5" / "same-photo.jpg").st_ino
+    assert describe(tree) == describe(source)
+
+
+def test_several_sources_sit_side_by_side(tmp_path):
+    docs = write(tmp_path / "ada" / "Documents" / "cv.txt", "cv").parent
+    photos = write(tmp_path / "otto" / "Photos" / "p.jpg", "p").parent
+    profile = make_profile(sources=[docs, photos], dest=tmp_path / "backups")
+    run = run_now(profile)
+    assert run.state == "succeeded"
+    assert (snapshot_tree(profile, run, docs) / "cv.txt").read_text() == "cv"
+    assert (snapshot_tree(profile, run, photos) / "p.jpg").read_text() == "p"
+
+
+def test_the_scan_is_stored_per_folder(tmp_path):
+    source = awkward_tree(tmp_path / "src")
+    profile = make_profile(sources=[source], dest=tmp_path / "backups")
+    run = run_now(profile)
+    scan = Scan.get(Scan.run == run)
+    assert (scan.state, scan.files) == ("done", run.total_files)
+    assert scan.folder("photos").files == 3
+    assert {c.path for c in scan.children("photos")} == {"photos/2024"}
+    assert ScanDir.select().where(ScanDir.scan == scan).count() > 20
+    run_now(profile)
+    assert Scan.select().where(Scan.root == str(source)).count() == 1  # the old one is replaced
+
+
+def test_excluded_files_are_neither_counted_nor_copied(tmp_path):
+    source = awkward_tree(tmp_path / "src")
+    profile = make_profile(sources=[source], dest=tmp_path / "backups", excludes=["*.jpg", "/names/"])
+    run = run_now(profile)
+    tree = snapshot_tree(profile, run, source)
+    assert not (tree / "names").exists() and not (tree / "photos" / "2024" / "beach.jpg").exists()
+    assert run.files_done == run.total_files
+
+
+def test_a_second_request_while_running_says_already_running(tmp_path):
+    profile = make_profile(sources=[write(tmp_path / "src" / "f", "x").parent], dest=tmp_path / "b")
+    Run.create(profile=profile, state="running")
+    with pytest.raises(AlreadyRunning, match="already running"):
+        backup.request_run(profile)
+
+
+def test_a_dry_run_reports_changes_and_writes_nothing(tmp_path):
+    source = tmp_path / "src"
+    write(source / "old.txt", "old")
+    write(source / "edited.txt", "v1", mtime=1_600_000_000)
+    profile = make_profile(sources=[source], dest=tmp_path / "backups")
+    first = run_now(profile)
+    write(source / "new.txt", "new")
+    write(source / "edited.txt", "v2!", mtime=1_700_000_000)
+    dry = run_now(profile, dry_run=True)
+    assert dry.state == "succeeded" and dry.snapshot == ""
+    assert (dry.new_files, dry.changed_files) == (1, 1)
+    assert "1 new and 1 changed files" in dry.message
+    items = dry.messages("item")
+    assert any(i.endswith(" new.txt") and i.startswith(">f+") for i in items)
+    assert any(i.endswith(" edited.txt") for i in items)
+    assert snapshots.list_snapshots(profile_root(profile)) == [first.snapshot]
+
+
+@pytest.mark.parametrize("problem, message", [
+    ("missing-source", "does not exist"), ("missing-dest", "does not exist"),
+    ("dest-in-source", "inside source"),
+])
+def test_bad_folders_fail_the_run_before_copying(tmp_path, problem, message):
+    source = write(tmp_path / "src" / "f", "x").parent
+    (tmp_path / "backups").mkdir()
+    sources, dest = [source], tmp_path / "backups"
+    if problem == "missing-source":
+        sources = [tmp_path / "gone"]
+    elif problem == "missing-dest":
+        dest = tmp_path / "nowhere"
+        run = run_now(make_profile(sources=sources, dest=dest, create_dest=False))
+        assert run.state == "failed" and message in run.message
+        return
+    else:
+        dest = source / "inner"
+        dest.mkdir()
+    run = run_now(make_profile(sources=sources, dest=dest))
+    assert run.state == "failed" and message in run.message
+
+
+def test_snapshots_are_refused_on_exfat_and_a_mirror_is_made_instead(tmp_path, exfat_drive):
+    source = write(tmp_path / "src" / "photo.jpg", "jpeg").parent
+    write(source / "sub" / "note.txt", "n")
+    profile = make_profile(sources=[source], dest=exfat_drive)
+    run = run_now(profile)
+    assert run.state == "failed"
+    assert "exfat filesystem" in run.message and "mirror mode" in run.message
+    profile.mode = "mirror"
+    profile.save()
+    run = run_now(profile)
+    assert run.state == "succeeded", run.message
+    mirror = exfat_drive / profile.slug / "mirror" / snapshots.in_snapshot(str(source))
+    assert (mirror / "sub" / "note.txt").read_text() == "n"
+    (source / "photo.jpg").unlink()
+    assert run_now(profile).state == "succeeded"
+    assert not (mirror / "photo.jpg").exists()
+
+
+def test_a_full_destination_fails_cleanly_and_keeps_older_snapshots(tmp_path):
+    dest = tmp_path / "small"
+    dest.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(dest)], check=True)
+    try:
+        source = tmp_path / "src"
+        write(source / "a.bin", os.urandom(600_000))
+        profile = make_profile(sources=[source], dest=dest)
+        first = run_now(profile)
+        assert first.state == "succeeded"
+        write(source / "b.bin", os.urandom(4_000_000))
+        second = run_now(profile)
+        assert second.state == "failed" and "full" in second.message
+        assert snapshots.list_snapshots(profile_root(profile)) == [first.snapshot]
+        assert not any(n.endswith(".partial") for n in os.listdir(profile_root(profile)))
+        assert describe(snapshot_tree(profile, first, source))[b"a.bin"][2] == 600_000
+    finally:
+        subprocess.run(["umount", str(dest)], check=True)
+
+
+def test_a_first_snapshot_bigger_than_the_free_space_is_refused_before_copying(tmp_path):
+    dest = tmp_path / "small"
+    dest.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(dest)], check=True)
+    try:
+        source = write(tmp_path / "src" / "big.bin", os.urandom(3_000_000)).parent
+        run = run_now(make_profile(sources=[source], dest=dest))
+        assert run.state == "failed" and "needs 3.0 MB" in run.message
+    finally:
+        subprocess.run(["umount", str(dest)], check=True)
+
+
+def test_cancelling_a_queued_run_ends_it_at_once(tmp_path):
+    profile = make_profile(sources=[write(tmp_path / "src" / "f", "x").parent], dest=tmp_path / "b")
+    run = Run.request(profile)
+    assert backup.cancel(run)
+    assert Run.get_by_id(run.id).state == "cancelled"
+    assert not backup.cancel(Run.get_by_id(run.id))
+
+
+def test_the_itemized_output_is_kept_in_a_compressed_log(tmp_path):
+    source = write(tmp_path / "src" / "hello.txt", "hi").parent
+    run = run_now(make_profile(sources=[source], dest=tmp_path / "backups"))
+    lines = backup.read_log(run.id)
+    assert any(line.endswith(" hello.txt") and line.startswith(">f+++++++++") for line in lines)
+    assert not RunMessage.select().where(RunMessage.level == "error").exists()

@@ -1,0 +1,88 @@
+"""`flask --app app profile|backup ...` from a shell, against a real worker."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from jobs.queue import settings
+from models import Profile, Run
+from tests.jobs.conftest import wait_for_run, wait_until
+from tests.trees import describe, write
+
+ROOT = Path(__file__).resolve().parents[2]
+FLASK = Path(sys.executable).parent / "flask"
+pytestmark = pytest.mark.slow
+
+
+def flask(*args, check=False):
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("CAIRN_")},
+           "CAIRN_DATA_DIR": str(settings.data_dir)}
+    done = subprocess.run([str(FLASK), "--app", "app", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=120)
+    if check:
+        assert done.returncode == 0, done.stderr
+    return done
+
+
+def test_a_profile_is_added_listed_run_and_waited_for(tmp_path, worker_factory):
+    source = write(tmp_path / "my photos" / "beach.jpg", "jpeg").parent
+    (tmp_path / "backups").mkdir()
+    added = flask("profile", "add", "Family photos", "--source", str(source), "--exclude", "*.tmp",
+                  "--dest", str(tmp_path / "backups"), "--bwlimit", "10M", check=True)
+    assert "saved" in added.stdout and "family-photos" in added.stdout
+    profile = Profile.by_name("Family photos")
+    assert profile.bwlimit_kib == 10240 and profile.excludes == ["*.tmp"]
+    assert "Family photos\tsnapshot\tnever run" in flask("profile", "list", check=True).stdout
+
+    refused = flask("backup", "run", "Family photos")
+    assert refused.returncode == 1 and "No worker is running" in refused.stderr
+    assert not Run.select().exists()
+
+    worker_factory().start()
+    done = flask("backup", "run", "Family photos", "--wait")
+    assert done.returncode == 0, done.stderr
+    run = Run.get()
+    assert f"Run {run.id} queued." in done.stdout
+    assert f"Run {run.id}: succeeded." in done.stdout
+    snapshot = Path(done.stdout.split("Snapshot: ")[1].strip())
+    assert snapshot == tmp_path / "backups" / "family-photos" / run.snapshot
+    assert describe(snapshot / "localhost" / str(source).lstrip("/")) == describe(source)
+    status = flask("backup", "status", check=True).stdout
+    assert "Worker: running" in status and f"Run {run.id}\tFamily photos\tsucceeded" in status
+
+    dry = flask("backup", "run", "Family photos", "--dry-run", "--wait")
+    assert dry.returncode == 0 and "Dry run: 0 new and 0 changed files" in dry.stdout
+
+
+def test_bad_profiles_are_refused_with_every_reason(tmp_path, shared_db):
+    done = flask("profile", "add", "x", "--source", "relative/dir", "--dest", "/",
+                 "--exclude", "[oops", "--bwlimit", "fast")
+    assert done.returncode == 1
+    for reason in ["must be an absolute path", "not the root of the filesystem", "never closes",
+                   "is not a rate"]:
+        assert reason in done.stderr
+    assert not Profile.select().exists()
+
+
+def test_a_failed_run_exits_1_and_a_running_one_can_be_cancelled(tmp_path, worker_factory):
+    worker_factory().start()
+    (tmp_path / "dest").mkdir()
+    flask("profile", "add", "Gone", "--source", str(tmp_path / "missing"), "--dest",
+          str(tmp_path / "dest"), check=True)
+    failed = flask("backup", "run", "Gone", "--wait")
+    assert failed.returncode == 1 and ": failed. Source folder" in failed.stdout
+
+    source = tmp_path / "big"
+    write(source / "a.bin", os.urandom(3_000_000))
+    flask("profile", "add", "Slow", "--source", str(source), "--dest", str(tmp_path / "dest"),
+          "--bwlimit", "100K", check=True)
+    flask("backup", "run", "Slow", check=True)
+    run = Run.select().order_by(Run.id.desc()).get()
+    wait_until(lambda: Run.get_by_id(run.id).state == "running")
+    assert "already running" in flask("backup", "run", "Slow").stderr
+    assert f"Run {run.id} is being cancelled." in flask("backup", "cancel", str(run.id), check=True).stdout
+    assert wait_for_run(run).state == "cancelled"
+    assert "already ended" in flask("backup", "cancel", str(run.id)).stderr
