@@ -635,7 +635,7 @@ def _dry_run_summary(totals: dict[str, int]) -> str:
 
 def _end(run: Run, state: str, message: str) -> None:
     if run.finish(state, message):
-        Event.delete().where((Event.subject == run.subject) & (Event.kind == "run.progress")).execute()
+        Event.drop_progress(run.subject)
         _publish_finished(run)
 
 

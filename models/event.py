@@ -10,6 +10,9 @@ from models.base import BaseModel
 from models.db import utcnow
 
 LEVELS = ("info", "warning", "error")
+# Live figures of a running job: pushed to whoever watches it, kept out of the activity list,
+# and deleted when the job ends.
+PROGRESS_KINDS = ("run.progress", "run.scanning")
 
 
 class Event(BaseModel):
@@ -37,9 +40,19 @@ class Event(BaseModel):
     def last_id(cls) -> int:
         return cls.select(fn.MAX(cls.id)).scalar() or 0
 
+    @property
+    def is_progress(self) -> bool:
+        return self.kind in PROGRESS_KINDS
+
     @classmethod
     def recent(cls, limit: int = 20) -> list[Event]:
-        return list(cls.select().order_by(cls.id.desc()).limit(limit))
+        return list(cls.select().where(cls.kind.not_in(PROGRESS_KINDS))
+                    .order_by(cls.id.desc()).limit(limit))
+
+    @classmethod
+    def drop_progress(cls, subject: str) -> int:
+        return cls.delete().where((cls.subject == subject)
+                                  & cls.kind.in_(PROGRESS_KINDS)).execute()
 
     @classmethod
     def prune(cls, before: dt.datetime) -> int:

@@ -46,7 +46,8 @@ def activity_context(arg: str | None = None) -> dict:
     return {"events": Event.recent(ACTIVITY_SHOWN)}
 
 
-feed.on_event(lambda event: True, lambda event: "activity", "dashboard/_event_push.html")
+feed.on_event(lambda event: not event.is_progress, lambda event: "activity",
+              "dashboard/_event_push.html")
 
 
 @bp.route("/")

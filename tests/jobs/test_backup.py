@@ -41,7 +41,8 @@ def test_a_backup_makes_a_complete_snapshot_and_points_latest_at_it(tmp_path, sm
     assert Unit.select().where(Unit.run == run).count() > 1
     assert run.progress == 1.0 and run.files_done == run.total_files > 0
     assert [e.kind for e in Event.select().where(Event.subject == run.subject)][-1] == "run.finished"
-    assert not Event.select().where(Event.kind == "run.progress").exists()
+    assert not Event.select().where(Event.kind.in_(["run.progress", "run.scanning"])).exists()
+    assert all(not e.is_progress for e in Event.recent(100))
 
 
 def test_an_unchanged_second_snapshot_shares_every_inode_with_the_first(tmp_path, small_units):

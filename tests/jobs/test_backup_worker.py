@@ -141,6 +141,13 @@ def test_an_unreadable_file_makes_the_run_partial_and_names_the_file(tmp_path, w
     assert (tree / "fine.txt").read_text() == "ok" and not (tree / "locked.txt").exists()
     assert snapshots.latest_snapshot(Path(profile.destination) / profile.slug) == run.snapshot
 
+    closed = tmp_path / "closed"
+    write(closed / "inside.txt", "x")
+    os.chmod(closed, 0)
+    other = make_profile(name="Closed", sources=[closed], dest=tmp_path / "backups")
+    refused = wait_for_run(backup.request_run(other))
+    assert refused.state == "failed" and "cannot be read by the worker" in refused.message
+
 
 def test_the_resource_monitor_lowers_concurrency_and_says_why(tmp_path, worker_factory):
     # Memory use is the one reading sure to be above 1 % on any box; load may be near zero.
