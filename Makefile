@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PIP := $(VENV)/bin/pip
 
-.PHONY: run test bench lint system-run system-test clean
+.PHONY: run test bench lint system-run system-test system-bench clean
 
 run: system-run $(VENV)/.installed-run
 	$(VENV)/bin/cairn run
@@ -11,7 +11,7 @@ run: system-run $(VENV)/.installed-run
 test: system-test $(VENV)/.installed-test
 	$(VENV)/bin/python -m pytest -n auto --ignore=tests/bench $(PYTEST_ARGS)
 
-bench: system-test $(VENV)/.installed-test
+bench: system-bench $(VENV)/.installed-test
 	$(VENV)/bin/python -m pytest tests/bench -p no:xdist -s $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed-test
@@ -22,6 +22,9 @@ system-run:
 
 system-test:
 	@deploy/debian-packages.sh test
+
+system-bench:
+	@deploy/debian-packages.sh bench
 
 $(VENV)/bin/python:
 	$(PYTHON) -c 'import sys; sys.exit("Cairn needs Python 3.11 or newer") if sys.version_info < (3, 11) else None'

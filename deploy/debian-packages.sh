@@ -3,13 +3,15 @@
 # the exact command that would and stop. Called by `make run` and `make test`.
 set -eu
 
-purpose=${1:?usage: debian-packages.sh run|test}
+purpose=${1:?usage: debian-packages.sh run|test|bench}
 # python3-venv: `python3 -m venv` needs ensurepip, which Debian ships separately.
 run_packages="rsync python3 python3-venv ca-certificates"
 case "$purpose" in
   run)  wanted="$run_packages" ;;
   test) wanted="$run_packages chromium systemd util-linux exfat-fuse exfatprogs" ;;
-  *)    echo "usage: $0 run|test" >&2; exit 2 ;;
+  # The benchmarks time Cairn against Debian's rsnapshot on the same data.
+  bench) wanted="$run_packages chromium systemd util-linux exfat-fuse exfatprogs rsnapshot" ;;
+  *)    echo "usage: $0 run|test|bench" >&2; exit 2 ;;
 esac
 
 missing=""

@@ -1,0 +1,227 @@
+"""Cairn's snapshots against plain rsync and Debian's rsnapshot, on the same data, in one run.
+
+`make bench` (not part of `make test`). Builds a seeded tree (about 100,000 files and 2 GB,
+one dominant folder) in BENCH_DIR (default /var/tmp/cairn-bench, kept between runs), then
+times a full and an unchanged incremental snapshot with each tool and prints the ratios,
+Cairn's own CPU (the worker process, rsync excluded) against rsync's, and the worker's peak
+memory at two tree sizes. BENCH_FILES scales the tree (default 100000); BENCH_ROUNDS (default
+2) repeats each measurement and keeps the best.
+
+Every timing starts after `sync` (no writeback of an earlier run left to pay for) and ends
+after `sync` (the snapshot is on disk), and the source is in the page cache for all tools.
+Point BENCH_DIR at a tmpfs to compare the tools without the disk.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+import pytest
+
+from jobs import backup
+from jobs.queue import huey, settings
+from models import ALL_MODELS, Run, db, open_database
+from models.migrate import migrate
+from tests.jobs.conftest import Worker, make_profile, wait_for_run
+
+# Not CAIRN_*: the test suite's conftest clears those.
+BENCH_DIR = Path(os.environ.get("BENCH_DIR", "/var/tmp/cairn-bench"))
+FILES = int(os.environ.get("BENCH_FILES", "100000"))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "2"))
+SEED = 20261122
+BLOCK = random.Random(SEED).randbytes(64 * 1024 * 1024)
+
+
+def build_tree(root: Path, files: int) -> tuple[int, int]:
+    """One dominant Videos folder (60% of the bytes), photos, many small documents, tiny code
+    files. Deterministic for a seed and size; reused when already built."""
+    marker = root / ".cairn-bench-tree"
+    if marker.exists() and json.loads(marker.read_text())["files"] == files:
+        info = json.loads(marker.read_text())
+        return info["files"], info["bytes"]
+    shutil.rmtree(root, ignore_errors=True)
+    rng = random.Random(SEED)
+    scale = files / 100_000
+    plan = [("Videos", max(4, int(40 * scale)), 1, lambda: 30_000_000),
+            ("Photos", max(4, int(20 * scale)), 500, lambda: rng.randint(20_000, 60_000)),
+            ("Documents", max(4, int(600 * scale)), 100, lambda: rng.randint(1_000, 8_000))]
+    rest = files - sum(folders * per for _, folders, per, _ in plan)
+    plan.append(("Code", max(1, rest // 10), 10, lambda: rng.randint(100, 2_000)))
+    count = size = 0
+    for top, folders, per_folder, sizes in plan:
+        for i in range(folders):
+            folder = root / top / f"{top.lower()}-{i:04d}"
+            folder.mkdir(parents=True)
+            for j in range(per_folder):
+                length = sizes()
+                start = rng.randrange(0, len(BLOCK) - min(length, len(BLOCK)))
+                with open(folder / f"file-{j:05d}.bin", "wb") as fh:
+                    remaining = length
+                    while remaining:
+                        chunk = BLOCK[start:start + min(remaining, len(BLOCK) - start)]
+                        fh.write(chunk)
+                        remaining -= len(chunk)
+                        start = 0
+                count += 1
+                size += length
+    marker.write_text(json.dumps({"files": count, "bytes": size}))
+    return count, size
+
+
+def timed(args: list[str]) -> float:
+    os.sync()
+    started = time.monotonic()
+    subprocess.run(args, check=True, stdout=subprocess.DEVNULL)
+    os.sync()
+    return time.monotonic() - started
+
+
+def best(measure, reset) -> float:
+    """The best of ROUNDS measurements, `reset()` undoing each one's output."""
+    results = []
+    for _ in range(ROUNDS):
+        results.append(measure())
+        reset()
+    return min(results)
+
+
+@dataclass
+class CairnRun:
+    seconds: float
+    own_cpu: float
+    rsync_cpu: float
+    peak_rss: int
+    run: Run
+
+
+def cairn_snapshot(tmp_path: Path, profile) -> CairnRun:
+    """One run on a fresh worker process, so its peak memory is this run's."""
+    worker = Worker(tmp_path, {"CAIRN_WORKERS": "4"}, []).start()
+    try:
+        process = psutil.Process(worker.process.pid)
+        os.sync()
+        before = process.cpu_times()
+        started = time.monotonic()
+        run = wait_for_run(backup.request_run(profile), timeout=3600)
+        os.sync()
+        seconds = time.monotonic() - started
+        after = process.cpu_times()
+        peak = _peak_rss(worker.process.pid)
+    finally:
+        worker.stop()
+    assert run.state == "succeeded", run.message
+    own = (after.user - before.user) + (after.system - before.system)
+    children = (after.children_user - before.children_user) \
+        + (after.children_system - before.children_system)
+    return CairnRun(seconds, own, children, peak, run)
+
+
+def _peak_rss(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def rsnapshot_config(path: Path, source: Path, root: Path) -> Path:
+    lines = [("config_version", "1.2"), ("snapshot_root", f"{root}/"), ("no_create_root", "0"),
+             ("cmd_rsync", "/usr/bin/rsync"), ("link_dest", "1"), ("retain", "alpha\t5"),
+             ("lockfile", f"{root.parent}/rsnapshot.pid"), ("backup", f"{source}/\tlocalhost/")]
+    path.write_text("".join(f"{key}\t{value}\n" for key, value in lines))
+    return path
+
+
+@pytest.fixture
+def bench_db():
+    migrate(open_database(settings.database_url))
+    huey.storage.flush_all()
+    with db.connection_context():
+        for model in reversed(ALL_MODELS):
+            model.delete().execute()
+        yield
+
+
+def test_snapshot_speed_against_rsync_and_rsnapshot(tmp_path, bench_db):
+    source = BENCH_DIR / "tree"
+    out = BENCH_DIR / "out"
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    files, size = build_tree(source, FILES)
+    print(f"\nTree: {files:,} files, {size / 1e9:.2f} GB in {source}")
+    def clear(*paths):
+        for path in paths:
+            shutil.rmtree(out / path, ignore_errors=True)
+
+    try:
+        rsync_full = best(lambda: timed(["rsync", "-a", f"{source}/", f"{out}/rsync-full/"]),
+                          lambda: clear("rsync-full"))
+        timed(["rsync", "-a", f"{source}/", f"{out}/rsync-full/"])
+        rsync_again = timed(["rsync", "-a", f"{source}/", f"{out}/rsync-full/"])
+        rsync_link = best(lambda: timed(["rsync", "-a", f"--link-dest={out}/rsync-full",
+                                         f"{source}/", f"{out}/rsync-link/"]),
+                          lambda: clear("rsync-link"))
+        clear("rsync-full")
+
+        conf = rsnapshot_config(out / "rsnapshot.conf", source, out / "rsnapshot")
+        rsnap_full = best(lambda: timed(["rsnapshot", "-c", str(conf), "alpha"]),
+                          lambda: clear("rsnapshot"))
+        timed(["rsnapshot", "-c", str(conf), "alpha"])
+        rsnap_incr = best(lambda: timed(["rsnapshot", "-c", str(conf), "alpha"]),
+                          lambda: clear("rsnapshot/alpha.2"))
+        clear("rsnapshot")
+
+        (out / "cairn").mkdir()
+        profile = make_profile(name="Bench", sources=[source], dest=out / "cairn")
+        fulls = []
+        for _ in range(ROUNDS):
+            fulls.append(cairn_snapshot(tmp_path, profile))
+            clear("cairn/bench")
+        full = min(fulls, key=lambda r: r.seconds)
+        cairn_snapshot(tmp_path, profile)
+        incrementals = []
+        for _ in range(ROUNDS):
+            incrementals.append(cairn_snapshot(tmp_path, profile))
+            newest = sorted((out / "cairn" / "bench").glob("2*"))[-1]
+            shutil.rmtree(newest)
+        incremental = min(incrementals, key=lambda r: r.seconds)
+        units = full.run.units_query().count()
+        clear("cairn")
+
+        small_source = BENCH_DIR / "tree-small"
+        small_files, small_size = build_tree(small_source, max(1000, FILES // 4))
+        (out / "cairn-small").mkdir()
+        small = cairn_snapshot(tmp_path, make_profile(name="Small", sources=[small_source],
+                                                      dest=out / "cairn-small"))
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+
+    def row(name, seconds, reference):
+        return f"  {name:<38} {seconds:8.2f} s   {seconds / reference:5.2f}x"
+
+    print("\nFull snapshot (fresh destination):")
+    print(row("rsync -a", rsync_full, rsync_full))
+    print(row("rsnapshot (link_dest 1)", rsnap_full, rsync_full))
+    print(row(f"Cairn ({units} units, 4 worker threads)", full.seconds, rsync_full)
+          + "   target <= 0.90x")
+    print("\nUnchanged incremental snapshot:")
+    print(row("rsync -a --link-dest (new tree)", rsync_link, rsync_link))
+    print(row("rsync -a (same tree again)", rsync_again, rsync_link))
+    print(row("rsnapshot (rotate + link-dest)", rsnap_incr, rsync_link))
+    print(row("Cairn", incremental.seconds, rsync_link) + "   target <= 1.00x")
+    print("\nCairn's own CPU (worker process, rsync excluded) against rsync's:")
+    for name, result in (("full", full), ("incremental", incremental)):
+        share = result.own_cpu / result.rsync_cpu if result.rsync_cpu else float("inf")
+        print(f"  {name:<12} own {result.own_cpu:6.2f} s, rsync {result.rsync_cpu:6.2f} s "
+              f"= {share:6.1%}   target <= 5%")
+    print("\nWorker peak memory (VmHWM, whole process):")
+    print(f"  {small_files:>8,} files, {small_size / 1e9:.2f} GB: {small.peak_rss / 2**20:6.1f} MiB")
+    print(f"  {files:>8,} files, {size / 1e9:.2f} GB: {full.peak_rss / 2**20:6.1f} MiB"
+          f" (incremental {incremental.peak_rss / 2**20:.1f} MiB)   target < 200 MiB, flat")
