@@ -342,11 +342,14 @@ def _stop_run(run: Run) -> None:
     if run.snapshot and not run.dry_run:
         snapshots.remove_partial(_profile_root(run.profile), run.snapshot)
     _collect_logs(run)
-    if run.fail_reason:
-        _end(run, "failed", run.fail_reason + " The unfinished snapshot was removed; older "
-             "snapshots are untouched.")
+    if run.options.get("mirror") or run.dry_run:
+        leftover = ""
     else:
-        _end(run, "cancelled", "Cancelled; the unfinished snapshot was removed.")
+        leftover = " The unfinished snapshot was removed; older snapshots are untouched."
+    if run.fail_reason:
+        _end(run, "failed", run.fail_reason + leftover)
+    else:
+        _end(run, "cancelled", "Cancelled." + leftover)
 
 
 # --- units -----------------------------------------------------------------------------------

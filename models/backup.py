@@ -331,9 +331,14 @@ class Scan(BaseModel):
 
     @classmethod
     def replaced_by(cls, scan: Scan) -> int:
-        """Delete older finished scans of the same folder and settings as `scan`."""
+        """Delete older scans of the same folder, but not those an active run still plans
+        from (a scan cut short by a dead worker belongs to its run, which is rescanning)."""
+        busy = Run.select(Run.id).where(Run.state.in_(ACTIVE_STATES))
+        if scan.run_id is not None:
+            busy = busy.where(Run.id != scan.run_id)
         old = [s.id for s in cls.select(cls.id).where(
-            (cls.root == scan.root) & (cls.id < scan.id) & (cls.state != "running"))]
+            (cls.root == scan.root) & (cls.id < scan.id)
+            & (cls.run.is_null() | cls.run.not_in(busy)))]
         if not old:
             return 0
         ScanDir.delete().where(ScanDir.scan.in_(old)).execute()

@@ -130,3 +130,14 @@ def test_scan_folders_are_found_by_path_even_very_long_ones():
     scan.save()
     assert Scan.replaced_by(newer) == 1
     assert not ScanDir.select().exists()
+
+
+def test_a_scan_that_an_active_run_plans_from_is_not_replaced():
+    busy = Run.request(profile())
+    kept = Scan.create(root="/home", run=busy, state="running")
+    finished = Run.create(profile=profile("Other"), state="succeeded")
+    old = Scan.create(root="/home", run=finished, state="done")
+    newest = Scan.create(root="/home", state="done")
+    assert Scan.replaced_by(newest) == 1
+    assert Scan.get_or_none(Scan.id == old.id) is None
+    assert Scan.get_or_none(Scan.id == kept.id) is not None
