@@ -12,7 +12,6 @@ and the backup restores hardlinks between units afterwards from this list.
 from __future__ import annotations
 
 import os
-import stat
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -35,6 +34,9 @@ class DirTotals:
     bytes: int = 0
     dirs: int = 0        # folders below, at any depth
     subdirs: int = 0     # folders directly inside
+    # Some entry here or below has extended attributes or ACLs (ACLs are stored as such).
+    # Looked for only when asked, and only until the first is found.
+    xattrs: bool = False
 
 
 @dataclass
@@ -54,13 +56,16 @@ class ScanCallbacks:
 
 
 def scan(root: str, excludes: Excludes | None = None, one_file_system: bool = False,
-         callbacks: ScanCallbacks | None = None) -> DirTotals:
+         callbacks: ScanCallbacks | None = None, find_xattrs: bool = False) -> DirTotals:
     """Total `root` (an absolute folder path); return the root's totals."""
     cb = callbacks or ScanCallbacks()
     excludes = excludes or Excludes([])
     root_dev = os.stat(root, follow_symlinks=False).st_dev
     walker = _Walker(excludes, one_file_system, root_dev, cb)
+    root_has_xattrs = find_xattrs and _has_xattrs(root)
+    walker.find_xattrs = find_xattrs and not root_has_xattrs
     stack = [walker.open("", root, 0)]
+    stack[0].totals.xattrs = stack[0].totals.xattrs or root_has_xattrs
     while stack:
         top = stack[-1]
         if top.pending:
@@ -78,6 +83,7 @@ def scan(root: str, excludes: Excludes | None = None, one_file_system: bool = Fa
             parent.files += done.files
             parent.bytes += done.bytes
             parent.dirs += done.dirs + 1
+            parent.xattrs = parent.xattrs or done.xattrs
     return done
 
 
@@ -91,6 +97,7 @@ class _Walker:
         self.seen_files = 0
         self.seen_bytes = 0
         self.next_report = PROGRESS_EVERY
+        self.find_xattrs = False
 
     def open(self, rel: str, absolute: str, depth: int) -> _Frame:
         frame = _Frame(DirTotals(rel, depth), absolute)
@@ -100,8 +107,7 @@ class _Walker:
             # Read the folder whole and close it: a deep tree must not hold one open
             # descriptor per level.
             with os.scandir(absolute) as entries:
-                for entry in entries:
-                    self._entry(frame, rel, entry)
+                self._read(frame, rel, entries)
         except FileNotFoundError:
             pass  # vanished since its parent was read; rsync will say so too
         except OSError as error:
@@ -111,29 +117,53 @@ class _Walker:
             self.cb.on_progress(self.seen_files, self.seen_bytes)
         return frame
 
-    def _entry(self, frame: _Frame, rel: str, entry: os.DirEntry) -> None:
-        path = f"{rel}/{entry.name}" if rel else entry.name
-        try:
-            st = entry.stat(follow_symlinks=False)
-        except FileNotFoundError:
-            return
-        except OSError as error:
-            self.cb.on_error(path, error)
-            return
-        is_dir = stat.S_ISDIR(st.st_mode)
-        if self.excludes and self.excludes.excluded(path, is_dir):
-            return
-        if is_dir:
-            frame.totals.subdirs += 1
-            if self.one_file_system and st.st_dev != self.root_dev:
-                # rsync -x copies the mount point as an empty folder.
-                frame.totals.dirs += 1
-                return
-            frame.pending.append(entry.name)
-            return
-        frame.totals.own_files += 1
-        frame.totals.own_bytes += st.st_size
-        self.seen_files += 1
-        self.seen_bytes += st.st_size
-        if st.st_nlink > 1:
-            self.cb.on_link(st.st_dev, st.st_ino, path)
+    def _read(self, frame: _Frame, rel: str, entries) -> None:
+        # One pass over every entry of the tree: long, with locals, and a path string built
+        # only when something needs it. Folders are told apart by the directory entry's type
+        # (no system call); only files need a stat, for their size and link count.
+        totals, pending = frame.totals, frame.pending
+        excludes = self.excludes if self.excludes else None
+        prefix = rel + "/" if rel else ""
+        files = size = 0
+        for entry in entries:
+            try:
+                is_dir = entry.is_dir(follow_symlinks=False)
+                if is_dir:
+                    if excludes and excludes.excluded(prefix + entry.name, True):
+                        continue
+                    totals.subdirs += 1
+                    if self.one_file_system and \
+                            entry.stat(follow_symlinks=False).st_dev != self.root_dev:
+                        totals.dirs += 1  # rsync -x copies the mount point as an empty folder
+                        continue
+                    pending.append(entry.name)
+                    if self.find_xattrs and _has_xattrs(entry.path):
+                        totals.xattrs, self.find_xattrs = True, False
+                    continue
+                if excludes and excludes.excluded(prefix + entry.name, False):
+                    continue
+                st = entry.stat(follow_symlinks=False)
+            except FileNotFoundError:
+                continue
+            except OSError as error:
+                self.cb.on_error(prefix + entry.name, error)
+                continue
+            files += 1
+            size += st.st_size
+            if st.st_nlink > 1:
+                self.cb.on_link(st.st_dev, st.st_ino, prefix + entry.name)
+            if self.find_xattrs and _has_xattrs(entry.path):
+                totals.xattrs, self.find_xattrs = True, False
+        totals.own_files += files
+        totals.own_bytes += size
+        self.seen_files += files
+        self.seen_bytes += size
+
+
+def _has_xattrs(path: str) -> bool:
+    """True if `path` has extended attributes or an ACL; False also when it cannot be read:
+    rsync then has none to copy either."""
+    try:
+        return bool(os.listxattr(path, follow_symlinks=False))
+    except OSError:
+        return False

@@ -87,3 +87,17 @@ def test_a_scan_stops_when_asked(tmp_path):
         write(tmp_path / "src" / f"d{i}" / "f", "x")
     with pytest.raises(ScanCancelled):
         scan(str(tmp_path / "src"), callbacks=ScanCallbacks(should_stop=lambda: True))
+
+
+def test_extended_attributes_are_found_only_when_asked(tmp_path):
+    write(tmp_path / "src" / "plain" / "a.txt", "a")
+    tagged = write(tmp_path / "src" / "deep" / "er" / "b.txt", "b")
+    assert not scan(str(tmp_path / "src"), find_xattrs=True).xattrs
+    os.setxattr(tagged, "user.origin", b"camera")
+    assert scan(str(tmp_path / "src"), find_xattrs=True).xattrs
+    assert not scan(str(tmp_path / "src"), find_xattrs=False).xattrs
+
+
+def test_extended_attributes_directly_in_the_folder_count_too(tmp_path):
+    os.setxattr(write(tmp_path / "src" / "a.txt", "a"), "user.tag", b"1")
+    assert scan(str(tmp_path / "src"), find_xattrs=True).xattrs

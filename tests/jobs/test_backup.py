@@ -212,3 +212,20 @@ def test_the_itemized_output_is_kept_in_a_compressed_log(tmp_path):
     lines = backup.read_log(run.id)
     assert any(line.endswith(" hello.txt") and line.startswith(">f+++++++++") for line in lines)
     assert not RunMessage.select().where(RunMessage.level == "error").exists()
+
+
+def test_extended_attributes_are_kept_and_rsync_is_spared_them_when_there_are_none(tmp_path):
+    source = write(tmp_path / "src" / "photo.jpg", "jpeg").parent
+    profile = make_profile(sources=[source], dest=tmp_path / "backups")
+    first = run_now(profile)
+    assert first.options["attributes_skipped"] and not first.options["xattrs"]
+    os.setxattr(source / "photo.jpg", "user.origin", b"camera")
+    second = run_now(profile)
+    assert second.options["xattrs"] and "attributes_skipped" not in second.options
+    copy = snapshot_tree(profile, second, source) / "photo.jpg"
+    assert os.getxattr(copy, "user.origin") == b"camera"
+    os.removexattr(source / "photo.jpg", "user.origin")
+    third = run_now(profile)
+    # The snapshot it links against kept attributes, so rsync must still compare them.
+    assert third.options["xattrs"]
+    assert os.listxattr(snapshot_tree(profile, third, source) / "photo.jpg") == []

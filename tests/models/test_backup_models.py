@@ -141,3 +141,16 @@ def test_a_scan_that_an_active_run_plans_from_is_not_replaced():
     assert Scan.replaced_by(newest) == 1
     assert Scan.get_or_none(Scan.id == old.id) is None
     assert Scan.get_or_none(Scan.id == kept.id) is not None
+
+
+def test_scan_rows_are_bulk_inserted_with_raw_byte_paths():
+    from models import ScanLink
+    from models.base import bulk_insert
+    scan = Scan.create(root="/home")
+    bulk_insert(ScanDir, ("scan", "path", "key", "parent_key", "depth", "files", "bytes",
+                          "own_files", "own_bytes", "dirs", "subdirs"),
+                [(scan.id, "", path_key(""), None, 0, 2, 20, 0, 0, 1, 1),
+                 (scan.id, "ada", path_key("ada"), path_key(""), 1, 2, 20, 2, 20, 0, 0)])
+    bulk_insert(ScanLink, ("scan", "dev", "ino", "path"), [(scan.id, 2**40, 7, b"caf\xe9.txt")])
+    assert [c.path for c in scan.children("")] == ["ada"]
+    assert bytes(ScanLink.get().path) == b"caf\xe9.txt"
