@@ -52,10 +52,10 @@ def web_command(settings: config.Settings) -> list[str]:
 
 def worker_command(settings: config.Settings) -> list[str]:
     verbosity = {"DEBUG": ["--verbose"], "INFO": []}.get(settings.log_level, ["--quiet"])
-    # --max-delay 1: an idle thread looks at the queue at least once a second (huey's
+    # --max-delay 0.25: an idle thread looks at the queue four times a second at least (huey's
     # default backs off to 10 s), so a backup's units start together rather than one by one.
     return [str(BIN / "huey_consumer"), "app.huey", "--workers", str(settings.workers),
-            "--worker-type", "thread", "--max-delay", "1", *verbosity]
+            "--worker-type", "thread", "--max-delay", "0.25", *verbosity]
 
 
 @click.group()

@@ -24,8 +24,10 @@ from jobs.engines.scan import DirTotals
 FILE_COST = 64 * 1024
 SLICES_PER_WORKER = 3
 MIN_UNIT_COST = 256 * 1024 * 1024
-# rsync checks every path against every rule, so a unit's rule list stays short.
-MAX_SPLIT_CHILDREN = 48
+# Subfolders split off one folder at most. Each becomes a rule in the units that take it
+# and in its folder's rest; rsync stops at a path's first matching rule, so even a few
+# hundred rules cost it little next to copying.
+MAX_SPLIT_CHILDREN = 1000
 
 
 def cost(files: int, size: int) -> int:
@@ -126,10 +128,10 @@ def _split(source: int, root: DirTotals, children_of: ChildrenOf, target: int,
         rest_files, rest_bytes = node.files, node.bytes
         taken: list[DirTotals] = []
         for kid in kids:
+            # Small subfolders are taken too (a Documents folder of six hundred small ones
+            # must still spread over the workers); packing groups them into units later.
             if cost(rest_files, rest_bytes) <= target or len(taken) >= MAX_SPLIT_CHILDREN:
                 break
-            if cost(kid.files, kid.bytes) < target // 8:
-                break  # the rest are small: they stay in the rest
             taken.append(kid)
             rest_files -= kid.files
             rest_bytes -= kid.bytes
@@ -174,10 +176,12 @@ def _folder_rules(folder: str, source_plan: SourcePlan, selectors: set[Selector]
                   inside: set[str]) -> list[str]:
     rules: list[str] = []
     rest_here = Selector(folder, True) in selectors
+    descends = False
     for kid in source_plan.split.get(folder, []):
         if source_plan.is_split(kid) and any(p == kid or p.startswith(kid + "/") for p in inside):
             rules.append("+ " + escape(kid, "/"))
             rules.extend(_folder_rules(kid, source_plan, selectors, inside))
+            descends = True
         elif Selector(kid, False) in selectors:
             rules.append("+ " + escape(kid, "/***"))
         elif rest_here:
@@ -185,6 +189,12 @@ def _folder_rules(folder: str, source_plan: SourcePlan, selectors: set[Selector]
             # exclude below already leaves it out.
             rules.append("- " + escape(kid, "/"))
     rules.append(("+ " + escape(folder, "/**")) if rest_here else ("- " + escape(folder, "/*")))
+    if not descends:
+        # rsync tries a path against the rules in order. Every path two or more levels
+        # below this folder lies in a subfolder the rules above already let in (rsync never
+        # enters one they leave out), so it is taken at once instead of after every
+        # subfolder's rule: with hundreds of split-off subfolders that is most of the cost.
+        rules.insert(0, "+ " + escape(folder, "/*/**"))
     return rules
 
 

@@ -104,3 +104,20 @@ def test_a_small_tree_is_one_unit_without_rules(tmp_path, monkeypatch):
 def test_metadata_rules_touch_only_split_folders(tmp_path):
     rules = planner.metadata_rules(planner.SourcePlan(split={"": ["a"], "a": ["a/b"]}))
     assert rules == ["+ /a/", "- *"]
+
+
+def test_a_folder_of_many_small_subfolders_is_spread_over_the_workers(tmp_path):
+    docs = tmp_path / "home" / "Documents"
+    for i in range(60):
+        for j in range(5):
+            write(docs / f"letters-{i:02d}" / f"{j}.txt", "x" * 100)
+    write(tmp_path / "home" / "todo.txt", "x")
+    roots, children_of = scanned([tmp_path / "home"])
+    the_plan = planner.plan(roots, children_of, concurrency=4, min_unit=1)
+    assert len(the_plan.units) >= 4
+    biggest = max(u.files for u in the_plan.units)
+    assert biggest <= roots[0].files / 3
+    seen = []
+    for unit in the_plan.units:
+        seen.extend(selected_by(tmp_path / "home", unit.rules))
+    assert sorted(seen) == sorted(everything(tmp_path / "home"))
