@@ -132,6 +132,34 @@ def prepare_run(run_id: int) -> None:
 
 def _prepare(run: Run) -> None:
     profile = run.profile
+    root, options = _check(profile)
+    mirror = options["mirror"]
+    if not mirror:
+        _remove_stale_partials(run, root)
+    link_from = "" if mirror else (snapshots.latest_snapshot(root) or "")
+    name = "" if mirror or run.dry_run else snapshots.unused_snapshot_name(root, utcnow())
+    roots = _scan_sources(run, options, link_from)
+    total_files, total_bytes = sum(r.files for r in roots), sum(r.bytes for r in roots)
+    if not mirror and not link_from and not run.dry_run:
+        _check_room(profile.destination, total_bytes)
+    ceiling = _ceiling(profile)
+    the_plan = planner.plan(roots, _children_reader(run), ceiling, settings.min_unit_size)
+    options["split"] = {str(i): the_plan.split_folders(i) for i in range(len(roots))}
+    _create_units(run, the_plan)
+    if name:
+        (root / (name + snapshots.PARTIAL_SUFFIX)).mkdir()
+    run.move(("scanning",), "running", snapshot=name, link_from=link_from, options=options,
+             total_files=total_files, total_bytes=total_bytes, concurrency=ceiling,
+             owner=None, progress_at=utcnow())
+    Event.publish("run.started", run.subject,
+                  f"{'Dry run' if run.dry_run else 'Backup'} of {profile.name}: "
+                  f"{total_files:,} files to check in {len(the_plan.units)} part(s).",
+                  run=run.id, units=len(the_plan.units))
+
+
+def _check(profile: Profile) -> tuple[Path, dict]:
+    """Refuse unusable sources and destinations (CheckError); return the profile's folder on
+    the destination and what the destination can hold."""
     for source in profile.sources:
         snapshots.check_source(source)
     snapshots.check_destination(profile.destination, profile.sources)
@@ -148,34 +176,20 @@ def _prepare(run: Run) -> None:
     options = {"filesystem": fs.fstype, "mirror": mirror, "acls": False, "xattrs": False}
     if not mirror:
         options["acls"], options["xattrs"] = snapshots.probe_attributes(str(root))
-        _remove_stale_partials(run, root)
-    link_from = "" if mirror else (snapshots.latest_snapshot(root) or "")
-    name = "" if mirror or run.dry_run else snapshots.unused_snapshot_name(root, utcnow())
+    return root, options
+
+
+def _scan_sources(run: Run, options: dict, link_from: str) -> list[DirTotals]:
     look_for_xattrs = options["acls"] or options["xattrs"]
-    roots = [_scan_source(run, source, look_for_xattrs) for source in profile.sources]
-    total_files, total_bytes = sum(r.files for r in roots), sum(r.bytes for r in roots)
+    roots = [_scan_source(run, source, look_for_xattrs) for source in run.profile.sources]
     if look_for_xattrs and not any(r.xattrs for r in roots) \
-            and not _linked_snapshot_kept_xattrs(profile, link_from):
+            and not _linked_snapshot_kept_xattrs(run.profile, link_from):
         # Nothing has extended attributes or ACLs, so there are none to keep, and asking
         # for them costs rsync extra system calls on every file (a third of an
         # incremental run's time on a plain disk).
         options["acls"] = options["xattrs"] = False
         options["attributes_skipped"] = True
-    if not mirror and not link_from and not run.dry_run:
-        _check_room(profile.destination, total_bytes)
-    ceiling = _ceiling(profile)
-    the_plan = planner.plan(roots, _children_reader(run), ceiling, settings.min_unit_size)
-    options["split"] = {str(i): the_plan.split_folders(i) for i in range(len(roots))}
-    _create_units(run, the_plan)
-    if name:
-        (root / (name + snapshots.PARTIAL_SUFFIX)).mkdir()
-    run.move(("scanning",), "running", snapshot=name, link_from=link_from, options=options,
-             total_files=total_files, total_bytes=total_bytes, concurrency=ceiling,
-             owner=None, progress_at=utcnow())
-    Event.publish("run.started", run.subject,
-                  f"{'Dry run' if run.dry_run else 'Backup'} of {profile.name}: "
-                  f"{total_files:,} files to check in {len(the_plan.units)} part(s).",
-                  run=run.id, units=len(the_plan.units))
+    return roots
 
 
 def _profile_root(profile: Profile) -> Path:

@@ -31,10 +31,8 @@ from models.base import BaseModel, locked
 from models.db import db, utcnow
 from models.worker import WorkerProcess
 
-MODES = ("snapshot", "mirror")
 ACTIVE_STATES = ("queued", "scanning", "running", "finalizing")
 FINISHED_STATES = ("succeeded", "partial", "failed", "cancelled", "interrupted")
-UNIT_OPEN_STATES = ("pending", "queued", "running")
 STATE_LABELS = {
     "queued": "Queued", "scanning": "Scanning", "running": "Running",
     "finalizing": "Finishing", "succeeded": "Succeeded", "partial": "Partly done",
