@@ -173,7 +173,8 @@ def _check(profile: Profile) -> tuple[Path, dict]:
             "formatted ext4, xfs or btrfs.")
     root = _profile_root(profile)
     snapshots.check_writable(root)
-    options = {"filesystem": fs.fstype, "mirror": mirror, "acls": False, "xattrs": False}
+    options = {"filesystem": fs.fstype, "mirror": mirror, "acls": False, "xattrs": False,
+               "super_user": not mirror and snapshots.keeps_owners_without_root()}
     if not mirror:
         options["acls"], options["xattrs"] = snapshots.probe_attributes(str(root))
     return root, options
@@ -441,7 +442,7 @@ def _transfer(run: Run, unit: Unit) -> rsync.Transfer:
                           mirror=mirror, acls=bool(run.options.get("acls")),
                           xattrs=bool(run.options.get("xattrs")),
                           one_file_system=profile.one_file_system, bwlimit_kib=bwlimit,
-                          dry_run=run.dry_run)
+                          dry_run=run.dry_run, super_user=bool(run.options.get("super_user")))
 
 
 class _UnitTracker:
@@ -646,7 +647,8 @@ def _fix_folder_times(run: Run, tree: Path) -> int:
                                   rules=tuple(rules), excludes=tuple(run.profile.excludes),
                                   mirror=bool(run.options.get("mirror")),
                                   acls=bool(run.options.get("acls")),
-                                  xattrs=bool(run.options.get("xattrs")), dirs_only=True)
+                                  xattrs=bool(run.options.get("xattrs")), dirs_only=True,
+                                  super_user=bool(run.options.get("super_user")))
         result = rsync.run(transfer)
         if result.outcome not in ("done", "warning"):
             warnings += 1

@@ -90,6 +90,9 @@ class Transfer:
     dry_run: bool = False
     delete: bool = True                # remove leftovers inside the unit (a killed rsync's temp files)
     dirs_only: bool = False            # the metadata pass: folders' times, no files
+    # rsync keeps owners only when it runs as root; the installed worker runs as `cairn`
+    # with CAP_CHOWN and CAP_FOWNER instead, and must say --super to be believed.
+    super_user: bool = False
 
     def command(self) -> list[str]:
         args = [RSYNC, "--recursive", "--links", "--times"]
@@ -102,6 +105,7 @@ class Transfer:
             # with the time of its creation.
             args += ["--perms", "--group", "--owner", "--devices", "--specials",
                      "--hard-links", "--numeric-ids", "--modify-window=-1"]
+            args += ["--super"] if self.super_user else []
             args += ["--acls"] if self.acls else []
             args += ["--xattrs"] if self.xattrs else []
         args += ["--one-file-system"] if self.one_file_system else []

@@ -179,6 +179,29 @@ def probe_attributes(folder: str) -> tuple[bool, bool]:
         return False, False
 
 
+# --- the worker's rights --------------------------------------------------------------------
+
+CAP_CHOWN = 0
+CAP_FOWNER = 3
+
+
+def keeps_owners_without_root() -> bool:
+    """True when this process is not root but holds the capabilities to set any file's owner
+    and modes (the installed worker): rsync then needs --super to keep owners."""
+    return os.geteuid() != 0 and _has_capability(CAP_CHOWN) and _has_capability(CAP_FOWNER)
+
+
+def _has_capability(bit: int) -> bool:
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("CapEff:"):
+                    return bool(int(line.split()[1], 16) >> bit & 1)
+    except OSError:
+        pass
+    return False
+
+
 # --- checks ----------------------------------------------------------------------------------
 
 def check_path_text(path: str, what: str) -> None:

@@ -62,7 +62,8 @@ def test_the_web_faces_the_network_without_privileges():
 
 def test_the_worker_has_exactly_the_rights_a_backup_needs_and_stops_gracefully():
     d = directives(UNITS["worker"])
-    rights = {"CAP_DAC_READ_SEARCH", "CAP_CHOWN", "CAP_FOWNER", "CAP_SYS_ADMIN"}
+    rights = {"CAP_DAC_READ_SEARCH", "CAP_DAC_OVERRIDE", "CAP_CHOWN", "CAP_FOWNER",
+              "CAP_SYS_ADMIN"}
     assert set(d["AmbientCapabilities"][0].split()) == rights
     assert set(d["CapabilityBoundingSet"][0].split()) == rights
     assert d["KillSignal"] == ["SIGINT"]

@@ -3,8 +3,10 @@
 import gzip
 import os
 import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -147,3 +149,40 @@ def test_bad_bandwidth_limits_are_refused(text):
 
 def test_bandwidth_limits_print_back():
     assert [format_bandwidth(k) for k in (10240, 1572864, 500, None)] == ["10M", "1.5G", "500K", ""]
+
+
+# The installed worker's rights (deploy/cairn-worker.service), as user nobody.
+WORKER_CAPS = "+chown,+fowner,+dac_read_search,+dac_override"
+AS_WORKER = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+             f"--inh-caps={WORKER_CAPS}", f"--ambient-caps={WORKER_CAPS}", "--"]
+
+
+@pytest.mark.parametrize("super_user, owner", [(True, 1234), (False, 65534)])
+def test_an_unprivileged_worker_keeps_owners_only_with_super(tmp_path, super_user, owner):
+    # The installed worker is not root: it runs as `cairn` with CAP_CHOWN and CAP_FOWNER,
+    # and rsync believes it may set owners only when told --super.
+    source = write(tmp_path / "src" / "ada.txt", "mine", mode=0o600).parent
+    os.chown(source / "ada.txt", 1234, 1234)
+    dest = tmp_path / "dst"
+    dest.mkdir()
+    os.chown(dest, 65534, 65534)
+    command = Transfer(source=str(source), dest=str(dest / "snap"), super_user=super_user).command()
+    done = subprocess.run([*AS_WORKER, *command], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    st = os.stat(dest / "snap" / "ada.txt")
+    assert (st.st_uid, st.st_gid, st.st_mode & 0o777) == (owner, owner, 0o600)
+
+
+def test_the_worker_knows_when_it_needs_super(tmp_path):
+    check = [sys.executable, "-c", "from jobs.engines.snapshots import keeps_owners_without_root as k;"
+             " print(k())"]
+    data = tmp_path / "data"
+    data.mkdir()
+    os.chown(data, 65534, 65534)
+    env = {"PATH": os.environ["PATH"], "CAIRN_DATA_DIR": str(data)}
+    as_worker = subprocess.run([*AS_WORKER, *check], capture_output=True, text=True, env=env,
+                               cwd=Path(__file__).resolve().parents[2])
+    assert as_worker.stdout.strip() == "True", as_worker.stderr
+    as_root = subprocess.run(check, capture_output=True, text=True,
+                             cwd=Path(__file__).resolve().parents[2])
+    assert as_root.stdout.strip() == "False"
