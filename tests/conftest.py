@@ -55,7 +55,7 @@ def database_url(backend, tmp_path):
     name = f"cairn_test_{uuid.uuid4().hex[:12]}"
     _pg_admin(f'CREATE DATABASE "{name}"')
     yield f"postgresql://postgres@127.0.0.1:5432/{name}"
-    if not db.is_closed():
+    if db.obj is not None and not db.is_closed():
         db.close()
     if hasattr(db.obj, "close_all"):
         db.obj.close_all()

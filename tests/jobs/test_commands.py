@@ -86,3 +86,39 @@ def test_a_failed_run_exits_1_and_a_running_one_can_be_cancelled(tmp_path, worke
     assert f"Run {run.id} is being cancelled." in flask("backup", "cancel", str(run.id), check=True).stdout
     assert wait_for_run(run).state == "cancelled"
     assert "already ended" in flask("backup", "cancel", str(run.id)).stderr
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])
+def test_backups_run_the_same_on_postgresql_and_redis(tmp_path, database_url):
+    """Scale-out mode: the database on PostgreSQL, the queue on Redis."""
+    import uuid
+
+    import config
+    from jobs.queue import make_huey
+    environ = {"CAIRN_DATA_DIR": str(tmp_path / "var"), "CAIRN_DATABASE_URL": database_url,
+               "CAIRN_REDIS_URL": "redis://127.0.0.1:6379/0",
+               "CAIRN_QUEUE_NAME": f"cairn-test-{uuid.uuid4().hex[:8]}"}
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("CAIRN_")}, **environ}
+
+    def cli(*args):
+        return subprocess.run([str(FLASK), "--app", "app", *args], cwd=ROOT, env=env,
+                              capture_output=True, text=True, timeout=120)
+
+    source = write(tmp_path / "src" / "docs" / "cv.txt", "cv").parent.parent
+    write(source / "photos" / "p.jpg", os.urandom(50_000))
+    (tmp_path / "backups").mkdir()
+    assert cli("profile", "add", "Both", "--source", str(source), "--dest",
+               str(tmp_path / "backups")).returncode == 0
+    worker = subprocess.Popen([str(Path(sys.executable).parent / "cairn"), "worker"], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              start_new_session=True)
+    try:
+        wait_until(lambda: "Worker: running" in cli("backup", "status").stdout, timeout=60)
+        done = cli("backup", "run", "Both", "--wait")
+        assert done.returncode == 0, done.stdout + done.stderr
+        snapshot = Path(done.stdout.split("Snapshot: ")[1].strip())
+        assert describe(snapshot / "localhost" / str(source).lstrip("/")) == describe(source)
+    finally:
+        worker.send_signal(2)
+        worker.wait(timeout=30)
+        make_huey(config.load(environ)).storage.flush_all()
