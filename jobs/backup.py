@@ -751,7 +751,7 @@ def _process_alive(pid: int, started_at: dt.datetime) -> bool:
 
 
 def resume(startup: bool = False) -> int:
-    """Pick up work that a dead worker left behind; returns how many runs were touched.
+    """Pick up work that a dead worker left behind; returns how many runs had lost some.
 
     Units it was running go back to pending (rsync skips what already arrived); a scan or a
     finalize it was doing starts again. At startup, queued work is handed out again too:
@@ -763,34 +763,34 @@ def resume(startup: bool = False) -> int:
     alive = [w.id for w in WorkerProcess.status().alive]
     if local.worker_id and local.worker_id not in alive:
         alive.append(local.worker_id)
-    touched: set[int] = set()
+    resumed: set[int] = set()
     for unit in Unit.orphaned(alive):
         changed = (Unit.update(state="pending", pid=None, worker=None,
                                attempts=Unit.attempts - 1,
                                message="Restarted after its worker stopped.")
                    .where((Unit.id == unit.id) & (Unit.state == "running")).execute())
         if changed:
-            touched.add(unit.run_id)
+            resumed.add(unit.run_id)
     for run in Run.active():
         orphan = run.owner_id is None or run.owner_id not in alive
         if run.state == "scanning" and orphan:
             if run.move(("scanning",), "queued", owner=None):
-                touched.add(run.id)
+                resumed.add(run.id)
                 prepare_run(run.id)
         elif run.state == "finalizing" and orphan:
             if run.move(("finalizing",), "running", owner=None):
-                touched.add(run.id)
+                resumed.add(run.id)
         elif run.state == "queued" and startup:
             prepare_run(run.id)
-        if run.state == "running" and (startup or run.id in touched):
+        if run.state == "running" and (startup or run.id in resumed):
             if startup:
                 for unit in Unit.select(Unit.id).where((Unit.run == run) & (Unit.state == "queued")):
                     run_unit(unit.id)
-            touched.add(run.id)
             advance_run(run.id)
-    for run_id in touched:
+    # Only runs that lost work say so; a worker joining a healthy run just helps.
+    for run_id in resumed:
         Event.publish("run.resumed", f"run:{run_id}", "Resumed after a worker stopped.", run=run_id)
-    return len(touched)
+    return len(resumed)
 
 
 def set_allowed(allowed: int, reason: str) -> None:

@@ -229,3 +229,32 @@ def test_extended_attributes_are_kept_and_rsync_is_spared_them_when_there_are_no
     # The snapshot it links against kept attributes, so rsync must still compare them.
     assert third.options["xattrs"]
     assert os.listxattr(snapshot_tree(profile, third, source) / "photo.jpg") == []
+
+
+def test_resume_restarts_only_what_a_dead_worker_left_and_says_so_only_then(tmp_path):
+    import socket
+
+    from models import WorkerProcess
+    source = write(tmp_path / "src" / "f.txt", "data").parent
+    profile = make_profile(sources=[source], dest=tmp_path / "backups")
+    run = Run.request(profile)
+    snapshot = "2026-11-22T120000Z"
+    (profile_root(profile) / (snapshot + ".partial")).mkdir(parents=True)
+    run.move(("queued",), "running", snapshot=snapshot, options={"mirror": False}, concurrency=2)
+    healthy = WorkerProcess.register(socket.gethostname(), os.getpid(), 2, "cairn")
+    busy = Unit.create(run=run, seq=0, source=str(source), state="running", worker=healthy,
+                       attempts=1)
+    assert backup.resume(startup=True) == 0
+    assert Unit.get_by_id(busy.id).state == "running"
+    assert not Event.select().where(Event.kind == "run.resumed").exists()
+
+    finished = subprocess.Popen(["true"])
+    finished.wait()  # its pid now belongs to no process, like a killed worker's
+    gone = WorkerProcess.register(socket.gethostname(), finished.pid, 2, "cairn")
+    Unit.update(worker=gone).where(Unit.id == busy.id).execute()
+    assert backup.resume(startup=True) == 1
+    run = Run.get_by_id(run.id)
+    assert run.state == "succeeded", run.message
+    assert Unit.get_by_id(busy.id).attempts == 1  # a worker's death is not a failed attempt
+    assert (profile_root(profile) / snapshot / snapshots.in_snapshot(str(source)) / "f.txt").exists()
+    assert Event.select().where(Event.kind == "run.resumed").count() == 1
