@@ -50,14 +50,21 @@ def _path(value: str) -> Path:
     return Path(value).expanduser().resolve()
 
 
-def _int_between(low: int, high: int) -> Callable[[str], int]:
-    def parse(value: str) -> int:
+def _between(low: float, high: float, convert: Callable[[str], float] = int) -> Callable[[str], float]:
+    """A parser for a number from `low` to `high`: whole numbers unless `convert` is float."""
+    noun = "a whole number" if convert is int else "a number"
+
+    def show(number: float) -> str:
+        return str(number) if convert is int else f"{number:g}"
+
+    def parse(value: str) -> float:
         try:
-            number = int(value)
+            number = convert(value)
         except ValueError:
-            raise ValueError(f"expected a whole number from {low} to {high}, got {value!r}") from None
+            raise ValueError(f"expected {noun} from {show(low)} to {show(high)}, "
+                             f"got {value!r}") from None
         if not low <= number <= high:
-            raise ValueError(f"expected a whole number from {low} to {high}, got {number}")
+            raise ValueError(f"expected {noun} from {show(low)} to {show(high)}, got {show(number)}")
         return number
 
     return parse
@@ -77,7 +84,7 @@ def _bind(value: str) -> tuple[str, int]:
     host = host.strip("[]")
     if not sep or not host:
         raise ValueError(f"expected HOST:PORT such as 127.0.0.1:8888, got {value!r}")
-    return host, _int_between(1, 65535)(port)
+    return host, _between(1, 65535)(port)
 
 
 def _database_url(value: str) -> str:
@@ -107,19 +114,6 @@ def _secret_key(value: str) -> str:
     if value and len(value) < MIN_SECRET_KEY_LENGTH:
         raise ValueError(f"expected at least {MIN_SECRET_KEY_LENGTH} characters")
     return value
-
-
-def _number_between(low: float, high: float) -> Callable[[str], float]:
-    def parse(value: str) -> float:
-        try:
-            number = float(value)
-        except ValueError:
-            raise ValueError(f"expected a number from {low:g} to {high:g}, got {value!r}") from None
-        if not low <= number <= high:
-            raise ValueError(f"expected a number from {low:g} to {high:g}, got {number:g}")
-        return number
-
-    return parse
 
 
 def _size(value: str) -> int:
@@ -161,35 +155,35 @@ SETTINGS: tuple[Setting, ...] = (
             "Empty means one is generated on first start and kept in `<data dir>/secret_key` (mode 600).",
             _secret_key),
     Setting("CAIRN_WORKERS", "integer", "4",
-            "Worker threads that run jobs (backups, scans, imports) in parallel.", _int_between(1, 64)),
+            "Worker threads that run jobs (backups, scans, imports) in parallel.", _between(1, 64)),
     Setting("CAIRN_WEB_THREADS", "integer", "128",
             "Web server threads. Every open browser tab holds one for its live feed.",
-            _int_between(4, 1000)),
+            _between(4, 1000)),
     Setting("CAIRN_COOKIE_SECURE", "boolean", "false",
             "Send the session cookie over HTTPS only. Turn on when Cairn is served over HTTPS.", _bool),
     Setting("CAIRN_TRUSTED_PROXIES", "integer", "0",
             "Number of reverse proxies in front of Cairn whose X-Forwarded-* headers are trusted "
-            "(for the client address in the audit log and login limits).", _int_between(0, 5)),
+            "(for the client address in the audit log and login limits).", _between(0, 5)),
     Setting("CAIRN_LOG_LEVEL", "level", "INFO",
             f"Logging level: {', '.join(LOG_LEVELS)}.", _log_level),
     Setting("CAIRN_EVENT_RETENTION_DAYS", "integer", "90",
-            "Days the activity feed keeps events before they are pruned.", _int_between(1, 3650)),
+            "Days the activity feed keeps events before they are pruned.", _between(1, 3650)),
     Setting("CAIRN_RETRY_DELAY", "seconds", "30",
             "Wait before a failed backup unit's first retry; each further retry waits twice as "
-            "long as the one before.", _number_between(0.1, 86400)),
+            "long as the one before.", _between(0.1, 86400, float)),
     Setting("CAIRN_MIN_UNIT_SIZE", "size", "256M",
             "Smallest part a backup is split into for parallel rsync processes (each file "
             "counts as 64K besides its size). Smaller parts spread work more evenly, at a "
             "little cost per part.", _size),
     Setting("CAIRN_THROTTLE_LOAD", "number", "3",
             "Load average per CPU core above which backups run fewer rsync processes at once.",
-            _number_between(0.1, 1000)),
+            _between(0.1, 1000, float)),
     Setting("CAIRN_THROTTLE_MEMORY", "percent", "90",
             "Memory use above which backups run fewer rsync processes at once.",
-            _number_between(1, 100)),
+            _between(1, 100, float)),
     Setting("CAIRN_THROTTLE_IOWAIT", "percent", "60",
             "Share of CPU time spent waiting for disks above which backups run fewer rsync "
-            "processes at once.", _number_between(1, 100)),
+            "processes at once.", _between(1, 100, float)),
 )
 
 
