@@ -17,19 +17,12 @@ from jobs import backup
 from jobs.engines import snapshots
 from jobs.engines.humane import format_bytes, format_duration
 from jobs.engines.profile import ProfileInvalid, clean
-from models import ACTIVE_STATES, AlreadyRunning, Profile, Run, WorkerProcess, db
+from jobs.queue import with_db
+from models import ACTIVE_STATES, AlreadyRunning, Profile, Run, WorkerProcess
 
 profile_cli = AppGroup("profile", help="Create and list backup profiles.")
 backup_cli = AppGroup("backup", help="Run, watch and cancel backups.")
 WAIT_POLL_SECONDS = 1.0
-
-
-def _with_db(fn):
-    def inner(*args, **kwargs):
-        with db.connection_context():
-            return fn(*args, **kwargs)
-    inner.__name__, inner.__doc__ = fn.__name__, fn.__doc__
-    return inner
 
 
 @profile_cli.command("add")
@@ -46,7 +39,7 @@ def _with_db(fn):
 @click.option("--bwlimit", default="", metavar="RATE",
               help="Bandwidth limit such as 10M or 1.5G (per second).")
 @click.option("--retries", default=3, show_default=True, help="Retries of a failed part.")
-@_with_db
+@with_db
 def profile_add(name, sources, excludes, dest, mirror, one_file_system, max_parallel, bwlimit,
                 retries):
     """Create a backup profile NAME."""
@@ -70,7 +63,7 @@ def profile_add(name, sources, excludes, dest, mirror, one_file_system, max_para
 
 
 @profile_cli.command("list")
-@_with_db
+@with_db
 def profile_list():
     """One line per profile: name, mode, last result, sources → destination."""
     profiles = list(Profile.select().order_by(Profile.name))
@@ -87,7 +80,7 @@ def profile_list():
 @click.argument("name")
 @click.option("--dry-run", is_flag=True, help="Report what would be copied; write nothing.")
 @click.option("--wait", is_flag=True, help="Wait for the end; exit 0 only if it succeeded.")
-@_with_db
+@with_db
 def backup_run(name, dry_run, wait):
     """Start a backup of profile NAME."""
     profile = Profile.by_name(name)
@@ -134,7 +127,7 @@ def _progress_line(run: Run) -> str:
 
 
 @backup_cli.command("status")
-@_with_db
+@with_db
 def backup_status():
     """Runs in progress, then the last ten that ended."""
     active = list(Run.active())
@@ -152,7 +145,7 @@ def backup_status():
 
 @backup_cli.command("cancel")
 @click.argument("run_id", type=int)
-@_with_db
+@with_db
 def backup_cancel(run_id):
     """Stop run RUN_ID; its unfinished snapshot is removed."""
     run = _get_run(run_id)
@@ -163,7 +156,7 @@ def backup_cancel(run_id):
 
 @backup_cli.command("retry")
 @click.argument("run_id", type=int)
-@_with_db
+@with_db
 def backup_retry(run_id):
     """Run the failed parts of partial run RUN_ID again, into the same snapshot."""
     run = _get_run(run_id)

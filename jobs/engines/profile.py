@@ -10,7 +10,7 @@ import os
 from dataclasses import dataclass
 
 from jobs.engines import filters, rsync
-from jobs.engines.snapshots import CheckError, check_path_text
+from jobs.engines.snapshots import CheckError, check_path_text, within
 
 MAX_NAME = 100
 MAX_SOURCES = 64
@@ -83,7 +83,7 @@ def _sources(sources: list[str], errors: dict[str, str]) -> list[str]:
         errors["sources"] = f"A profile backs up at most {MAX_SOURCES} folders."
     for a in cleaned:
         for b in cleaned:
-            if a != b and _within(b, a):
+            if a != b and within(b, a):
                 errors["sources"] = f"{b} is inside {a}, which is already backed up."
     return cleaned
 
@@ -111,13 +111,10 @@ def _destination(raw: str, sources: list[str], errors: dict[str, str]) -> str:
     if path == "/":
         errors["destination"] = "Choose a folder, not the root of the filesystem."
     for source in sources:
-        if _within(path, source):
+        if within(path, source):
             errors["destination"] = f"The destination is inside source {source}: each backup " \
                                     "would copy the ones before it."
-        elif _within(source, path):
+        elif within(source, path):
             errors["destination"] = f"Source {source} is inside the destination."
     return path
 
-
-def _within(path: str, folder: str) -> bool:
-    return path == folder or path.startswith(folder.rstrip("/") + "/")

@@ -248,10 +248,10 @@ def check_destination(path: str, sources: Iterable[str]) -> None:
     real_dest = os.path.realpath(path)
     for source in sources:
         real_source = os.path.realpath(source)
-        if _within(real_dest, real_source):
+        if within(real_dest, real_source):
             raise CheckError(f"Destination {path} is inside source {source}: each backup "
                              "would copy the ones before it.")
-        if _within(real_source, real_dest):
+        if within(real_source, real_dest):
             raise CheckError(f"Source {source} is inside destination {path}.")
     if not os.access(path, os.W_OK | os.X_OK):
         raise CheckError(f"Destination folder {path} is not writable by the worker.")
@@ -273,7 +273,8 @@ def check_writable(folder: Path) -> None:
         raise CheckError(f"Cannot write to destination {folder}: {error.strerror}.") from None
 
 
-def _within(path: str, folder: str) -> bool:
+def within(path: str, folder: str) -> bool:
+    """`path` is `folder` or lies inside it (both normalized)."""
     return path == folder or path.startswith(folder.rstrip("/") + "/")
 
 
