@@ -247,15 +247,31 @@ def _scan_source(run: Run, source: str, find_xattrs: bool) -> DirTotals:
     return root
 
 
+class _CancelWatch:
+    """Whether the run was asked to stop, read from the database at most twice a second: it
+    is asked for every folder scanned and every tick of every rsync."""
+
+    def __init__(self, run: Run) -> None:
+        self.run = run
+        self.next_check = 0.0
+
+    def __call__(self) -> bool:
+        now = time.monotonic()
+        if now < self.next_check:
+            return False
+        self.next_check = now + CANCEL_CHECK_SECONDS
+        return self.run.cancel_wanted()
+
+
 class _ScanWriter:
     """Streams a scan's folder rows and multi-link files to the database in batches."""
 
     def __init__(self, run: Run, record: Scan, source: str) -> None:
         self.run, self.record, self.source = run, record, source
-        self.dirs: list[dict] = []
-        self.links: list[dict] = []
+        self.dirs: list[tuple] = []
+        self.links: list[tuple] = []
         self.errors = 0
-        self.next_check = 0.0
+        self.should_stop = _CancelWatch(run)
 
     def callbacks(self) -> ScanCallbacks:
         return ScanCallbacks(on_dir=self.on_dir, on_link=self.on_link, on_error=self.on_error,
@@ -289,12 +305,6 @@ class _ScanWriter:
         Event.publish("run.scanning", self.run.subject, f"Scanning {self.source}: {files:,} files.",
                       run=self.run.id, files=files, bytes=size)
 
-    def should_stop(self) -> bool:
-        now = time.monotonic()
-        if now < self.next_check:
-            return False
-        self.next_check = now + CANCEL_CHECK_SECONDS
-        return self.run.cancel_wanted()
 
     def flush(self) -> None:
         with db.atomic():
@@ -439,10 +449,13 @@ def _transfer(run: Run, unit: Unit) -> rsync.Transfer:
         bwlimit = max(1, bwlimit // max(1, run.concurrency))  # the limit is the run's, shared
     return rsync.Transfer(source=unit.source, dest=str(dest), link_dest=link_dest,
                           rules=tuple(unit.rules), excludes=tuple(profile.excludes),
-                          mirror=mirror, acls=bool(run.options.get("acls")),
-                          xattrs=bool(run.options.get("xattrs")),
                           one_file_system=profile.one_file_system, bwlimit_kib=bwlimit,
-                          dry_run=run.dry_run, super_user=bool(run.options.get("super_user")))
+                          dry_run=run.dry_run, **_run_flags(run))
+
+
+def _run_flags(run: Run) -> dict[str, bool]:
+    """The rsync flags decided for the whole run when it was prepared."""
+    return {name: bool(run.options.get(name)) for name in ("mirror", "acls", "xattrs", "super_user")}
 
 
 class _UnitTracker:
@@ -451,7 +464,7 @@ class _UnitTracker:
     def __init__(self, run: Run, unit: Unit) -> None:
         self.run, self.unit = run, unit
         self.next_save = 0.0
-        self.next_check = 0.0
+        self.should_stop = _CancelWatch(run)
 
     def started(self, pid: int) -> None:
         Unit.update(pid=pid).where(Unit.id == self.unit.id).execute()
@@ -465,12 +478,6 @@ class _UnitTracker:
                                 counts.changed_files, counts.sent_bytes)
         refresh_progress(self.run)
 
-    def should_stop(self) -> bool:
-        now = time.monotonic()
-        if now < self.next_check:
-            return False
-        self.next_check = now + CANCEL_CHECK_SECONDS
-        return self.run.cancel_wanted()
 
 
 def refresh_progress(run: Run, now: dt.datetime | None = None) -> bool:
@@ -645,10 +652,7 @@ def _fix_folder_times(run: Run, tree: Path) -> int:
         rules = planner.metadata_rules(planner.SourcePlan(split={p: [] for p in split}))
         transfer = rsync.Transfer(source=source, dest=str(tree / snapshots.in_snapshot(source)),
                                   rules=tuple(rules), excludes=tuple(run.profile.excludes),
-                                  mirror=bool(run.options.get("mirror")),
-                                  acls=bool(run.options.get("acls")),
-                                  xattrs=bool(run.options.get("xattrs")), dirs_only=True,
-                                  super_user=bool(run.options.get("super_user")))
+                                  dirs_only=True, **_run_flags(run))
         result = rsync.run(transfer)
         if result.outcome not in ("done", "warning"):
             warnings += 1
