@@ -220,10 +220,6 @@ def check_path_text(path: str, what: str) -> None:
         raise CheckError(f"The {what} {path!r} must be an absolute path (starting with /).")
 
 
-def normalize(path: str) -> str:
-    return os.path.normpath(path) if path else path
-
-
 def check_source(path: str) -> None:
     check_path_text(path, "source folder")
     if not os.path.lexists(path):
