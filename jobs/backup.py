@@ -52,6 +52,10 @@ log = logging.getLogger(__name__)
 PROGRESS_SAVE_SECONDS = 1.0
 RUN_PROGRESS_SECONDS = 0.5
 CANCEL_CHECK_SECONDS = 0.5
+SCAN_PROGRESS_SECONDS = 1.0
+# Clocks and timestamps are coarse on some filesystems: a file changed this long before an
+# earlier scan started still counts as changed since.
+CTIME_SLACK_SECONDS = 2.0
 SCAN_BATCH = 1000
 SCAN_DIR_COLUMNS = ("scan", "path", "key", "parent_key", "depth", "files", "bytes", "own_files",
                     "own_bytes", "dirs", "subdirs")
@@ -239,12 +243,27 @@ def _scan_source(run: Run, source: str, find_xattrs: bool) -> DirTotals:
                          one_file_system=profile.one_file_system)
     writer = _ScanWriter(run, record, source)
     root = scan(source, Excludes(profile.excludes), profile.one_file_system, writer.callbacks(),
-                find_xattrs=find_xattrs)
+                find_xattrs=find_xattrs,
+                xattrs_none_before=_no_xattrs_before(record) if find_xattrs else None)
     writer.flush()
     Scan.update(state="done", finished_at=utcnow(), files=root.files, bytes=root.bytes,
-                dirs=root.dirs, error_count=writer.errors).where(Scan.id == record.id).execute()
+                dirs=root.dirs, error_count=writer.errors,
+                xattrs=root.xattrs if find_xattrs else None).where(Scan.id == record.id).execute()
     Scan.replaced_by(record)
     return root
+
+
+def _no_xattrs_before(record: Scan) -> float | None:
+    """When the last finished scan of the same selection started, if it looked for extended
+    attributes and ACLs and found none: files unchanged since need not be asked again."""
+    previous = (Scan.select(Scan.started_at, Scan.xattrs, Scan.excludes)
+                .where((Scan.root == record.root) & (Scan.id < record.id) & (Scan.state == "done")
+                       & (Scan.one_file_system == record.one_file_system))
+                .order_by(Scan.id.desc()).first())
+    if previous is None or previous.xattrs is not False or previous.excludes != record.excludes:
+        return None
+    started = previous.started_at.replace(tzinfo=dt.UTC).timestamp()
+    return started - CTIME_SLACK_SECONDS
 
 
 class _CancelWatch:
@@ -272,6 +291,7 @@ class _ScanWriter:
         self.links: list[tuple] = []
         self.errors = 0
         self.should_stop = _CancelWatch(run)
+        self.next_progress = time.monotonic() + SCAN_PROGRESS_SECONDS
 
     def callbacks(self) -> ScanCallbacks:
         return ScanCallbacks(on_dir=self.on_dir, on_link=self.on_link, on_error=self.on_error,
@@ -302,6 +322,10 @@ class _ScanWriter:
             self.run.add_message("warning", f"Cannot read {shown}: {error.strerror}")
 
     def on_progress(self, files: int, size: int) -> None:
+        now = time.monotonic()
+        if now < self.next_progress:
+            return
+        self.next_progress = now + SCAN_PROGRESS_SECONDS
         Event.publish("run.scanning", self.run.subject, f"Scanning {self.source}: {files:,} files.",
                       run=self.run.id, files=files, bytes=size)
 
@@ -317,10 +341,12 @@ def _children_reader(run: Run):
     scans = list(Scan.select().where(Scan.run == run).order_by(Scan.id))
 
     def children_of(source: int, path: str) -> list[DirTotals]:
-        return [DirTotals(path=row.path, depth=row.depth, own_files=row.own_files,
-                          own_bytes=row.own_bytes, files=row.files, bytes=row.bytes,
-                          dirs=row.dirs, subdirs=row.subdirs)
-                for row in scans[source].children(path)]
+        rows = (ScanDir.select(ScanDir.path, ScanDir.depth, ScanDir.own_files,
+                               ScanDir.own_bytes, ScanDir.files, ScanDir.bytes, ScanDir.dirs,
+                               ScanDir.subdirs)
+                .where((ScanDir.scan == scans[source]) & (ScanDir.parent_key == path_key(path)))
+                .tuples())
+        return [DirTotals(*row) for row in rows]
     return children_of
 
 

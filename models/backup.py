@@ -319,6 +319,8 @@ class Scan(BaseModel):
     bytes = BigIntegerField(default=0)
     dirs = BigIntegerField(default=0)
     error_count = IntegerField(default=0)
+    # Whether some entry has extended attributes or an ACL; None when not looked for.
+    xattrs = BooleanField(null=True)
 
     def children(self, path: str) -> list[ScanDir]:
         return list(ScanDir.select().where((ScanDir.scan == self)

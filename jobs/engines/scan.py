@@ -44,6 +44,8 @@ class _Frame:
     totals: DirTotals
     absolute: str
     pending: list[str] = field(default_factory=list)
+    changed: bool = True   # changed since the last look for xattrs, or below such a folder
+    changed_dirs: set[str] = field(default_factory=set)
 
 
 @dataclass
@@ -56,22 +58,31 @@ class ScanCallbacks:
 
 
 def scan(root: str, excludes: Excludes | None = None, one_file_system: bool = False,
-         callbacks: ScanCallbacks | None = None, find_xattrs: bool = False) -> DirTotals:
-    """Total `root` (an absolute folder path); return the root's totals."""
+         callbacks: ScanCallbacks | None = None, find_xattrs: bool = False,
+         xattrs_none_before: float | None = None) -> DirTotals:
+    """Total `root` (an absolute folder path); return the root's totals.
+
+    `xattrs_none_before` (a time) says that an earlier scan of the same selection, started
+    then, found no extended attributes or ACLs. Setting either changes the inode's ctime, and
+    so does moving or linking a file in; so only files changed since need asking, and every
+    file below a folder changed since (it may have been moved in whole, with old files).
+    """
     cb = callbacks or ScanCallbacks()
     excludes = excludes or Excludes([])
     root_dev = os.stat(root, follow_symlinks=False).st_dev
     walker = _Walker(excludes, one_file_system, root_dev, cb)
+    walker.xattrs_none_before = xattrs_none_before
     root_has_xattrs = find_xattrs and _has_xattrs(root)
     walker.find_xattrs = find_xattrs and not root_has_xattrs
-    stack = [walker.open("", root, 0)]
+    stack = [walker.open("", root, 0, walker.changed(os.stat(root, follow_symlinks=False)))]
     stack[0].totals.xattrs = stack[0].totals.xattrs or root_has_xattrs
     while stack:
         top = stack[-1]
         if top.pending:
             name = top.pending.pop()
             rel = f"{top.totals.path}/{name}" if top.totals.path else name
-            stack.append(walker.open(rel, os.path.join(top.absolute, name), top.totals.depth + 1))
+            stack.append(walker.open(rel, os.path.join(top.absolute, name), top.totals.depth + 1,
+                                     top.changed or name in top.changed_dirs))
             continue
         stack.pop()
         done = top.totals
@@ -98,9 +109,10 @@ class _Walker:
         self.seen_bytes = 0
         self.next_report = PROGRESS_EVERY
         self.find_xattrs = False
+        self.xattrs_none_before: float | None = None
 
-    def open(self, rel: str, absolute: str, depth: int) -> _Frame:
-        frame = _Frame(DirTotals(rel, depth), absolute)
+    def open(self, rel: str, absolute: str, depth: int, changed: bool = True) -> _Frame:
+        frame = _Frame(DirTotals(rel, depth), absolute, changed=changed)
         if self.cb.should_stop():
             raise ScanCancelled()
         try:
@@ -122,6 +134,7 @@ class _Walker:
         # only when something needs it. Folders are told apart by the directory entry's type
         # (no system call); only files need a stat, for their size and link count.
         totals, pending = frame.totals, frame.pending
+        ask_all = frame.changed
         excludes = self.excludes if self.excludes else None
         prefix = rel + "/" if rel else ""
         files = size = 0
@@ -137,6 +150,9 @@ class _Walker:
                         totals.dirs += 1  # rsync -x copies the mount point as an empty folder
                         continue
                     pending.append(entry.name)
+                    if self.find_xattrs and not ask_all \
+                            and self.changed(entry.stat(follow_symlinks=False)):
+                        frame.changed_dirs.add(entry.name)
                     if self.find_xattrs and _has_xattrs(entry.path):
                         totals.xattrs, self.find_xattrs = True, False
                     continue
@@ -152,12 +168,18 @@ class _Walker:
             size += st.st_size
             if st.st_nlink > 1:
                 self.cb.on_link(st.st_dev, st.st_ino, prefix + entry.name)
-            if self.find_xattrs and _has_xattrs(entry.path):
+            if self.find_xattrs and (ask_all or self.changed(st)) and _has_xattrs(entry.path):
                 totals.xattrs, self.find_xattrs = True, False
         totals.own_files += files
         totals.own_bytes += size
         self.seen_files += files
         self.seen_bytes += size
+
+    def changed(self, st: os.stat_result) -> bool:
+        """Whether an entry may have gained xattrs since the last look (another filesystem's
+        clock is not trusted)."""
+        since = self.xattrs_none_before
+        return since is None or st.st_ctime >= since or st.st_dev != self.root_dev
 
 
 def _has_xattrs(path: str) -> bool:

@@ -5,7 +5,7 @@ one dominant folder) in BENCH_DIR (default /var/tmp/cairn-bench, kept between ru
 times a full and an unchanged incremental snapshot with each tool and prints the ratios,
 Cairn's own CPU (the worker process, rsync excluded) against rsync's, and the worker's peak
 memory at two tree sizes. BENCH_FILES scales the tree (default 100000); BENCH_ROUNDS (default
-2) repeats each measurement and keeps the best.
+3) repeats each measurement, the tools taking turns, and keeps each tool's best.
 
 Every timing starts after `sync` (no writeback of an earlier run left to pay for) and ends
 after `sync` (the snapshot is on disk), and the source is in the page cache for all tools.
@@ -35,7 +35,7 @@ from tests.jobs.conftest import Worker, make_profile, wait_for_run
 # Not CAIRN_*: the test suite's conftest clears those.
 BENCH_DIR = Path(os.environ.get("BENCH_DIR", "/var/tmp/cairn-bench"))
 FILES = int(os.environ.get("BENCH_FILES", "100000"))
-ROUNDS = int(os.environ.get("BENCH_ROUNDS", "2"))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 SEED = 20261122
 BLOCK = random.Random(SEED).randbytes(64 * 1024 * 1024)
 
@@ -84,13 +84,16 @@ def timed(args: list[str]) -> float:
     return time.monotonic() - started
 
 
-def best(measure, reset) -> float:
-    """The best of ROUNDS measurements, `reset()` undoing each one's output."""
-    results = []
-    for _ in range(ROUNDS):
-        results.append(measure())
-        reset()
-    return min(results)
+def in_turn(measurements, turn: int) -> None:
+    """Every measurement once, the `turn`-th going first."""
+    for index in range(len(measurements)):
+        measurements[(turn + index) % len(measurements)]()
+
+
+def median(values: list[float]) -> float:
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
 
 
 @dataclass
@@ -160,40 +163,66 @@ def test_snapshot_speed_against_rsync_and_rsnapshot(tmp_path, bench_db):
         for path in paths:
             shutil.rmtree(out / path, ignore_errors=True)
 
+    rsync_a = ["rsync", "-a", f"{source}/"]
+    conf = rsnapshot_config(out / "rsnapshot.conf", source, out / "rsnapshot")
+    rsnapshot = ["rsnapshot", "-c", str(conf), "alpha"]
+    (out / "cairn").mkdir()
+    profile = make_profile(name="Bench", sources=[source], dest=out / "cairn")
+    rsync_full, rsnap_full, fulls = [], [], []
+    rsync_link, rsnap_incr, incrementals = [], [], []
     try:
-        rsync_full = best(lambda: timed(["rsync", "-a", f"{source}/", f"{out}/rsync-full/"]),
-                          lambda: clear("rsync-full"))
-        timed(["rsync", "-a", f"{source}/", f"{out}/rsync-full/"])
-        rsync_again = timed(["rsync", "-a", f"{source}/", f"{out}/rsync-full/"])
-        rsync_link = best(lambda: timed(["rsync", "-a", f"--link-dest={out}/rsync-full",
-                                         f"{source}/", f"{out}/rsync-link/"]),
-                          lambda: clear("rsync-link"))
-        clear("rsync-full")
+        # Rounds take the tools in turn, each round starting with another tool, so that a
+        # machine getting slower or faster during the benchmark (a virtual machine's disk,
+        # say) weighs on all of them alike.
+        def rsync_full_once():
+            rsync_full.append(timed([*rsync_a, f"{out}/rsync-full/"]))
+            clear("rsync-full")
 
-        conf = rsnapshot_config(out / "rsnapshot.conf", source, out / "rsnapshot")
-        rsnap_full = best(lambda: timed(["rsnapshot", "-c", str(conf), "alpha"]),
-                          lambda: clear("rsnapshot"))
-        timed(["rsnapshot", "-c", str(conf), "alpha"])
-        rsnap_incr = best(lambda: timed(["rsnapshot", "-c", str(conf), "alpha"]),
-                          lambda: clear("rsnapshot/alpha.2"))
-        clear("rsnapshot")
+        def rsnap_full_once():
+            rsnap_full.append(timed(rsnapshot))
+            clear("rsnapshot")
 
-        (out / "cairn").mkdir()
-        profile = make_profile(name="Bench", sources=[source], dest=out / "cairn")
-        fulls = []
-        for _ in range(ROUNDS):
+        def cairn_full_once():
             fulls.append(cairn_snapshot(tmp_path, profile))
             clear("cairn/bench")
-        full = min(fulls, key=lambda r: r.seconds)
+
+        for turn in range(ROUNDS):
+            in_turn([rsync_full_once, rsnap_full_once, cairn_full_once], turn)
+
+        timed([*rsync_a, f"{out}/rsync-full/"])
+        rsync_again = timed([*rsync_a, f"{out}/rsync-full/"])
+        timed(rsnapshot)
         cairn_snapshot(tmp_path, profile)
-        incrementals = []
-        for _ in range(ROUNDS):
+        def rsync_link_once():
+            rsync_link.append(timed([*rsync_a, f"--link-dest={out}/rsync-full",
+                                     f"{out}/rsync-link/"]))
+            clear("rsync-link")
+
+        def rsnap_incr_once():
+            rsnap_incr.append(timed(rsnapshot))
+            clear("rsnapshot/alpha.2")
+
+        def cairn_incr_once():
             incrementals.append(cairn_snapshot(tmp_path, profile))
-            newest = sorted((out / "cairn" / "bench").glob("2*"))[-1]
-            shutil.rmtree(newest)
+            shutil.rmtree(sorted((out / "cairn" / "bench").glob("2*"))[-1])
+
+        for turn in range(ROUNDS):
+            in_turn([rsync_link_once, rsnap_incr_once, cairn_incr_once], turn)
+        print("\nEvery round, in seconds (the tables below use each tool's best):")
+        for name, times in (("rsync -a", rsync_full), ("rsnapshot full", rsnap_full),
+                            ("Cairn full", [r.seconds for r in fulls]),
+                            ("rsync --link-dest", rsync_link), ("rsnapshot incremental", rsnap_incr),
+                            ("Cairn incremental", [r.seconds for r in incrementals])):
+            print(f"  {name:<24}" + "".join(f"{t:8.2f}" for t in times))
+        print("\nMedian of the rounds, Cairn against rsync:")
+        print(f"  full {median([r.seconds for r in fulls]) / median(rsync_full):5.2f}x"
+              f"   incremental {median([r.seconds for r in incrementals]) / median(rsync_link):5.2f}x")
+        full = min(fulls, key=lambda r: r.seconds)
         incremental = min(incrementals, key=lambda r: r.seconds)
+        rsync_full, rsnap_full = min(rsync_full), min(rsnap_full)
+        rsync_link, rsnap_incr = min(rsync_link), min(rsnap_incr)
         units = full.run.units_query().count()
-        clear("cairn")
+        clear("rsync-full", "rsnapshot", "cairn")
 
         small_source = BENCH_DIR / "tree-small"
         small_files, small_size = build_tree(small_source, max(1000, FILES // 4))

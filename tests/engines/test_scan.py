@@ -2,6 +2,7 @@
 
 import os
 import subprocess
+import time
 
 import pytest
 
@@ -96,6 +97,31 @@ def test_extended_attributes_are_found_only_when_asked(tmp_path):
     os.setxattr(tagged, "user.origin", b"camera")
     assert scan(str(tmp_path / "src"), find_xattrs=True).xattrs
     assert not scan(str(tmp_path / "src"), find_xattrs=False).xattrs
+
+
+def test_files_unchanged_since_an_earlier_empty_look_are_not_asked_again(tmp_path):
+    tagged = write(tmp_path / "src" / "deep" / "er" / "b.txt", "b")
+    os.setxattr(tagged, "user.origin", b"camera")
+    # An earlier look "after" every change found nothing, so nothing here is asked again...
+    later = time.time() + 60
+    assert not scan(str(tmp_path / "src"), find_xattrs=True, xattrs_none_before=later).xattrs
+    # ... but what changed since that look is.
+    earlier = time.time() - 60
+    assert scan(str(tmp_path / "src"), find_xattrs=True, xattrs_none_before=earlier).xattrs
+
+
+def test_a_folder_moved_in_whole_has_every_file_asked_however_old(tmp_path):
+    write(tmp_path / "src" / "plain" / "a.txt", "a")
+    old = write(tmp_path / "elsewhere" / "album" / "day 1" / "c.jpg", "c")
+    os.setxattr(old, "user.origin", b"camera")
+    time.sleep(0.05)
+    looked = time.time()
+    time.sleep(0.05)
+    assert not scan(str(tmp_path / "src"), find_xattrs=True, xattrs_none_before=looked).xattrs
+    # Moving changes the moved folder's ctime, not that of the old files inside it.
+    os.rename(tmp_path / "elsewhere" / "album", tmp_path / "src" / "plain" / "album")
+    assert os.stat(tmp_path / "src" / "plain" / "album" / "day 1" / "c.jpg").st_ctime < looked
+    assert scan(str(tmp_path / "src"), find_xattrs=True, xattrs_none_before=looked).xattrs
 
 
 def test_extended_attributes_directly_in_the_folder_count_too(tmp_path):

@@ -1,5 +1,6 @@
 """Backup runs end to end, tasks inline: real rsync into real snapshot folders."""
 
+import datetime as dt
 import os
 import subprocess
 from pathlib import Path
@@ -219,9 +220,11 @@ def test_extended_attributes_are_kept_and_rsync_is_spared_them_when_there_are_no
     profile = make_profile(sources=[source], dest=tmp_path / "backups")
     first = run_now(profile)
     assert first.options["attributes_skipped"] and not first.options["xattrs"]
+    assert Scan.get(Scan.run == first.id).xattrs is False
     os.setxattr(source / "photo.jpg", "user.origin", b"camera")
     second = run_now(profile)
     assert second.options["xattrs"] and "attributes_skipped" not in second.options
+    assert Scan.get(Scan.run == second.id).xattrs is True
     copy = snapshot_tree(profile, second, source) / "photo.jpg"
     assert os.getxattr(copy, "user.origin") == b"camera"
     os.removexattr(source / "photo.jpg", "user.origin")
@@ -229,6 +232,22 @@ def test_extended_attributes_are_kept_and_rsync_is_spared_them_when_there_are_no
     # The snapshot it links against kept attributes, so rsync must still compare them.
     assert third.options["xattrs"]
     assert os.listxattr(snapshot_tree(profile, third, source) / "photo.jpg") == []
+
+
+def test_a_scan_trusts_an_earlier_empty_look_for_attributes_only_of_the_same_selection(tmp_path):
+    source = write(tmp_path / "src" / "photo.jpg", "jpeg").parent
+    profile = make_profile(sources=[source], dest=tmp_path / "backups")
+    first = run_now(profile)
+    looked = Scan.get(Scan.run == first.id)
+    assert looked.xattrs is False
+    same = Scan.create(root=str(source), excludes=[], one_file_system=False)
+    started = looked.started_at.replace(tzinfo=dt.UTC).timestamp()
+    assert backup._no_xattrs_before(same) == started - backup.CTIME_SLACK_SECONDS
+    # Other excludes may let in files the earlier look never saw.
+    assert backup._no_xattrs_before(Scan.create(root=str(source), excludes=["*.raw"])) is None
+    assert backup._no_xattrs_before(Scan.create(root=str(source), one_file_system=True)) is None
+    Scan.update(xattrs=None).where(Scan.id == looked.id).execute()  # never looked
+    assert backup._no_xattrs_before(Scan.create(root=str(source))) is None
 
 
 def test_resume_restarts_only_what_a_dead_worker_left_and_says_so_only_then(tmp_path):
