@@ -50,6 +50,24 @@ def _path(value: str) -> Path:
     return Path(value).expanduser().resolve()
 
 
+def _folders(value: str) -> tuple[str, ...]:
+    """Absolute folders separated by ':'; '~' is the home of the user Cairn runs as."""
+    folders: list[str] = []
+    for part in (p.strip() for p in value.split(":")):
+        if not part:
+            continue
+        if part == "~" or part.startswith("~/"):
+            part = str(Path.home()) + part[1:]
+        if not part.startswith("/"):
+            raise ValueError(f"expected absolute folders separated by ':', got {part!r}")
+        normal = os.path.normpath(part)
+        if normal not in folders:
+            folders.append(normal)
+    if not folders:
+        raise ValueError("expected at least one folder")
+    return tuple(folders)
+
+
 def _between(low: float, high: float, convert: Callable[[str], float] = int) -> Callable[[str], float]:
     """A parser for a number from `low` to `high`: whole numbers unless `convert` is float."""
     noun = "a whole number" if convert is int else "a number"
@@ -175,6 +193,10 @@ SETTINGS: tuple[Setting, ...] = (
             "Smallest part a backup is split into for parallel rsync processes (each file "
             "counts as 64K besides its size). Smaller parts spread work more evenly, at a "
             "little cost per part.", _size),
+    Setting("CAIRN_SOURCE_ROOTS", "folders", "/home:~",
+            "Folders (separated by ':') under which the web pages let people choose what to "
+            "back up; '~' is the home of the user Cairn runs as. The command line is not "
+            "limited.", _folders),
     Setting("CAIRN_THROTTLE_LOAD", "number", "3",
             "Load average per CPU core above which backups run fewer rsync processes at once.",
             _between(0.1, 1000, float)),
@@ -203,6 +225,7 @@ class Settings:
     event_retention_days: int
     retry_delay: float
     min_unit_size: int
+    source_roots: tuple[str, ...]
     throttle_load: float
     throttle_memory: float
     throttle_iowait: float

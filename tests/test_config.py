@@ -51,12 +51,21 @@ def test_values_are_parsed_to_their_types():
     ("CAIRN_LOG_LEVEL", "LOUD", "one of DEBUG"),
     ("CAIRN_QUEUE_NAME", "a b", "letters, digits"),
     ("CAIRN_DATA_DIR", "", "folder path"),
+    ("CAIRN_SOURCE_ROOTS", "home/ada", "absolute folders"),
+    ("CAIRN_SOURCE_ROOTS", " : ", "at least one folder"),
 ])
 def test_a_malformed_setting_stops_the_start_naming_it(name, value, says):
     with pytest.raises(config.ConfigError) as error:
         config.load({name: value})
     assert f"{name}: " in str(error.value)
     assert says in str(error.value)
+
+
+def test_source_roots_are_absolute_folders_with_the_home_of_cairns_user(monkeypatch):
+    monkeypatch.setenv("HOME", "/var/lib/cairn")
+    assert config.load({}).source_roots == ("/home", "/var/lib/cairn")
+    roots = config.load({"CAIRN_SOURCE_ROOTS": "/srv/photos/:~/shared:/srv/photos"}).source_roots
+    assert roots == ("/srv/photos", "/var/lib/cairn/shared")
 
 
 def test_every_malformed_setting_is_reported_at_once():

@@ -110,6 +110,7 @@ def _destination(raw: str, sources: list[str], errors: dict[str, str]) -> str:
     path = os.path.normpath(raw)
     if path == "/":
         errors["destination"] = "Choose a folder, not the root of the filesystem."
+        return path
     for source in sources:
         if within(path, source):
             errors["destination"] = f"The destination is inside source {source}: each backup " \

@@ -226,6 +226,11 @@ def check_source(path: str) -> None:
         raise CheckError(f"Source folder {path} does not exist.")
     if not os.path.isdir(path):
         raise CheckError(f"Source {path} is not a folder.")
+    real = os.path.realpath(path)
+    if real != os.path.normpath(path):
+        # The web confines sources to its roots by their text; a link could lead elsewhere.
+        raise CheckError(f"Source {path} is reached through a symbolic link (it leads to "
+                         f"{real}); choose the real folder instead.")
     try:
         with os.scandir(path) as entries:
             next(entries, None)

@@ -75,6 +75,17 @@ def test_bad_sources_are_refused_with_a_reason(source, message):
         snapshots.check_source(source)
 
 
+def test_a_source_reached_through_a_symbolic_link_is_refused(tmp_path):
+    (tmp_path / "home" / "ada").mkdir(parents=True)
+    (tmp_path / "home" / "ada" / "etc").symlink_to("/etc")
+    with pytest.raises(CheckError, match="symbolic link .* leads to /etc"):
+        snapshots.check_source(str(tmp_path / "home" / "ada" / "etc"))
+    (tmp_path / "elsewhere").symlink_to(tmp_path / "home")
+    with pytest.raises(CheckError, match="symbolic link"):
+        snapshots.check_source(str(tmp_path / "elsewhere" / "ada"))
+    snapshots.check_source(str(tmp_path / "home" / "ada"))
+
+
 def test_a_destination_inside_a_source_is_refused(tmp_path):
     (tmp_path / "src" / "backups").mkdir(parents=True)
     with pytest.raises(CheckError, match="inside source"):
