@@ -198,7 +198,7 @@ def _scan_sources(run: Run, options: dict, link_from: str) -> list[DirTotals]:
 
 
 def _profile_root(profile: Profile) -> Path:
-    return Path(profile.destination) / profile.slug
+    return profile.root()
 
 
 def _ceiling(profile: Profile) -> int:

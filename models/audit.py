@@ -24,6 +24,10 @@ ACTION_LABELS = {
     "user.enable": "User enabled",
     "user.password_reset": "Password reset by admin",
     "setting.change": "Setting changed",
+    "profile.create": "Backup profile added",
+    "profile.update": "Backup profile changed",
+    "profile.delete": "Backup profile deleted",
+    "run.start": "Backup started by hand",
 }
 
 

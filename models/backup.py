@@ -12,6 +12,7 @@ import datetime as dt
 import hashlib
 import re
 import unicodedata
+from pathlib import Path
 
 from peewee import (
     BigIntegerField,
@@ -88,6 +89,27 @@ class Profile(BaseModel):
     def last_run(self) -> Run | None:
         return Run.select().where(Run.profile == self).order_by(Run.id.desc()).first()
 
+    def last_good_run(self) -> Run | None:
+        """The newest run that left a complete snapshot (or brought the mirror up to date)."""
+        return (Run.select().where((Run.profile == self) & Run.good())
+                .order_by(Run.id.desc()).first())
+
+    def root(self) -> Path:
+        """The profile's folder on its destination: snapshots, `latest`, or `mirror/`."""
+        return Path(self.destination) / self.slug
+
+    @classmethod
+    def listing(cls) -> list[Profile]:
+        """Every profile by name, each with `.last` and `.last_good` runs, in three queries."""
+        profiles = list(cls.select().order_by(cls.name))
+        last = {r.profile_id: r for r in Run.select().where(Run.id.in_(
+            Run.select(fn.MAX(Run.id)).group_by(Run.profile)))}
+        good = {r.profile_id: r for r in Run.select().where(Run.id.in_(
+            Run.select(fn.MAX(Run.id)).where(Run.good()).group_by(Run.profile)))}
+        for profile in profiles:
+            profile.last, profile.last_good = last.get(profile.id), good.get(profile.id)
+        return profiles
+
 
 class Run(BaseModel):
     profile = ForeignKeyField(Profile, backref="runs", on_delete="CASCADE")
@@ -155,6 +177,11 @@ class Run(BaseModel):
     @classmethod
     def active(cls):
         return cls.select().where(cls.state.in_(ACTIVE_STATES)).order_by(cls.id)
+
+    @classmethod
+    def good(cls):
+        """Runs that left a complete copy: succeeded, not a dry run."""
+        return (cls.state == "succeeded") & (cls.dry_run == False)  # noqa: E712 (SQL)
 
     def move(self, from_states: tuple[str, ...], to_state: str, **fields) -> bool:
         """Change state only if it is still one of `from_states`; True if this caller did."""

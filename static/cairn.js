@@ -20,6 +20,16 @@
     if (message && !window.confirm(message)) { event.preventDefault(); }
   }, true);
 
+  // A button marked data-once sends its form once: a double click starts one run, not two
+  // (the server refuses a second run anyway, but the person should not see that message).
+  document.addEventListener("submit", function (event) {
+    if (event.defaultPrevented) { return; }
+    var button = event.submitter;
+    if (button && button.hasAttribute("data-once")) {
+      window.setTimeout(function () { button.disabled = true; }, 0);
+    }
+  });
+
   // The live status badge tells whether the page is receiving updates.
   function setLive(state, text) {
     document.querySelectorAll("[data-live-status]").forEach(function (badge) {

@@ -6,12 +6,13 @@ least role it needs.
 
 import pytest
 
+from models import Profile, db
 from tests.conftest import csrf_token, log_in
 
 PUBLIC, VIEWER, OPERATOR, ADMIN = None, "viewer", "operator", "admin"
 RANK = {None: -1, "viewer": 0, "operator": 1, "admin": 2}
 
-# (endpoint, method) -> (path, least role). {user} is vera's id.
+# (endpoint, method) -> (path, least role). {user} is vera's id, {profile} a backup profile's.
 MATRIX = {
     ("auth.login", "GET"): ("/login", PUBLIC),
     ("auth.login", "POST"): ("/login", PUBLIC),
@@ -29,6 +30,16 @@ MATRIX = {
     ("users.set_active", "POST"): ("/users/{user}/active", ADMIN),
     ("users.reset_password", "POST"): ("/users/{user}/password", ADMIN),
     ("audit.index", "GET"): ("/audit", ADMIN),
+    ("profiles.index", "GET"): ("/profiles/", VIEWER),
+    ("profiles.new", "GET"): ("/profiles/new", ADMIN),
+    ("profiles.create", "POST"): ("/profiles/", ADMIN),
+    ("profiles.detail", "GET"): ("/profiles/{profile}", VIEWER),
+    ("profiles.edit", "GET"): ("/profiles/{profile}/edit", ADMIN),
+    ("profiles.update", "POST"): ("/profiles/{profile}/edit", ADMIN),
+    ("profiles.confirm_delete", "GET"): ("/profiles/{profile}/delete", ADMIN),
+    ("profiles.delete", "POST"): ("/profiles/{profile}/delete", ADMIN),
+    ("profiles.run", "POST"): ("/profiles/{profile}/run", OPERATOR),
+    ("profiles.dry_run", "POST"): ("/profiles/{profile}/dry-run", OPERATOR),
     # The WebSocket: any logged-in user; refusals are tested in test_feed.py.
     ("__flask_sock.feed", "GET"): ("/ws", VIEWER),
 }
@@ -45,9 +56,13 @@ def test_every_route_is_in_the_matrix(app):
 @pytest.mark.parametrize("persona", PERSONAS)
 @pytest.mark.parametrize("route", [r for r in MATRIX if r[0] != "__flask_sock.feed"],
                          ids=lambda r: f"{r[1]} {r[0]}")
-def test_the_role_decides_access(client, ada, otto, vera, persona, route):
+def test_the_role_decides_access(client, ada, otto, vera, persona, route, tmp_path):
     path, least = MATRIX[route]
-    path = path.format(user=vera.id)
+    with db.connection_context():
+        (tmp_path / "src").mkdir()
+        profile = Profile.create(name="Home", slug="home", sources=[str(tmp_path / "src")],
+                                 destination=str(tmp_path))
+    path = path.format(user=vera.id, profile=profile.id)
     if persona != "anonymous":
         log_in(client, {"ada": ada, "otto": otto, "vera": vera}[persona])
     token = csrf_token(client, "/login" if persona == "anonymous" else "/account/") \

@@ -1,0 +1,218 @@
+"""Backup profiles in the browser's terms: forms, their messages, roles, and real runs
+(the app fixture runs jobs inline, so "Run now" runs the real rsync)."""
+
+import pytest
+from playhouse.test_utils import count_queries
+
+from models import AuditEntry, Profile, Run, db
+from tests.conftest import html, log_in, post
+from tests.trees import write
+
+
+@pytest.fixture
+def environ(environ, tmp_path):
+    return {**environ, "CAIRN_SOURCE_ROOTS": str(tmp_path / "home")}
+
+
+@pytest.fixture
+def home(tmp_path):
+    write(tmp_path / "home" / "ada" / "Photos" / "cat.jpg", "meow")
+    (tmp_path / "backups").mkdir()
+    return tmp_path / "home" / "ada"
+
+
+def form(home, **fields):
+    return {"name": "Photos", "sources": f"{home / 'Photos'}\n", "excludes": "*.tmp\n",
+            "destination": str(home.parent.parent / "backups"), "mode": "snapshot",
+            "max_parallel": "4", "bandwidth": "", "retries": "3", **fields}
+
+
+def profiles() -> list[Profile]:
+    with db.connection_context():
+        return list(Profile.select().order_by(Profile.id))
+
+
+def messages(response) -> dict[str, str]:
+    """Each field's message, by field id, as shown beside it."""
+    page = html(response)
+    return {p["id"].removesuffix("-msg"): p.text.strip()
+            for p in page.select(".has-error .field-msg, fieldset.has-error .field-msg")}
+
+
+def make(home, **fields) -> Profile:
+    with db.connection_context():
+        values = {"name": "Photos", "slug": "photos", "sources": [str(home / "Photos")],
+                  "destination": str(home.parent.parent / "backups"), **fields}
+        return Profile.create(**values)
+
+
+def test_a_newcomer_is_shown_one_way_to_a_first_backup(client, ada, vera):
+    log_in(client, ada)
+    page = html(client.get("/profiles/"))
+    assert page.select_one("a.primary")["href"] == "/profiles/new"
+    assert "Create your first backup" in page.text
+    log_in(client, vera)
+    page = html(client.get("/profiles/"))
+    assert not page.select("a[href='/profiles/new']") and "not set up any backup" in page.text
+
+
+def test_an_admin_creates_a_profile_and_lands_on_its_page(client, ada, home):
+    log_in(client, ada)
+    response = post(client, "/profiles/", form(home, bandwidth="10M"))
+    assert response.status_code == 302, messages(response)
+    [profile] = profiles()
+    assert (profile.name, profile.sources, profile.excludes, profile.bwlimit_kib) == \
+        ("Photos", [str(home / "Photos")], ["*.tmp"], 10240)
+    page = html(client.get(response.headers["Location"]))
+    assert str(profile.root()) in page.text and "10M" in page.text
+    with db.connection_context():
+        entry = AuditEntry.select().order_by(AuditEntry.id.desc()).get()
+    assert (entry.action, entry.target) == ("profile.create", "Photos")
+
+
+@pytest.mark.parametrize("fields, field, says", [
+    ({"name": " "}, "name", "Give the profile a name"),
+    ({"sources": "Photos"}, "sources", "absolute path"),
+    ({"sources": ""}, "sources", "at least one folder"),
+    ({"sources": "/etc"}, "sources", "outside the folders Cairn may back up"),
+    ({"sources": "{home}/../../../etc"}, "sources", "outside the folders Cairn may back up"),
+    ({"destination": "{home}/Photos/backups"}, "destination", "inside source"),
+    ({"destination": "/"}, "destination", "not the root"),
+    ({"excludes": "[abc"}, "excludes", ""),
+    ({"bandwidth": "fast"}, "bandwidth", "not a rate"),
+    ({"max_parallel": "0"}, "max_parallel", "between 1 and 64"),
+    ({"max_parallel": "many"}, "max_parallel", ""),
+    ({"retries": "11"}, "retries", "between 0 and 10"),
+    ({"mode": "copy"}, "mode", ""),
+])
+def test_bad_fields_are_refused_beside_the_field_and_nothing_is_saved(client, ada, home, fields,
+                                                                      field, says):
+    log_in(client, ada)
+    fields = {k: v.replace("{home}", str(home)) for k, v in fields.items()}
+    response = post(client, "/profiles/", form(home, **fields))
+    assert response.status_code == 422
+    shown = messages(response)
+    assert field in shown and says in shown[field]
+    assert profiles() == []
+
+
+def test_a_second_profile_of_the_same_name_is_refused(client, ada, home):
+    make(home)
+    log_in(client, ada)
+    response = post(client, "/profiles/", form(home))
+    assert response.status_code == 422
+    assert "already exists" in messages(response)["name"]
+    assert len(profiles()) == 1
+
+
+def test_editing_shows_the_saved_values_and_records_what_changed(client, ada, home):
+    profile = make(home, bwlimit_kib=1536, excludes=["*.tmp"])
+    log_in(client, ada)
+    page = html(client.get(f"/profiles/{profile.id}/edit"))
+    assert page.select_one("#bandwidth")["value"] == "1.5M"
+    assert page.select_one("#excludes").text.strip() == "*.tmp"
+    response = post(client, f"/profiles/{profile.id}/edit",
+                    form(home, excludes="*.tmp\n.cache/\n", bandwidth=""))
+    assert response.status_code == 302
+    [saved] = profiles()
+    assert saved.excludes == ["*.tmp", ".cache/"] and saved.bwlimit_kib is None
+    with db.connection_context():
+        entry = AuditEntry.select().order_by(AuditEntry.id.desc()).get()
+    assert (entry.action, entry.detail) == ("profile.update", "bwlimit_kib, excludes")
+    # Its own name is not "taken".
+    assert post(client, f"/profiles/{profile.id}/edit", form(home)).status_code == 302
+
+
+def test_run_now_backs_up_and_the_page_shows_the_run(client, otto, home):
+    profile = make(home)
+    log_in(client, otto)
+    response = post(client, f"/profiles/{profile.id}/run", token_from="/profiles/")
+    assert response.status_code == 303
+    with db.connection_context():
+        run = Run.get(Run.profile == profile.id)
+    assert run.state == "succeeded" and run.requested_by == "otto"
+    assert (profile.root() / run.snapshot / "localhost" / str(home / "Photos").lstrip("/")
+            / "cat.jpg").read_text() == "meow"
+    page = html(client.get(response.headers["Location"]))
+    assert page.select_one(f"#run-{run.id} .tag").text.strip() == "succeeded"
+
+
+def test_a_dry_run_writes_no_snapshot(client, otto, home):
+    profile = make(home)
+    log_in(client, otto)
+    post(client, f"/profiles/{profile.id}/dry-run", token_from="/profiles/")
+    with db.connection_context():
+        run = Run.get(Run.profile == profile.id)
+    assert run.dry_run and run.state == "succeeded" and run.new_files == 1
+    assert not any(p.name[0].isdigit() for p in profile.root().iterdir()) \
+        if profile.root().exists() else True
+
+
+def test_a_second_run_while_one_is_active_is_refused_with_a_message(client, otto, home):
+    profile = make(home)
+    with db.connection_context():
+        busy = Run.create(profile=profile, state="running")
+    log_in(client, otto)
+    response = post(client, f"/profiles/{profile.id}/run", token_from="/profiles/",
+                    follow_redirects=True)
+    assert f"already running (run {busy.id})" in response.get_data(as_text=True)
+    with db.connection_context():
+        assert Run.select().where(Run.profile == profile.id).count() == 1
+
+
+def test_deleting_keeps_the_snapshots_and_is_refused_while_running(client, ada, home):
+    profile = make(home)
+    snapshot = profile.root() / "2026-11-23T010000Z"
+    snapshot.mkdir(parents=True)
+    with db.connection_context():
+        busy = Run.create(profile=profile, state="scanning")
+    log_in(client, ada)
+    page = html(client.get(f"/profiles/{profile.id}/delete"))
+    assert "No snapshot is deleted" in page.text and str(profile.root()) in page.text
+    assert page.select_one("button.danger").has_attr("disabled")
+    assert post(client, f"/profiles/{profile.id}/delete").status_code == 409
+    assert len(profiles()) == 1
+    with db.connection_context():
+        Run.update(state="cancelled").where(Run.id == busy.id).execute()
+    response = post(client, f"/profiles/{profile.id}/delete")
+    assert response.status_code == 302 and profiles() == []
+    assert snapshot.is_dir()
+    assert client.get(f"/profiles/{profile.id}").status_code == 404
+
+
+def test_a_viewer_sees_no_buttons_that_change_anything(client, vera, home):
+    profile = make(home)
+    log_in(client, vera)
+    for path in ("/profiles/", f"/profiles/{profile.id}"):
+        page = html(client.get(path))
+        assert not page.select("form[action*='/run'], form[action*='/dry-run']")
+        assert not page.select("a[href*='/edit'], a[href*='/delete'], a[href='/profiles/new']")
+    assert post(client, f"/profiles/{profile.id}/run", token_from="/profiles/").status_code == 403
+
+
+def test_names_and_paths_are_shown_as_text(client, ada, home):
+    hostile = "<script>alert('x')</script>\"quoted\""
+    folder = home / "Photos" / "a\"b<i>"
+    folder.mkdir()
+    profile = make(home, name=hostile, sources=[str(folder)], excludes=["<b>*.tmp"])
+    log_in(client, ada)
+    for path in ("/profiles/", f"/profiles/{profile.id}", f"/profiles/{profile.id}/edit"):
+        body = client.get(path).get_data(as_text=True)
+        assert "<script>alert" not in body and "<i>" not in body and "<b>*" not in body
+        assert hostile in html(client.get(path)).text
+
+
+def test_the_list_costs_the_same_queries_for_one_profile_or_many(client, vera, home):
+    make(home)
+    log_in(client, vera)
+    client.get("/profiles/")
+    with count_queries() as one:
+        client.get("/profiles/")
+    for n in range(2, 8):
+        profile = make(home, name=f"P{n}", slug=f"p{n}")
+        with db.connection_context():
+            Run.create(profile=profile, state="succeeded")
+            Run.create(profile=profile, state="failed")
+    with count_queries() as many:
+        assert client.get("/profiles/").status_code == 200
+    assert many.count == one.count

@@ -1,0 +1,239 @@
+"""Backup profiles: list, create, edit and delete them (admins); run and dry-run them
+(operators). Everyone logged in may read them.
+
+Every field is checked by `jobs.engines.profile.clean`, the same rules the CLI uses, plus the
+web's own: sources only under the configured roots. Whether a folder exists and can be read
+is the worker's to say at the start of each run; the web process cannot read users' folders.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask_login import current_user
+from flask_wtf import FlaskForm
+from wtforms import BooleanField, IntegerField, RadioField, StringField, TextAreaField
+from wtforms.fields.choices import SelectChoice
+from wtforms.validators import InputRequired, NumberRange
+
+from jobs import backup
+from jobs.engines.profile import ProfileInvalid, clean
+from jobs.engines.rsync import format_bandwidth
+from jobs.engines.snapshots import within
+from models import AlreadyRunning, Profile, Run, WorkerProcess, db, utcnow
+from models.user import ADMIN, OPERATOR, VIEWER
+from views.audit import audit
+from views.forms import EmptyForm
+from views.security import require_role
+
+bp = Blueprint("profiles", __name__, url_prefix="/profiles")
+
+MODE_CHOICES = [
+    SelectChoice("snapshot", "Snapshots – a browsable copy per run, unchanged files hardlinked"),
+    SelectChoice("mirror", "Mirror – one up-to-date copy, no history (for FAT, exFAT, NTFS drives)"),
+]
+RECENT_RUNS = 10
+
+
+class ProfileForm(FlaskForm):
+    name = StringField("Name")
+    sources = TextAreaField("Folders to back up")
+    excludes = TextAreaField("Leave out")
+    destination = StringField("Destination folder")
+    mode = RadioField("Kind", choices=MODE_CHOICES, default="snapshot")
+    one_file_system = BooleanField("Stay on each folder's filesystem (do not cross mount points)")
+    max_parallel = IntegerField("rsync processes at once", default=4, validators=[
+        InputRequired("Enter a number from 1 to 64."),
+        NumberRange(1, 64, "Run between 1 and 64 rsync processes at once.")])
+    bandwidth = StringField("Bandwidth limit")
+    retries = IntegerField("Retries of a failed part", default=3, validators=[
+        InputRequired("Enter a number from 0 to 10."),
+        NumberRange(0, 10, "Retry a failed part between 0 and 10 times.")])
+
+    @classmethod
+    def of(cls, profile: Profile) -> ProfileForm:
+        return cls(name=profile.name, sources="\n".join(profile.sources),
+                   excludes="\n".join(profile.excludes), destination=profile.destination,
+                   mode=profile.mode, one_file_system=profile.one_file_system,
+                   max_parallel=profile.max_parallel, bandwidth=format_bandwidth(profile.bwlimit_kib),
+                   retries=profile.retries)
+
+    def cleaned(self, editing: Profile | None = None):
+        """The checked profile values, or None with each problem beside its field."""
+        if not self.validate_on_submit():
+            return None
+        try:
+            values = clean(self.name.data or "", _lines(self.sources.data),
+                           _lines(self.excludes.data), (self.destination.data or "").strip(),
+                           mode=self.mode.data, one_file_system=bool(self.one_file_system.data),
+                           max_parallel=self.max_parallel.data, bandwidth=self.bandwidth.data or "",
+                           retries=self.retries.data)
+        except ProfileInvalid as invalid:
+            for name, message in invalid.errors.items():
+                getattr(self, name).errors = [message]
+            return None
+        roots = source_roots()
+        outside = [s for s in values.sources if not any(within(s, r) for r in roots)]
+        if outside:
+            roots = ", ".join(roots)
+            self.sources.errors = [f"{outside[0]} is outside the folders Cairn may back up "
+                                   f"({roots}); an administrator can widen CAIRN_SOURCE_ROOTS."]
+            return None
+        same_name = Profile.by_name(values.name)
+        if same_name is not None and (editing is None or same_name.id != editing.id):
+            self.name.errors = [f"A profile named {values.name} already exists."]
+            return None
+        return values
+
+
+def source_roots() -> tuple[str, ...]:
+    return current_app.config["CAIRN"].source_roots
+
+
+def _lines(text: str | None) -> list[str]:
+    return [line.strip() for line in (text or "").splitlines() if line.strip()]
+
+
+def get_profile_or_404(profile_id: int) -> Profile:
+    profile = Profile.get_or_none(Profile.id == profile_id)
+    if profile is None:
+        abort(404)
+    return profile
+
+
+@bp.route("/")
+@require_role(VIEWER)
+def index():
+    return render_template("profiles/page.html", profiles=Profile.listing(),
+                           action_form=EmptyForm(), now=utcnow())
+
+
+@bp.route("/new")
+@require_role(ADMIN)
+def new():
+    return _form_page(ProfileForm(), None)
+
+
+def _form_page(form: ProfileForm, profile: Profile | None, status: int = 200):
+    return render_template("profiles/form.html", form=form, profile=profile,
+                           source_roots=source_roots()), status
+
+
+@bp.route("/", methods=["POST"])
+@require_role(ADMIN)
+def create():
+    form = ProfileForm()
+    values = form.cleaned()
+    if values is None:
+        return _form_page(form, None, 422)
+    with db.atomic():
+        profile = Profile.create(slug=Profile.free_slug(values.name), **_fields(values))
+    audit("profile.create", target=profile.name, detail=f"{', '.join(profile.sources)} -> "
+          f"{profile.destination}")
+    flash(f"Profile {profile.name} saved. Snapshots go to {profile.root()}.", "success")
+    return redirect(url_for("profiles.detail", profile_id=profile.id))
+
+
+def _fields(values) -> dict:
+    return {"name": values.name, "sources": values.sources, "excludes": values.excludes,
+            "destination": values.destination, "mode": values.mode,
+            "one_file_system": values.one_file_system, "max_parallel": values.max_parallel,
+            "bwlimit_kib": values.bwlimit_kib, "retries": values.retries}
+
+
+@bp.route("/<id:profile_id>")
+@require_role(VIEWER)
+def detail(profile_id: int):
+    profile = get_profile_or_404(profile_id)
+    runs = list(profile.runs.order_by(Run.id.desc()).limit(RECENT_RUNS))
+    return render_template("profiles/detail.html", profile=profile, runs=runs,
+                           active=profile.active_run(), last_good=profile.last_good_run(),
+                           action_form=EmptyForm(), now=utcnow(),
+                           bandwidth=format_bandwidth(profile.bwlimit_kib))
+
+
+@bp.route("/<id:profile_id>/edit")
+@require_role(ADMIN)
+def edit(profile_id: int):
+    profile = get_profile_or_404(profile_id)
+    return _form_page(ProfileForm.of(profile), profile)
+
+
+@bp.route("/<id:profile_id>/edit", methods=["POST"])
+@require_role(ADMIN)
+def update(profile_id: int):
+    profile = get_profile_or_404(profile_id)
+    form = ProfileForm()
+    values = form.cleaned(editing=profile)
+    if values is None:
+        return _form_page(form, profile, 422)
+    fields = _fields(values)
+    changed = sorted(k for k, v in fields.items() if getattr(profile, k) != v)
+    (Profile.update(updated_at=Profile.updated_at.default(), **fields)
+     .where(Profile.id == profile.id).execute())
+    audit("profile.update", target=values.name, detail=", ".join(changed) or "nothing changed")
+    active = profile.active_run()
+    note = " The run in progress keeps its old settings." if active and changed else ""
+    flash(f"Profile {values.name} saved.{note}", "success")
+    return redirect(url_for("profiles.detail", profile_id=profile.id))
+
+
+@bp.route("/<id:profile_id>/delete")
+@require_role(ADMIN)
+def confirm_delete(profile_id: int):
+    profile = get_profile_or_404(profile_id)
+    return render_template("profiles/delete.html", profile=profile, form=EmptyForm(),
+                           run_count=profile.runs.count(), active=profile.active_run())
+
+
+@bp.route("/<id:profile_id>/delete", methods=["POST"])
+@require_role(ADMIN)
+def delete(profile_id: int):
+    profile = get_profile_or_404(profile_id)
+    form = EmptyForm()
+    if not form.validate_on_submit():
+        abort(400)
+    active = profile.active_run()
+    if active is not None:
+        return render_template("profiles/delete.html", profile=profile, form=form,
+                               run_count=profile.runs.count(), active=active), 409
+    with db.atomic():
+        profile.delete_instance(recursive=False)
+    audit("profile.delete", target=profile.name, detail=f"snapshots kept in {profile.root()}")
+    flash(f"Profile {profile.name} deleted. Its snapshots are still in {profile.root()}.",
+          "success")
+    return redirect(url_for("profiles.index"))
+
+
+@bp.route("/<id:profile_id>/run", methods=["POST"])
+@require_role(OPERATOR)
+def run(profile_id: int):
+    return _start(get_profile_or_404(profile_id), dry_run=False)
+
+
+@bp.route("/<id:profile_id>/dry-run", methods=["POST"])
+@require_role(OPERATOR)
+def dry_run(profile_id: int):
+    return _start(get_profile_or_404(profile_id), dry_run=True)
+
+
+def _start(profile: Profile, dry_run: bool):
+    form = EmptyForm()
+    if not form.validate_on_submit():
+        abort(400)
+    back = request.form.get("back") == "list"
+    target = url_for("profiles.index") if back else url_for("profiles.detail", profile_id=profile.id)
+    what = "dry run" if dry_run else "backup"
+    try:
+        started = backup.request_run(profile, dry_run=dry_run,
+                                     requested_by=current_user.username)
+    except AlreadyRunning as running:
+        flash(f"{profile.name} is already running (run {running.run.id}); "
+              "a second run was not started.", "error")
+        return redirect(target, code=303)
+    audit("run.start", target=profile.name, detail=f"{what}, run {started.id}")
+    if not WorkerProcess.status().alive:
+        flash(f"The {what} of {profile.name} is queued, but no worker is running: it starts "
+              "when the worker does (systemctl start cairn-worker).", "warning")
+    else:
+        flash(f"The {what} of {profile.name} started (run {started.id}).", "success")
+    return redirect(target, code=303)
