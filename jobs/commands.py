@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import click
@@ -52,12 +53,7 @@ def profile_add(name, sources, excludes, dest, mirror, one_file_system, max_para
                                                 *invalid.errors.values()])) from None
     if Profile.by_name(profile.name):
         raise click.ClickException(f"A profile named {profile.name!r} already exists.")
-    created = Profile.create(name=profile.name, slug=Profile.free_slug(profile.name),
-                             sources=profile.sources, excludes=profile.excludes,
-                             destination=profile.destination, mode=profile.mode,
-                             one_file_system=profile.one_file_system,
-                             max_parallel=profile.max_parallel, bwlimit_kib=profile.bwlimit_kib,
-                             retries=profile.retries)
+    created = Profile.create(slug=Profile.free_slug(profile.name), **asdict(profile))
     click.echo(f"Profile {created.name!r} saved; snapshots go to "
                f"{Path(created.destination) / created.slug}.")
 

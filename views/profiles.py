@@ -8,6 +8,8 @@ is the worker's to say at the start of each run; the web process cannot read use
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
@@ -23,7 +25,7 @@ from models import AlreadyRunning, Profile, Run, WorkerProcess, db, utcnow
 from models.user import ADMIN, OPERATOR, VIEWER
 from views.audit import audit
 from views.forms import EmptyForm
-from views.security import require_role
+from views.security import get_profile_or_404, require_role
 
 bp = Blueprint("profiles", __name__, url_prefix="/profiles")
 
@@ -93,13 +95,6 @@ def _lines(text: str | None) -> list[str]:
     return [line.strip() for line in (text or "").splitlines() if line.strip()]
 
 
-def get_profile_or_404(profile_id: int) -> Profile:
-    profile = Profile.get_or_none(Profile.id == profile_id)
-    if profile is None:
-        abort(404)
-    return profile
-
-
 @bp.route("/")
 @require_role(VIEWER)
 def index():
@@ -126,18 +121,11 @@ def create():
     if values is None:
         return _form_page(form, None, 422)
     with db.atomic():
-        profile = Profile.create(slug=Profile.free_slug(values.name), **_fields(values))
+        profile = Profile.create(slug=Profile.free_slug(values.name), **asdict(values))
     audit("profile.create", target=profile.name, detail=f"{', '.join(profile.sources)} -> "
           f"{profile.destination}")
     flash(f"Profile {profile.name} saved. Snapshots go to {profile.root()}.", "success")
     return redirect(url_for("profiles.detail", profile_id=profile.id))
-
-
-def _fields(values) -> dict:
-    return {"name": values.name, "sources": values.sources, "excludes": values.excludes,
-            "destination": values.destination, "mode": values.mode,
-            "one_file_system": values.one_file_system, "max_parallel": values.max_parallel,
-            "bwlimit_kib": values.bwlimit_kib, "retries": values.retries}
 
 
 @bp.route("/<id:profile_id>")
@@ -166,7 +154,7 @@ def update(profile_id: int):
     values = form.cleaned(editing=profile)
     if values is None:
         return _form_page(form, profile, 422)
-    fields = _fields(values)
+    fields = asdict(values)
     changed = sorted(k for k, v in fields.items() if getattr(profile, k) != v)
     (Profile.update(updated_at=Profile.updated_at.default(), **fields)
      .where(Profile.id == profile.id).execute())

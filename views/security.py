@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 from flask import Request, Response, abort, request
 from flask_login import current_user, login_required
 
-from models import User
+from models import Profile, User
 
 CONTENT_SECURITY_POLICY = "; ".join([
     "default-src 'self'",
@@ -46,6 +46,14 @@ def get_user_or_404(user_id: int) -> User:
     if user is None:
         abort(404)
     return user
+
+
+def get_profile_or_404(profile_id: int) -> Profile:
+    """A backup profile; every role may read one, the routes require more to change it."""
+    profile = Profile.get_or_none(Profile.id == profile_id)
+    if profile is None:
+        abort(404)
+    return profile
 
 
 def safe_next(target: str | None, default: str) -> str:

@@ -26,6 +26,7 @@ class ProfileInvalid(ValueError):
 
 @dataclass
 class CleanProfile:
+    """Named as models.Profile's columns, so that `Profile.create(**asdict(clean))` works."""
     name: str
     sources: list[str]
     excludes: list[str]

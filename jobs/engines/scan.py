@@ -69,12 +69,12 @@ def scan(root: str, excludes: Excludes | None = None, one_file_system: bool = Fa
     """
     cb = callbacks or ScanCallbacks()
     excludes = excludes or Excludes([])
-    root_dev = os.stat(root, follow_symlinks=False).st_dev
-    walker = _Walker(excludes, one_file_system, root_dev, cb)
+    root_stat = os.stat(root, follow_symlinks=False)
+    walker = _Walker(excludes, one_file_system, root_stat.st_dev, cb)
     walker.xattrs_none_before = xattrs_none_before
     root_has_xattrs = find_xattrs and _has_xattrs(root)
     walker.find_xattrs = find_xattrs and not root_has_xattrs
-    stack = [walker.open("", root, 0, walker.changed(os.stat(root, follow_symlinks=False)))]
+    stack = [walker.open("", root, 0, walker.changed(root_stat))]
     stack[0].totals.xattrs = stack[0].totals.xattrs or root_has_xattrs
     while stack:
         top = stack[-1]
