@@ -26,7 +26,7 @@ from jobs.engines import plan as planner
 from jobs.engines import rsync, snapshots
 from jobs.engines.filters import Excludes
 from jobs.engines.humane import format_bytes
-from jobs.engines.progress import Progress
+from jobs.engines.progress import Progress, add_speed_point
 from jobs.engines.progress import advance as advance_progress
 from jobs.engines.scan import DirTotals, ScanCallbacks, ScanCancelled, scan
 from jobs.engines.snapshots import CheckError
@@ -520,12 +520,13 @@ def refresh_progress(run: Run, now: dt.datetime | None = None) -> bool:
     running_for = (now - current.started_at).total_seconds() if current.started_at else 0.0
     after = advance_progress(before, totals["files"], totals["bytes"], current.total_files,
                              current.total_bytes, since, running_for)
+    speed = add_speed_point(current.speed or {}, running_for, after.byte_rate)
     changed = (Run.update(files_done=after.files, bytes_done=after.bytes,
                           total_files=after.total_files, total_bytes=after.total_bytes,
                           progress=after.fraction, rate=after.rate, byte_rate=after.byte_rate,
                           eta_seconds=after.eta_seconds, progress_at=now,
                           new_files=totals["new_files"], changed_files=totals["changed_files"],
-                          sent_bytes=totals["sent_bytes"])
+                          sent_bytes=totals["sent_bytes"], speed=speed)
                .where((Run.id == run.id) & (Run.progress_at == current.progress_at)).execute())
     if changed:
         Event.publish("run.progress", run.subject, f"{after.fraction:.0%}", run=run.id,
@@ -716,8 +717,9 @@ def _publish_finished(run: Run) -> None:
 
 # --- logs ------------------------------------------------------------------------------------
 
-def run_log(run_id: int) -> Path:
-    return settings.logs_dir / f"run-{run_id}.log.gz"
+def run_log(run_id: int, logs_dir: Path | None = None) -> Path:
+    """Where a finished run's log is; the web passes its own settings' folder."""
+    return (logs_dir or settings.logs_dir) / f"run-{run_id}.log.gz"
 
 
 def _unit_log(run: Run, unit: Unit) -> Path:

@@ -28,6 +28,8 @@ ACTION_LABELS = {
     "profile.update": "Backup profile changed",
     "profile.delete": "Backup profile deleted",
     "run.start": "Backup started by hand",
+    "run.cancel": "Run cancelled",
+    "run.retry": "Failed parts retried",
 }
 
 

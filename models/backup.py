@@ -13,8 +13,10 @@ import hashlib
 import re
 import unicodedata
 from pathlib import Path
+from typing import NamedTuple
 
 from peewee import (
+    SQL,
     BigIntegerField,
     BlobField,
     BooleanField,
@@ -30,6 +32,7 @@ from peewee import (
 
 from models.base import BaseModel, locked
 from models.db import db, utcnow
+from models.event import PROGRESS_KINDS, Event
 from models.worker import WorkerProcess
 
 ACTIVE_STATES = ("queued", "scanning", "running", "finalizing")
@@ -39,6 +42,12 @@ STATE_LABELS = {
     "finalizing": "Finishing", "succeeded": "Succeeded", "partial": "Partly done",
     "failed": "Failed", "cancelled": "Cancelled", "interrupted": "Interrupted",
 }
+
+
+class LogLine(NamedTuple):
+    at: dt.datetime
+    level: str
+    text: str
 
 
 class AlreadyRunning(Exception):
@@ -143,6 +152,7 @@ class Run(BaseModel):
     message = TextField(default="")
     options = JSONField(default=dict)          # filesystem, acls, xattrs, mirror
     stats = JSONField(default=dict)
+    speed = JSONField(null=True)               # bytes/s over time, see engines.progress
 
     @property
     def is_active(self) -> bool:
@@ -177,6 +187,39 @@ class Run(BaseModel):
     @classmethod
     def active(cls):
         return cls.select().where(cls.state.in_(ACTIVE_STATES)).order_by(cls.id)
+
+    @classmethod
+    def matching(cls, *, profile_id: int | None = None, states: tuple[str, ...] = (),
+                 dry_run: bool | None = None, since: dt.datetime | None = None,
+                 until: dt.datetime | None = None, text: str = ""):
+        """The condition for runs that match a history filter; `text` is looked for in the
+        profile's name, the run's message and who asked for it, ignoring case."""
+        condition = cls.id > 0
+        if profile_id is not None:
+            condition &= cls.profile == profile_id
+        if states:
+            condition &= cls.state.in_(states)
+        if dry_run is not None:
+            condition &= cls.dry_run == dry_run
+        if since is not None:
+            condition &= cls.created_at >= since
+        if until is not None:
+            condition &= cls.created_at < until
+        if text:
+            named = Profile.select(Profile.id).where(Profile.name.contains(text))
+            condition &= (cls.profile.in_(named) | cls.message.contains(text)
+                          | cls.requested_by.contains(text))
+        return condition
+
+    @classmethod
+    def totals(cls, condition) -> dict[str, int]:
+        """Count and sums of the runs matching `condition`, in one query."""
+        row = (cls.select(fn.COUNT(cls.id), fn.SUM(cls.files_done), fn.SUM(cls.bytes_done),
+                          fn.SUM(cls.sent_bytes), fn.SUM(cls.warning_count),
+                          fn.SUM(cls.error_count))
+               .where(condition).tuples().get())
+        keys = ("runs", "files", "bytes", "sent_bytes", "warnings", "errors")
+        return {k: int(v or 0) for k, v in zip(keys, row, strict=True)}
 
     @classmethod
     def good(cls):
@@ -232,6 +275,24 @@ class Run(BaseModel):
         return [m.text for m in RunMessage.select(RunMessage.text)
                 .where((RunMessage.run == self) & (RunMessage.level == level))
                 .order_by(RunMessage.id).limit(limit)]
+
+    def log_tail(self, limit: int = 40) -> list[LogLine]:
+        """The newest `limit` lines of the run's story, oldest first: what happened (its
+        events) and what went wrong (its messages), in two indexed queries."""
+        events = (Event.select(Event.at, Event.level, Event.message)
+                  .where((Event.subject == self.subject) & Event.kind.not_in(PROGRESS_KINDS))
+                  .order_by(Event.id.desc()).limit(limit).tuples())
+        messages = (RunMessage.select(RunMessage.at, RunMessage.level, RunMessage.text)
+                    .where((RunMessage.run == self) & RunMessage.level.in_(LOG_LEVELS))
+                    .order_by(RunMessage.id.desc()).limit(limit).tuples())
+        lines = sorted((LogLine(*row) for row in [*events, *messages]), key=lambda line: line.at)
+        return lines[-limit:]
+
+    def items(self):
+        """A dry run's itemized changes, in the order rsync reported them."""
+        return (RunMessage.select(RunMessage.id, RunMessage.text)
+                .where((RunMessage.run == self) & (RunMessage.level == "item"))
+                .order_by(RunMessage.id))
 
 
 class Unit(BaseModel):
@@ -321,6 +382,9 @@ class Unit(BaseModel):
         return query
 
 
+LOG_LEVELS = ("info", "warning", "error")
+
+
 class RunMessage(BaseModel):
     """A run's error and warning lines, and a dry run's itemized changes (level `item`)."""
     run = ForeignKeyField(Run, backref="run_messages", on_delete="CASCADE")
@@ -331,6 +395,23 @@ class RunMessage(BaseModel):
 
     class Meta:
         indexes = ((("run", "level"), False),)
+
+    @classmethod
+    def problems(cls, level: str = "", profile_id: int | None = None, text: str = ""):
+        """The condition for warning and error lines, of one level, profile, or holding
+        `text` (ignoring case)."""
+        condition = cls.level == level if level else cls.level.in_(("warning", "error"))
+        if profile_id is not None:
+            condition &= cls.run.in_(Run.select(Run.id).where(Run.profile == profile_id))
+        if text:
+            condition &= cls.text.contains(text)
+        return condition
+
+    @classmethod
+    def count_up_to(cls, condition, cap: int) -> int:
+        """How many lines match, counting no further than `cap`."""
+        capped = cls.select(cls.id).where(condition).limit(cap)
+        return cls.select(fn.COUNT(SQL("*"))).from_(capped.alias("capped")).scalar()
 
 
 class Scan(BaseModel):

@@ -59,6 +59,21 @@
   }
   document.addEventListener("htmx:oobAfterSwap", tidyActivity);
 
+  // A run changed somewhere: lists with their own filters (History) fetch their rows again,
+  // at most once a second, and always after the last change (a trailing throttle, so the
+  // final "finished" is never the one dropped).
+  var refreshPending = null;
+  document.addEventListener("htmx:oobAfterSwap", function (event) {
+    if (!event.detail || !event.detail.target || event.detail.target.id !== "runs-changed") { return; }
+    if (refreshPending) { return; }
+    refreshPending = window.setTimeout(function () {
+      refreshPending = null;
+      document.querySelectorAll("[data-refresh-on-runs]").forEach(function (element) {
+        htmx.trigger(element, "refresh");
+      });
+    }, 1000);
+  });
+
   document.addEventListener("DOMContentLoaded", function () { fillTimeZones(document); });
   document.addEventListener("htmx:load", function (event) { fillTimeZones(event.target); });
 })();

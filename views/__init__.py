@@ -8,7 +8,22 @@ from werkzeug.routing import IntegerConverter
 
 from models import User
 from models.user import ADMIN, OPERATOR, ROLES, VIEWER
-from views import account, audit, auth, dashboard, database, errors, feed, format, health, profiles, users
+from views import (
+    account,
+    audit,
+    auth,
+    dashboard,
+    database,
+    errors,
+    feed,
+    format,
+    health,
+    history,
+    logs,
+    profiles,
+    runs,
+    users,
+)
 from views.extensions import csrf, limiter, login_manager, sock
 from views.security import add_security_headers, is_htmx
 
@@ -27,7 +42,8 @@ HTMX_CONFIG = {
     ],
 }
 
-BLUEPRINTS = (auth.bp, dashboard.bp, profiles.bp, users.bp, account.bp, audit.bp, health.bp)
+BLUEPRINTS = (auth.bp, dashboard.bp, profiles.bp, runs.bp, history.bp, logs.bp, users.bp,
+              account.bp, audit.bp, health.bp)
 
 
 class IdConverter(IntegerConverter):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-from zoneinfo import ZoneInfo
 
 from flask import Blueprint, g, render_template, request
 from flask_login import current_user
@@ -15,6 +14,7 @@ from wtforms.validators import Length, Optional
 from models import AuditEntry, User
 from models.user import ADMIN
 from views.extensions import client_address
+from views.format import utc_day_start
 from views.pagination import paginate
 from views.security import require_role
 
@@ -42,30 +42,25 @@ class AuditFilter(FlaskForm):
     until = DateField("To", validators=[Optional()])
 
 
-def _utc_day_start(day: dt.date, tz: str) -> dt.datetime:
-    """Midnight of `day` in the viewer's zone, as naive UTC."""
-    local = dt.datetime.combine(day, dt.time(), ZoneInfo(tz))
-    return local.astimezone(dt.UTC).replace(tzinfo=None)
-
-
 @bp.route("/audit")
 @require_role(ADMIN)
 def index():
     form = AuditFilter(request.args)
     form.action.choices = [SelectChoice("", "Any action")] + [
         SelectChoice(action, label) for action, label in AuditEntry.actions()]
-    if not form.validate() or not _dates_in_order(form):
+    if not form.validate() or not dates_in_order(form):
         return render_template("audit/page.html", form=form, page=None), 400
     since, until = form.since.data, form.until.data
     entries = AuditEntry.search(
         user=form.user.data or "", action=form.action.data or "",
-        since=_utc_day_start(since, g.tz) if since else None,
-        until=_utc_day_start(until + dt.timedelta(days=1), g.tz) if until else None)
+        since=utc_day_start(since, g.tz) if since else None,
+        until=utc_day_start(until + dt.timedelta(days=1), g.tz) if until else None)
     page = paginate(entries, request.args.get("page"), PAGE_SIZE)
     return render_template("audit/page.html", form=form, page=page)
 
 
-def _dates_in_order(form: AuditFilter) -> bool:
+def dates_in_order(form) -> bool:
+    """A filter form's From day is not after its To day; else the message beside To."""
     if form.since.data and form.until.data and form.since.data > form.until.data:
         form.until.errors = ["Pick a day on or after the From day."]
         return False

@@ -5,11 +5,17 @@ each subject, then every change: the broadcaster tails the Event table by id and
 timed subjects (the system panel) on their interval. Fragments are the pages' own partials,
 rendered from the pages' own context functions, and carry `hx-swap-oob` so htmx's ws
 extension puts each one in place.
+
+The broadcaster never writes to a socket itself: it renders each fragment once (per time
+zone) and drops it into every watcher's outbox; each socket's own thread sends from there.
+A watcher on a slow link therefore delays nobody else, and one that falls a whole outbox
+behind is disconnected; its page reconnects and gets the current state afresh.
 """
 
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
 from collections import defaultdict
@@ -32,7 +38,11 @@ POLICY_VIOLATION = 1008
 POLL_SECONDS = 0.5
 # How often an open socket re-checks that its user may still watch (disabled, signed out).
 RECHECK_SECONDS = 30
+# How long a socket's thread waits on its outbox before looking whether the socket closed.
+OUTBOX_WAIT_SECONDS = 1.0
 MAX_SUBJECTS = 20
+OUTBOX_SIZE = 200
+TRY_AGAIN_LATER = 1013
 
 
 @dataclass(frozen=True)
@@ -48,11 +58,12 @@ class Subject:
 
 @dataclass(frozen=True)
 class EventRoute:
-    """How an Event becomes a fragment: for matching events, push `template` to a subject."""
+    """How an Event becomes fragments: for matching events, push `template` rendered with the
+    event to a subject; or, with no template, the subject's own partials from its context."""
 
     matches: Callable[[Event], bool]
     subject: Callable[[Event], str]
-    template: str
+    template: str | None
 
 
 SUBJECTS: dict[str, Subject] = {}
@@ -69,7 +80,9 @@ def subject(name: str, templates: Iterable[str], every: float | None = None, rol
     return decorator
 
 
-def on_event(matches: Callable[[Event], bool], subject: Callable[[Event], str], template: str):
+def on_event(matches: Callable[[Event], bool], subject: Callable[[Event], str],
+             template: str | None = None):
+    """Push matching events to `subject`: as `template`, or (None) as a fresh render of it."""
     EVENT_ROUTES.append(EventRoute(matches, subject, template))
 
 
@@ -81,19 +94,26 @@ def resolve(name: str) -> tuple[Subject, str | None] | None:
 
 @dataclass(eq=False)
 class Subscriber:
-    """One open socket. Sends hold its lock, so two messages never interleave on the wire."""
+    """One open socket and its outbox; only the socket's own thread sends from the outbox."""
 
     ws: object
     subjects: frozenset[str]
-    timezone: str
-    _lock: threading.Lock = field(default_factory=threading.Lock)
+    user: User   # as it was when the socket opened; fragments are rendered for its role
+    outbox: queue.Queue = field(default_factory=lambda: queue.Queue(OUTBOX_SIZE))
+    overflowed: bool = False
 
-    def send(self, message: str) -> bool:
+    @property
+    def audience(self) -> tuple[str, str]:
+        """Watchers with the same zone and role get the same fragments."""
+        return (self.user.timezone, self.user.role)
+
+    def offer(self, message: str) -> bool:
+        """Queue `message` without waiting; False (and overflowed) if the outbox is full."""
         try:
-            with self._lock:
-                self.ws.send(message)
+            self.outbox.put_nowait(message)
             return True
-        except (ConnectionClosed, OSError):
+        except queue.Full:
+            self.overflowed = True
             return False
 
 
@@ -121,7 +141,7 @@ class Broadcaster:
             for name in subscriber.subjects:
                 found, arg = resolve(name)
                 context = self._context(found, arg)
-                subscriber.send(self._render(found.templates, context, subscriber))
+                subscriber.offer(self._render(found.templates, context, subscriber))
 
     def unsubscribe(self, subscriber: Subscriber) -> None:
         with self._lock:
@@ -151,11 +171,20 @@ class Broadcaster:
             return True
 
     def _push_new_events(self) -> None:
+        fresh: dict[str, None] = {}  # subjects to render afresh once this batch is read
         for event in Event.after(self._last_event_id):
             self._last_event_id = event.id
             for route in EVENT_ROUTES:
-                if route.matches(event):
+                if not route.matches(event):
+                    continue
+                if route.template is None:
+                    fresh[route.subject(event)] = None
+                else:
                     self._push(route.subject(event), (route.template,), {"event": event})
+        for name in fresh:
+            if self.watching(name):
+                found, arg = resolve(name)
+                self._push(name, found.templates, self._context(found, arg))
 
     def _push_timed_subjects(self, now: float) -> None:
         with self._lock:
@@ -168,14 +197,14 @@ class Broadcaster:
             self._push(name, found.templates, self._context(found, arg))
 
     def _push(self, name: str, templates: tuple[str, ...], context: dict) -> None:
-        """Send the fragments to everyone watching `name`, rendered once per time zone."""
-        by_zone: dict[str, list[Subscriber]] = defaultdict(list)
+        """Send the fragments to everyone watching `name`, rendered once per zone and role."""
+        audiences: dict[tuple[str, str], list[Subscriber]] = defaultdict(list)
         for sub in self.watching(name):
-            by_zone[sub.timezone].append(sub)
-        for group in by_zone.values():
+            audiences[sub.audience].append(sub)
+        for group in audiences.values():
             html = self._render(templates, context, group[0])
             for sub in group:
-                if not sub.send(html):
+                if not sub.offer(html):
                     self.unsubscribe(sub)
 
     def _context(self, found: Subject, arg: str | None) -> dict:
@@ -184,7 +213,8 @@ class Broadcaster:
 
     def _render(self, templates: tuple[str, ...], context: dict, sub: Subscriber) -> str:
         with self.app.test_request_context("/"):
-            g.tz = sub.timezone
+            g.tz = sub.user.timezone
+            g._login_user = sub.user  # what flask-login's current_user reads
             return "".join(render_template(t, **context) for t in templates)
 
 
@@ -217,16 +247,32 @@ def feed(ws):
         return
     session_id, user = current_user.get_id(), current_user._get_current_object()
     database.release()  # a socket lives for hours; it must not hold a connection meanwhile
-    subscriber = Subscriber(ws, frozenset(subjects), user.timezone)
+    subscriber = Subscriber(ws, frozenset(subjects), user)
     broadcaster: Broadcaster = current_app.extensions["cairn.broadcaster"]
     broadcaster.subscribe(subscriber)
     try:
-        while True:
-            ws.receive(timeout=RECHECK_SECONDS)  # the page sends nothing; this waits for close
+        _serve(ws, subscriber, session_id)
+    finally:
+        broadcaster.unsubscribe(subscriber)
+
+
+def _serve(ws, subscriber: Subscriber, session_id: str) -> None:
+    """Send the outbox until the socket closes, re-checking the session now and then."""
+    recheck_at = time.monotonic() + RECHECK_SECONDS
+    while ws.connected:
+        try:
+            ws.send(subscriber.outbox.get(timeout=OUTBOX_WAIT_SECONDS))
+        except queue.Empty:
+            pass
+        except (ConnectionClosed, OSError):
+            return
+        if subscriber.overflowed:
+            ws.close(reason=TRY_AGAIN_LATER, message="too far behind; reconnect")
+            return
+        if time.monotonic() >= recheck_at:
+            recheck_at = time.monotonic() + RECHECK_SECONDS
             with db.connection_context():
                 still_allowed = User.by_session_id(session_id) is not None
             if not still_allowed:
                 ws.close(reason=POLICY_VIOLATION, message="signed out")
                 return
-    finally:
-        broadcaster.unsubscribe(subscriber)

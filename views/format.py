@@ -14,10 +14,16 @@ from markupsafe import Markup, escape
 from jobs.engines.humane import format_bytes, format_count, format_duration
 
 __all__ = ["format_ago", "format_bytes", "format_count", "format_duration", "format_percent",
-           "format_time", "to_local"]
+           "format_time", "to_local", "utc_day_start"]
 
 def format_percent(value: float | None) -> str:
     return "–" if value is None else f"{value:.0f}%"
+
+
+def utc_day_start(day: dt.date, tz: str) -> dt.datetime:
+    """Midnight of `day` in the zone `tz`, as naive UTC (how the database keeps times)."""
+    local = dt.datetime.combine(day, dt.time(), ZoneInfo(tz))
+    return local.astimezone(dt.UTC).replace(tzinfo=None)
 
 
 def to_local(value: dt.datetime, tz: str) -> dt.datetime:

@@ -40,9 +40,10 @@ class Page:
         return url_for(request.endpoint, **(request.view_args or {}), **args)
 
 
-def paginate(query, raw_number: str | None, size: int) -> Page:
-    """A page of `query`; a missing or malformed page number means the first page."""
+def paginate(query, raw_number: str | None, size: int, total: int | None = None) -> Page:
+    """A page of `query`; a missing or malformed page number means the first page. Pass
+    `total` when it is already known, to save counting the rows again."""
     number = int(raw_number) if raw_number and raw_number.isdigit() and int(raw_number) > 0 else 1
-    total = query.count()
+    total = query.count() if total is None else total
     number = min(number, max(1, -(-total // size)))
     return Page(items=list(query.paginate(number, size)), number=number, size=size, total=total)

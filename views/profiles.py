@@ -205,11 +205,11 @@ def dry_run(profile_id: int):
 
 
 def _start(profile: Profile, dry_run: bool):
+    """Queue a run and show it: its own page, or the list when started from the list."""
     form = EmptyForm()
     if not form.validate_on_submit():
         abort(400)
-    back = request.form.get("back") == "list"
-    target = url_for("profiles.index") if back else url_for("profiles.detail", profile_id=profile.id)
+    from_list = request.form.get("back") == "list"
     what = "dry run" if dry_run else "backup"
     try:
         started = backup.request_run(profile, dry_run=dry_run,
@@ -217,11 +217,13 @@ def _start(profile: Profile, dry_run: bool):
     except AlreadyRunning as running:
         flash(f"{profile.name} is already running (run {running.run.id}); "
               "a second run was not started.", "error")
-        return redirect(target, code=303)
+        return redirect(url_for("profiles.index") if from_list
+                        else url_for("runs.detail", run_id=running.run.id), code=303)
     audit("run.start", target=profile.name, detail=f"{what}, run {started.id}")
     if not WorkerProcess.status().alive:
         flash(f"The {what} of {profile.name} is queued, but no worker is running: it starts "
               "when the worker does (systemctl start cairn-worker).", "warning")
     else:
         flash(f"The {what} of {profile.name} started (run {started.id}).", "success")
-    return redirect(target, code=303)
+    return redirect(url_for("profiles.index") if from_list
+                    else url_for("runs.detail", run_id=started.id), code=303)

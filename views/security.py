@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 from flask import Request, Response, abort, request
 from flask_login import current_user, login_required
 
-from models import Profile, User
+from models import Profile, Run, User
 
 CONTENT_SECURITY_POLICY = "; ".join([
     "default-src 'self'",
@@ -87,3 +87,11 @@ def add_security_headers(response: Response) -> Response:
         response.headers.setdefault("Cache-Control", "no-store")
     response.vary.add("HX-Request")
     return response
+
+
+def get_run_or_404(run_id: int) -> Run:
+    """A backup run with its profile; every role may read one."""
+    run = Run.select(Run, Profile).join(Profile).where(Run.id == run_id).first()
+    if run is None:
+        abort(404)
+    return run

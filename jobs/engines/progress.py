@@ -69,3 +69,25 @@ def advance(before: Progress | None, files: int, size: int, total_files: int, to
     if running_for >= ETA_AFTER_SECONDS and fraction >= ETA_AFTER_FRACTION and rate > 0:
         eta = (cost(total_files, total_bytes) - cost(files, size)) / rate
     return Progress(files, size, total_files, total_bytes, fraction, rate, byte_rate, eta)
+
+
+SPEED_POINTS = 240          # a run's speed graph keeps at most this many points
+
+
+def add_speed_point(history: dict, at: float, byte_rate: float,
+                    limit: int = SPEED_POINTS) -> dict:
+    """The speed history `{"step": s, "points": [[seconds since start, bytes/s], ...]}` with
+    one more sample, if at least `step` seconds have passed since the last point.
+
+    When the points pass `limit`, every other one goes and the step doubles, so a run of days
+    keeps the whole shape of its speed in bounded space at an even spacing. Dropping, not
+    averaging, is enough: the rate is already a 20-second moving average.
+    """
+    step = history.get("step", 1.0)
+    points = history.get("points", [])
+    if points and at - points[-1][0] < step:
+        return history
+    points = [*points, [round(at, 1), round(byte_rate)]]
+    if len(points) > limit:
+        points, step = points[1::2], step * 2
+    return {"step": step, "points": points}

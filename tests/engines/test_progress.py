@@ -1,6 +1,6 @@
 """Progress figures: never backwards, totals grow when rsync sees more, ETA only when it means something."""
 
-from jobs.engines.progress import UNFINISHED_CAP, advance, smooth
+from jobs.engines.progress import UNFINISHED_CAP, add_speed_point, advance, smooth
 
 MB = 1_000_000
 
@@ -31,3 +31,22 @@ def test_eta_is_hidden_at_first_then_follows_the_smoothed_rate():
 def test_smoothing_damps_a_spike():
     assert smooth(100.0, 1000.0, 1.0) < 200.0
     assert smooth(None, 1000.0, 1.0) == 1000.0
+
+
+def test_the_speed_history_stays_bounded_evenly_spaced_and_whole():
+    history: dict = {}
+    for second in range(1, 1001):
+        history = add_speed_point(history, second, 5 * MB if second <= 500 else 1 * MB, limit=50)
+    points = history["points"]
+    assert 25 <= len(points) <= 50 and history["step"] == 32
+    assert points[0][0] <= 40 and points[-1][0] >= 960
+    gaps = {b[0] - a[0] for a, b in zip(points, points[1:], strict=False)}
+    assert gaps == {32}
+    assert {rate for at, rate in points if at <= 500} == {5 * MB}
+    assert {rate for at, rate in points if at > 500} == {1 * MB}
+
+
+def test_samples_closer_than_the_step_are_skipped():
+    history = add_speed_point({}, 0.0, 10.0)
+    assert add_speed_point(history, 0.4, 99.0) is history
+    assert add_speed_point(history, 1.0, 20.0)["points"] == [[0.0, 10], [1.0, 20]]

@@ -277,3 +277,16 @@ def test_resume_restarts_only_what_a_dead_worker_left_and_says_so_only_then(tmp_
     assert Unit.get_by_id(busy.id).attempts == 1  # a worker's death is not a failed attempt
     assert (profile_root(profile) / snapshot / snapshots.in_snapshot(str(source)) / "f.txt").exists()
     assert Event.select().where(Event.kind == "run.resumed").count() == 1
+
+
+def test_the_runs_speed_is_recorded_for_its_graph(tmp_path):
+    profile = make_profile(sources=[awkward_tree(tmp_path / "src")], dest=tmp_path / "backups")
+    run = Run.create(profile=profile, state="running", started_at=dt.datetime(2026, 11, 1),
+                     total_bytes=10_000_000)
+    Unit.create(run=run, seq=0, source="/x", bytes_done=0)
+    for second in range(1, 4):
+        Unit.update(bytes_done=second * 1_000_000).where(Unit.run == run).execute()
+        assert backup.refresh_progress(run, now=dt.datetime(2026, 11, 1, 0, 0, second))
+    points = Run.get_by_id(run.id).speed["points"]
+    assert [at for at, _ in points] == [1.0, 2.0, 3.0]
+    assert points[-1][1] > 0

@@ -6,13 +6,14 @@ least role it needs.
 
 import pytest
 
-from models import Profile, db
+from models import Profile, Run, db
 from tests.conftest import csrf_token, log_in
 
 PUBLIC, VIEWER, OPERATOR, ADMIN = None, "viewer", "operator", "admin"
 RANK = {None: -1, "viewer": 0, "operator": 1, "admin": 2}
 
-# (endpoint, method) -> (path, least role). {user} is vera's id, {profile} a backup profile's.
+# (endpoint, method) -> (path, least role). {user} is vera's id, {profile} a backup profile's,
+# {run} a finished run's.
 MATRIX = {
     ("auth.login", "GET"): ("/login", PUBLIC),
     ("auth.login", "POST"): ("/login", PUBLIC),
@@ -40,6 +41,15 @@ MATRIX = {
     ("profiles.delete", "POST"): ("/profiles/{profile}/delete", ADMIN),
     ("profiles.run", "POST"): ("/profiles/{profile}/run", OPERATOR),
     ("profiles.dry_run", "POST"): ("/profiles/{profile}/dry-run", OPERATOR),
+    ("runs.detail", "GET"): ("/runs/{run}", VIEWER),
+    ("runs.items", "GET"): ("/runs/{run}/items", VIEWER),
+    ("runs.log", "GET"): ("/runs/{run}/log", VIEWER),
+    ("runs.cancel", "POST"): ("/runs/{run}/cancel", OPERATOR),
+    ("runs.retry", "POST"): ("/runs/{run}/retry", OPERATOR),
+    ("history.index", "GET"): ("/history", VIEWER),
+    ("history.export_csv", "GET"): ("/history.csv", VIEWER),
+    ("history.export_json", "GET"): ("/history.json", VIEWER),
+    ("logs.index", "GET"): ("/logs", VIEWER),
     # The WebSocket: any logged-in user; refusals are tested in test_feed.py.
     ("__flask_sock.feed", "GET"): ("/ws", VIEWER),
 }
@@ -62,7 +72,8 @@ def test_the_role_decides_access(client, ada, otto, vera, persona, route, tmp_pa
         (tmp_path / "src").mkdir()
         profile = Profile.create(name="Home", slug="home", sources=[str(tmp_path / "src")],
                                  destination=str(tmp_path))
-    path = path.format(user=vera.id, profile=profile.id)
+        run = Run.create(profile=profile, state="succeeded")
+    path = path.format(user=vera.id, profile=profile.id, run=run.id)
     if persona != "anonymous":
         log_in(client, {"ada": ada, "otto": otto, "vera": vera}[persona])
     token = csrf_token(client, "/login" if persona == "anonymous" else "/account/") \

@@ -133,8 +133,10 @@ def test_run_now_backs_up_and_the_page_shows_the_run(client, otto, home):
     assert run.state == "succeeded" and run.requested_by == "otto"
     assert (profile.root() / run.snapshot / "localhost" / str(home / "Photos").lstrip("/")
             / "cat.jpg").read_text() == "meow"
-    page = html(client.get(response.headers["Location"]))
+    assert response.headers["Location"] == f"/runs/{run.id}"
+    page = html(client.get(f"/profiles/{profile.id}"))
     assert page.select_one(f"#run-{run.id} .tag").text.strip() == "succeeded"
+    assert page.select_one(f"#run-{run.id} a")["href"] == f"/runs/{run.id}"
 
 
 def test_a_dry_run_writes_no_snapshot(client, otto, home):

@@ -1,0 +1,75 @@
+"""Warnings and errors across all runs, newest first, searchable; each links to its run,
+whose full log downloads from the run's page.
+
+With a million lines kept, the page never counts them all: it pages by id ("older than
+this line") and says "more than 1,000" rather than scanning to the end for a total.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+from flask import Blueprint, render_template, request
+from flask_wtf import FlaskForm
+from wtforms import SelectField, StringField
+from wtforms.fields.choices import SelectChoice
+from wtforms.validators import Length, Optional
+
+from models import Profile, Run, RunMessage
+from models.user import VIEWER
+from views.security import require_role
+
+bp = Blueprint("logs", __name__)
+
+PAGE_SIZE = 50
+COUNT_CAP = 1000
+LEVEL_CHOICES = [SelectChoice("", "Warnings and errors"), SelectChoice("warning", "Warnings"),
+                 SelectChoice("error", "Errors")]
+
+
+class LogFilter(FlaskForm):
+    class Meta:
+        csrf = False  # a GET filter changes nothing
+
+    level = SelectField("Level", choices=LEVEL_CHOICES, validators=[Optional()])
+    profile = SelectField("Profile", validators=[Optional()], validate_choice=False)
+    q = StringField("Text", validators=[Optional(), Length(max=200)])
+
+
+def _before() -> int | None:
+    raw = request.args.get("before", "")
+    return int(raw) if raw.isdigit() and 0 < int(raw) < 2**63 else None
+
+
+@bp.route("/logs")
+@require_role(VIEWER)
+def index():
+    form = LogFilter(request.args)
+    form.profile.choices = [SelectChoice("", "Any profile")] + [
+        SelectChoice(str(p.id), p.name) for p in Profile.select(Profile.id, Profile.name)
+        .order_by(Profile.name)]
+    if not form.validate():
+        return render_template("logs/page.html", form=form, lines=None), 400
+    profile = form.profile.data
+    condition = RunMessage.problems(
+        level=form.level.data or "", profile_id=int(profile) if profile and profile.isdigit() else None,
+        text=(form.q.data or "").strip())
+    before = _before()
+    page_condition = condition & (RunMessage.id < before) if before else condition
+    lines = list(RunMessage.select(RunMessage, Run, Profile).join(Run).join(Profile)
+                 .where(page_condition).order_by(RunMessage.id.desc()).limit(PAGE_SIZE + 1))
+    older = lines[PAGE_SIZE - 1].id if len(lines) > PAGE_SIZE else None
+    matching = RunMessage.count_up_to(condition, COUNT_CAP + 1)
+    return render_template("logs/page.html", form=form, lines=lines[:PAGE_SIZE], newer=bool(before),
+                           older=_page_link(before=older) if older else None,
+                           newest=_page_link(before=None), matching=matching, cap=COUNT_CAP)
+
+
+def _page_link(before: int | None) -> str:
+    args = {k: v for k, v in request.args.items() if k != "before"}
+    if before:
+        args["before"] = str(before)
+    return f"{request.path}?{urlencode(args)}" if args else request.path
+
+
+
