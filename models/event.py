@@ -50,6 +50,12 @@ class Event(BaseModel):
                     .order_by(cls.id.desc()).limit(limit))
 
     @classmethod
+    def problems(cls, limit: int = 5) -> list[Event]:
+        """The newest warnings and errors."""
+        return list(cls.select().where(cls.level.in_(("warning", "error")))
+                    .order_by(cls.id.desc()).limit(limit))
+
+    @classmethod
     def drop_progress(cls, subject: str) -> int:
         return cls.delete().where((cls.subject == subject)
                                   & cls.kind.in_(PROGRESS_KINDS)).execute()

@@ -1,14 +1,17 @@
-"""The dashboard: this box's load, the worker's pulse and recent activity, all live."""
+"""The dashboard: every backup at a glance, this box's load, the worker's pulse and recent
+activity, all live."""
 
 from __future__ import annotations
 
 import datetime as dt
+import shutil
 import threading
+from dataclasses import dataclass
 
 from flask import Blueprint, current_app, render_template
 
 from jobs.engines.system import SystemSample, sample
-from models import Event, WorkerProcess, utcnow
+from models import Event, Profile, Run, WorkerProcess, utcnow
 from models.user import VIEWER
 from views import feed
 from views.security import require_role
@@ -17,6 +20,10 @@ bp = Blueprint("dashboard", __name__)
 
 SYSTEM_INTERVAL = 2.0
 ACTIVITY_SHOWN = 20
+PROBLEMS_SHOWN = 5
+# Until schedules exist (issue 5), a backup whose newest good snapshot is older than this is
+# shown as overdue.
+OVERDUE_AFTER = dt.timedelta(days=7)
 
 _sample_lock = threading.Lock()
 _last_sample: SystemSample | None = None
@@ -50,7 +57,43 @@ feed.on_event(lambda event: not event.is_progress, lambda event: "activity",
               "dashboard/_event_push.html")
 
 
+@dataclass(frozen=True)
+class Space:
+    free: int
+    total: int
+
+    @property
+    def used_percent(self) -> float:
+        return 100.0 * (self.total - self.free) / self.total if self.total else 0.0
+
+
+def free_space(folder: str) -> Space | None:
+    """Free space where `folder` is, or None when this process cannot reach it (an unplugged
+    drive; a folder the unprivileged web process may not search)."""
+    try:
+        usage = shutil.disk_usage(folder)
+    except OSError:
+        return None
+    return Space(usage.free, usage.total)
+
+
+@feed.subject("backups", ("dashboard/_backups.html",))
+def backups_context(arg: str | None = None) -> dict:
+    profiles = Profile.listing()
+    active = {run.profile_id: run for run in Run.active()}
+    spaces = {p.destination: free_space(p.destination) for p in profiles}
+    now = utcnow()
+    return {"profiles": profiles, "active": active, "spaces": spaces, "now": now,
+            "overdue_before": now - OVERDUE_AFTER, "problems": Event.problems(PROBLEMS_SHOWN)}
+
+
+# Any change to a run can change a card: its bar, its last result, its snapshot's age.
+feed.on_event(lambda event: event.subject.startswith("run:"), lambda event: "backups")
+
+
 @bp.route("/")
 @require_role(VIEWER)
 def index():
-    return render_template("dashboard/page.html", **system_context(), **activity_context())
+    # The contexts share `now`; each one's own is as fresh as the other's.
+    context = {**backups_context(), **activity_context(), **system_context()}
+    return render_template("dashboard/page.html", **context)
