@@ -28,9 +28,10 @@ from jobs.engines.filters import Excludes
 from jobs.engines.humane import format_bytes
 from jobs.engines.progress import Progress, add_speed_point
 from jobs.engines.progress import advance as advance_progress
-from jobs.engines.scan import DirTotals, ScanCallbacks, ScanCancelled, scan
+from jobs.engines.scan import DirTotals, ScanCancelled, scan
 from jobs.engines.snapshots import CheckError
 from jobs.queue import huey, local, settings, with_db
+from jobs.scans import ScanWriter
 from models import (
     AlreadyRunning,
     Event,
@@ -45,20 +46,15 @@ from models import (
     utcnow,
 )
 from models.backup import path_key
-from models.base import bulk_insert
 
 log = logging.getLogger(__name__)
 
 PROGRESS_SAVE_SECONDS = 1.0
 RUN_PROGRESS_SECONDS = 0.5
 CANCEL_CHECK_SECONDS = 0.5
-SCAN_PROGRESS_SECONDS = 1.0
 # Clocks and timestamps are coarse on some filesystems: a file changed this long before an
 # earlier scan started still counts as changed since.
 CTIME_SLACK_SECONDS = 2.0
-SCAN_BATCH = 1000
-SCAN_DIR_COLUMNS = ("scan", "path", "key", "parent_key", "depth", "files", "bytes", "own_files",
-                    "own_bytes", "dirs", "subdirs")
 
 __all__ = ["AlreadyRunning", "cancel", "request_run", "resume", "retry_failed"]
 
@@ -241,7 +237,11 @@ def _scan_source(run: Run, source: str, find_xattrs: bool) -> DirTotals:
     profile = run.profile
     record = Scan.create(root=source, excludes=profile.excludes, run=run,
                          one_file_system=profile.one_file_system)
-    writer = _ScanWriter(run, record, source)
+    writer = ScanWriter(record, source, should_stop=_CancelWatch(run),
+                        report_error=lambda text: run.add_message("warning", text),
+                        report_progress=lambda files, size: Event.publish(
+                            "run.scanning", run.subject, f"Scanning {source}: {files:,} files.",
+                            run=run.id, files=files, bytes=size))
     root = scan(source, Excludes(profile.excludes), profile.one_file_system, writer.callbacks(),
                 find_xattrs=find_xattrs,
                 xattrs_none_before=_no_xattrs_before(record) if find_xattrs else None)
@@ -280,61 +280,6 @@ class _CancelWatch:
             return False
         self.next_check = now + CANCEL_CHECK_SECONDS
         return self.run.cancel_wanted()
-
-
-class _ScanWriter:
-    """Streams a scan's folder rows and multi-link files to the database in batches."""
-
-    def __init__(self, run: Run, record: Scan, source: str) -> None:
-        self.run, self.record, self.source = run, record, source
-        self.dirs: list[tuple] = []
-        self.links: list[tuple] = []
-        self.errors = 0
-        self.should_stop = _CancelWatch(run)
-        self.next_progress = time.monotonic() + SCAN_PROGRESS_SECONDS
-
-    def callbacks(self) -> ScanCallbacks:
-        return ScanCallbacks(on_dir=self.on_dir, on_link=self.on_link, on_error=self.on_error,
-                             on_progress=self.on_progress, should_stop=self.should_stop)
-
-    def on_dir(self, totals: DirTotals) -> None:
-        try:
-            totals.path.encode("utf-8")
-        except UnicodeEncodeError:
-            return  # not storable as text; its totals live on in its parent's
-        parent = None if totals.path == "" else totals.path.rpartition("/")[0]
-        self.dirs.append((self.record.id, totals.path, path_key(totals.path),
-                          None if parent is None else path_key(parent), totals.depth,
-                          totals.files, totals.bytes, totals.own_files, totals.own_bytes,
-                          totals.dirs, totals.subdirs))
-        if len(self.dirs) >= SCAN_BATCH:
-            self.flush()
-
-    def on_link(self, dev: int, ino: int, path: str) -> None:
-        self.links.append((self.record.id, dev, ino, os.fsencode(path)))
-        if len(self.links) >= SCAN_BATCH:
-            self.flush()
-
-    def on_error(self, path: str, error: OSError) -> None:
-        self.errors += 1
-        if self.errors <= 100:
-            shown = os.path.join(self.source, path).encode("utf-8", "backslashreplace").decode()
-            self.run.add_message("warning", f"Cannot read {shown}: {error.strerror}")
-
-    def on_progress(self, files: int, size: int) -> None:
-        now = time.monotonic()
-        if now < self.next_progress:
-            return
-        self.next_progress = now + SCAN_PROGRESS_SECONDS
-        Event.publish("run.scanning", self.run.subject, f"Scanning {self.source}: {files:,} files.",
-                      run=self.run.id, files=files, bytes=size)
-
-
-    def flush(self) -> None:
-        with db.atomic():
-            bulk_insert(ScanDir, SCAN_DIR_COLUMNS, self.dirs)
-            bulk_insert(ScanLink, ("scan", "dev", "ino", "path"), self.links)
-        self.dirs, self.links = [], []
 
 
 def _children_reader(run: Run):

@@ -383,6 +383,7 @@ class Unit(BaseModel):
 
 
 LOG_LEVELS = ("info", "warning", "error")
+SCAN_GIVEN_UP_AFTER = dt.timedelta(hours=1)
 
 
 class RunMessage(BaseModel):
@@ -420,7 +421,7 @@ class Scan(BaseModel):
     excludes = JSONField(default=list)
     one_file_system = BooleanField(default=False)
     run = ForeignKeyField(Run, null=True, backref="scans", on_delete="SET NULL")
-    state = CharField(max_length=16, default="running")
+    state = CharField(max_length=16, default="running")   # queued | running | done | failed
     started_at = DateTimeField(default=utcnow)
     finished_at = DateTimeField(null=True)
     files = BigIntegerField(default=0)
@@ -429,10 +430,49 @@ class Scan(BaseModel):
     error_count = IntegerField(default=0)
     # Whether some entry has extended attributes or an ACL; None when not looked for.
     xattrs = BooleanField(null=True)
+    message = TextField(default="")   # why a scan failed
+
+    def move(self, from_states: tuple[str, ...], to_state: str) -> bool:
+        """Change state only if it is still one of `from_states`; True if this caller did."""
+        changed = (Scan.update(state=to_state).where((Scan.id == self.id)
+                                                     & Scan.state.in_(from_states)).execute())
+        if changed:
+            self.state = to_state
+        return bool(changed)
+
+    @classmethod
+    def in_progress(cls, root: str, now: dt.datetime | None = None) -> Scan | None:
+        """A picker's scan of `root` queued or running, unless so old its worker must have
+        died (a later request then queues a new one)."""
+        since = (now or utcnow()) - SCAN_GIVEN_UP_AFTER
+        return (cls.select().where((cls.root == root) & cls.run.is_null()
+                                   & cls.state.in_(("queued", "running"))
+                                   & (cls.started_at > since))
+                .order_by(cls.id.desc()).first())
+
+    @classmethod
+    def covering(cls, path: str) -> Scan | None:
+        """The newest finished scan that holds `path` whole: of it or of a folder above, and
+        of everything in it (no excludes, crossing filesystems)."""
+        ancestors = [str(p) for p in (Path(path), *Path(path).parents)]
+        for record in (cls.select().where(cls.root.in_(ancestors) & (cls.state == "done"))
+                       .order_by(cls.id.desc()).limit(20)):
+            if not record.excludes and not record.one_file_system:
+                return record
+        return None
+
+    def relative(self, path: str) -> str:
+        """`path` (inside this scan's root) as the scan's rows name it."""
+        return "" if path == self.root else str(Path(path).relative_to(self.root))
 
     def children(self, path: str) -> list[ScanDir]:
-        return list(ScanDir.select().where((ScanDir.scan == self)
-                                           & (ScanDir.parent_key == path_key(path))))
+        return list(self.children_query(path))
+
+    def children_query(self, path: str):
+        """The folders directly inside `path` (relative), by name."""
+        return (ScanDir.select().where((ScanDir.scan == self)
+                                       & (ScanDir.parent_key == path_key(path)))
+                .order_by(ScanDir.path))
 
     def folder(self, path: str) -> ScanDir | None:
         return ScanDir.get_or_none((ScanDir.scan == self) & (ScanDir.key == path_key(path)))

@@ -59,21 +59,71 @@
   }
   document.addEventListener("htmx:oobAfterSwap", tidyActivity);
 
-  // A run changed somewhere: lists with their own filters (History) fetch their rows again,
-  // at most once a second, and always after the last change (a trailing throttle, so the
-  // final "finished" is never the one dropped).
-  var refreshPending = null;
+  // A pushed ping (an element with data-refresh) says something changed that elements on
+  // this page show with their own query: a History page's filtered rows, a folder being
+  // scanned. Those elements fetch themselves again, at most once a second and always after
+  // the last ping (a trailing throttle, so the final "finished" is never the one dropped).
+  var refreshPending = {};
   document.addEventListener("htmx:oobAfterSwap", function (event) {
-    if (!event.detail || !event.detail.target || event.detail.target.id !== "runs-changed") { return; }
-    if (refreshPending) { return; }
-    refreshPending = window.setTimeout(function () {
-      refreshPending = null;
-      document.querySelectorAll("[data-refresh-on-runs]").forEach(function (element) {
+    var ping = event.detail && event.detail.target;
+    var selector = ping && ping.getAttribute && ping.getAttribute("data-refresh");
+    if (!selector || refreshPending[selector]) { return; }
+    refreshPending[selector] = window.setTimeout(function () {
+      delete refreshPending[selector];
+      document.querySelectorAll(selector).forEach(function (element) {
         htmx.trigger(element, "refresh");
       });
     }, 1000);
   });
 
-  document.addEventListener("DOMContentLoaded", function () { fillTimeZones(document); });
-  document.addEventListener("htmx:load", function (event) { fillTimeZones(event.target); });
+  // Folder picker: a ticked folder is a line in "Folders to back up", and the other way
+  // round; a toggle opens a folder's subfolders, and closes them again.
+  function sourceLines() {
+    var box = document.getElementById("sources");
+    return box ? box.value.split("\n").map(function (l) { return l.trim(); }).filter(Boolean) : [];
+  }
+  function tickPicked(root) {
+    var lines = sourceLines();
+    root.querySelectorAll("input[data-pick]").forEach(function (box) {
+      box.checked = lines.indexOf(box.getAttribute("data-pick")) >= 0;
+    });
+  }
+  document.addEventListener("change", function (event) {
+    var box = event.target;
+    if (!box.matches || !box.matches("input[data-pick]")) { return; }
+    var area = document.getElementById("sources");
+    var path = box.getAttribute("data-pick");
+    var lines = sourceLines().filter(function (line) { return line !== path; });
+    if (box.checked) { lines.push(path); }
+    area.value = lines.join("\n") + (lines.length ? "\n" : "");
+  });
+  document.addEventListener("input", function (event) {
+    if (event.target.id === "sources") { tickPicked(document); }
+  });
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    var toggle = event.detail.elt;
+    if (!toggle.classList || !toggle.classList.contains("picker-toggle")) { return; }
+    if (toggle.getAttribute("aria-expanded") === "true") {
+      event.preventDefault();
+      toggle.setAttribute("aria-expanded", "false");
+      toggle.textContent = "▸";
+      toggle.closest(".picker-row").querySelector(".picker-children").innerHTML = "";
+    }
+  });
+  document.addEventListener("htmx:afterSwap", function (event) {
+    var toggle = event.detail.requestConfig && event.detail.requestConfig.elt;
+    if (toggle && toggle.classList && toggle.classList.contains("picker-toggle")) {
+      toggle.setAttribute("aria-expanded", "true");
+      toggle.textContent = "▾";
+    }
+  });
+
+  document.addEventListener("DOMContentLoaded", function () {
+    fillTimeZones(document);
+    tickPicked(document);
+  });
+  document.addEventListener("htmx:load", function (event) {
+    fillTimeZones(event.target);
+    tickPicked(event.target);
+  });
 })();

@@ -20,6 +20,7 @@ from views import (
     health,
     history,
     logs,
+    picker,
     profiles,
     runs,
     users,
@@ -42,7 +43,7 @@ HTMX_CONFIG = {
     ],
 }
 
-BLUEPRINTS = (auth.bp, dashboard.bp, profiles.bp, runs.bp, history.bp, logs.bp, users.bp,
+BLUEPRINTS = (auth.bp, dashboard.bp, profiles.bp, runs.bp, history.bp, logs.bp, picker.bp, users.bp,
               account.bp, audit.bp, health.bp)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, IntegerField, RadioField, StringField, TextAreaField
@@ -25,6 +25,7 @@ from models import AlreadyRunning, Profile, Run, WorkerProcess, db, utcnow
 from models.user import ADMIN, OPERATOR, VIEWER
 from views.audit import audit
 from views.forms import EmptyForm
+from views.picker import roots_context, source_roots
 from views.security import get_profile_or_404, require_role
 
 bp = Blueprint("profiles", __name__, url_prefix="/profiles")
@@ -87,10 +88,6 @@ class ProfileForm(FlaskForm):
         return values
 
 
-def source_roots() -> tuple[str, ...]:
-    return current_app.config["CAIRN"].source_roots
-
-
 def _lines(text: str | None) -> list[str]:
     return [line.strip() for line in (text or "").splitlines() if line.strip()]
 
@@ -110,7 +107,7 @@ def new():
 
 def _form_page(form: ProfileForm, profile: Profile | None, status: int = 200):
     return render_template("profiles/form.html", form=form, profile=profile,
-                           source_roots=source_roots()), status
+                           source_roots=source_roots(), **roots_context()), status
 
 
 @bp.route("/", methods=["POST"])

@@ -50,6 +50,8 @@ MATRIX = {
     ("history.export_csv", "GET"): ("/history.csv", VIEWER),
     ("history.export_json", "GET"): ("/history.json", VIEWER),
     ("logs.index", "GET"): ("/logs", VIEWER),
+    ("picker.folder", "GET"): ("/picker/folder?path={src}", ADMIN),
+    ("picker.scan", "POST"): ("/picker/scan", ADMIN),
     # The WebSocket: any logged-in user; refusals are tested in test_feed.py.
     ("__flask_sock.feed", "GET"): ("/ws", VIEWER),
 }
@@ -73,12 +75,13 @@ def test_the_role_decides_access(client, ada, otto, vera, persona, route, tmp_pa
         profile = Profile.create(name="Home", slug="home", sources=[str(tmp_path / "src")],
                                  destination=str(tmp_path))
         run = Run.create(profile=profile, state="succeeded")
-    path = path.format(user=vera.id, profile=profile.id, run=run.id)
+    path = path.format(user=vera.id, profile=profile.id, run=run.id, src=tmp_path / "src")
     if persona != "anonymous":
         log_in(client, {"ada": ada, "otto": otto, "vera": vera}[persona])
     token = csrf_token(client, "/login" if persona == "anonymous" else "/account/") \
         if route[1] == "POST" else None
     response = client.open(path, method=route[1], data={"csrf_token": token} if token else None)
+    assert response.status_code < 500 or route[0] == "health.healthz"  # 503: no worker here
     allowed = RANK[ROLE_OF[persona]] >= RANK[least]
     redirected_to_login = response.status_code == 302 and "/login" in response.headers["Location"]
     if allowed:

@@ -1,0 +1,121 @@
+"""The folder picker: this box's folders under the allowed roots, with sizes and file counts
+from the worker's scans, opened lazily, a page at a time.
+
+The web process cannot read users' folders (it runs unprivileged); it shows what scans
+stored. A folder no finished scan holds is scanned by the worker on request, and the page
+fills it in when the worker says it is done (the `scans` feed).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import NoReturn
+
+from flask import Blueprint, abort, current_app, make_response, render_template, request
+
+from jobs import scans
+from jobs.engines.snapshots import CheckError, check_path_text, within
+from models import Scan, ScanDir, utcnow
+from models.backup import path_key
+from models.user import ADMIN
+from views import feed
+from views.errors import render_error
+from views.pagination import paginate
+from views.security import require_role
+
+bp = Blueprint("picker", __name__, url_prefix="/picker")
+
+PAGE_SIZE = 200
+
+
+@dataclass(frozen=True)
+class Folder:
+    """A folder as the picker shows it; `row` is None until a scan holds it."""
+    path: str
+    name: str
+    row: ScanDir | None
+
+    @property
+    def key(self) -> str:
+        return path_key(self.path)
+
+
+def source_roots() -> tuple[str, ...]:
+    return current_app.config["CAIRN"].source_roots
+
+
+def confined(raw: str | None) -> str:
+    """`raw` as a folder the picker may show: absolute, already normal (no `..`, `.`, `//`),
+    under an allowed root; otherwise a 400 that says why."""
+    path = raw or ""
+    try:
+        check_path_text(path, "folder")
+    except CheckError as error:
+        _refuse(str(error))
+    if os.path.normpath(path) != path or path.startswith("//"):
+        _refuse(f"Give the folder as a plain absolute path, without “..”, “.” or doubled "
+                f"slashes (not {path}).")
+    if not any(within(path, root) for root in source_roots()):
+        _refuse(f"{path} is outside the folders Cairn may back up ({', '.join(source_roots())}).")
+    return path
+
+
+def _refuse(message: str) -> NoReturn:
+    abort(make_response(render_error(400, message)))
+
+
+def folder_context(path: str, page_number: str | None = None) -> dict:
+    record = Scan.covering(path)
+    pending = Scan.in_progress(path)
+    failed = None if record or pending else _last_failure(path)
+    here = record.folder(record.relative(path)) if record else None
+    context = {"path": path, "key": path_key(path), "record": record, "pending": pending,
+               "failed": failed, "here": here, "page": None, "now": utcnow()}
+    if here is not None:
+        page = paginate(record.children_query(here.path), page_number, PAGE_SIZE,
+                        total=here.subdirs)
+        context["page"] = page
+        context["folders"] = [Folder(os.path.join(record.root, row.path),
+                                     row.path.rpartition("/")[2], row) for row in page.items]
+    return context
+
+
+def _last_failure(path: str) -> Scan | None:
+    return (Scan.select().where((Scan.root == path) & (Scan.state == "failed"))
+            .order_by(Scan.id.desc()).first())
+
+
+def roots_context() -> dict:
+    folders = []
+    for root in source_roots():
+        record = Scan.covering(root)
+        folders.append(Folder(root, root, record.folder(record.relative(root)) if record else None))
+    return {"roots": folders}
+
+
+@bp.route("/folder")
+@require_role(ADMIN)
+def folder():
+    path = confined(request.args.get("path"))
+    context = folder_context(path, request.args.get("page"))
+    more = context["page"] is not None and context["page"].number > 1
+    return render_template("picker/_more.html" if more else "picker/_folder.html", **context)
+
+
+@bp.route("/scan", methods=["POST"])
+@require_role(ADMIN)
+def scan():
+    path = confined(request.form.get("path"))
+    scans.request_scan(path)
+    return render_template("picker/_folder.html", **folder_context(path))
+
+
+@feed.subject("scans", ("picker/_ping.html",), role=ADMIN)
+def scans_context(arg: str | None = None) -> dict:
+    return {"event": None}
+
+
+# A scan moved on: pages showing that folder fetch it again.
+feed.on_event(lambda event: event.kind.startswith("scan."), lambda event: "scans",
+              "picker/_ping.html")
