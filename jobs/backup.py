@@ -648,8 +648,8 @@ def _dry_run_summary(totals: dict[str, int]) -> str:
 
 def _end(run: Run, state: str, message: str) -> None:
     if run.finish(state, message):
-        Event.drop_progress(run.subject)
         _publish_finished(run)
+        Event.drop_progress(run.subject)
 
 
 def _publish_finished(run: Run) -> None:

@@ -65,8 +65,10 @@
   // the last ping (a trailing throttle, so the final "finished" is never the one dropped).
   var refreshPending = {};
   document.addEventListener("htmx:oobAfterSwap", function (event) {
-    var ping = event.detail && event.detail.target;
-    var selector = ping && ping.getAttribute && ping.getAttribute("data-refresh");
+    // The event names the element that was replaced; the ping is what now has its id.
+    var id = event.detail && event.detail.target && event.detail.target.id;
+    var ping = id && document.getElementById(id);
+    var selector = ping && ping.getAttribute("data-refresh");
     if (!selector || refreshPending[selector]) { return; }
     refreshPending[selector] = window.setTimeout(function () {
       delete refreshPending[selector];

@@ -82,3 +82,13 @@ def test_audit_action_choices_include_known_and_recorded_actions():
     actions = dict(AuditEntry.actions())
     assert actions["auth.login_failed"] == "Failed login"
     assert actions["drive.adopt"] == "drive.adopt"
+
+
+def test_an_event_id_is_never_handed_out_twice():
+    # The live feed reads events after the last id it saw; a reused id would go unseen.
+    first = Event.publish("run.progress", "run:1", "50%", now=NOW)
+    Event.drop_progress("run:1")
+    assert Event.publish("run.finished", "run:1", "Done.", now=NOW).id > first.id
+    Event.prune(before=NOW + dt.timedelta(days=1))
+    assert Event.select().count() == 0
+    assert Event.publish("note", "system", "Hello.", now=NOW).id > first.id + 1
