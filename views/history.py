@@ -12,7 +12,6 @@ import io
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from urllib.parse import urlencode
 
 from flask import Blueprint, Response, g, render_template, request, stream_with_context
 from flask_wtf import FlaskForm
@@ -26,7 +25,7 @@ from models.user import VIEWER
 from views import feed
 from views.audit import dates_in_order
 from views.format import utc_day_start
-from views.pagination import paginate
+from views.pagination import paginate, url_with
 from views.security import is_htmx, require_role
 
 bp = Blueprint("history", __name__)
@@ -128,10 +127,8 @@ def _spreadsheet_safe(value):
 
 def sort_link(filtered: Filtered, key: str) -> str:
     """The page sorted by `key`: descending first, flipped when it already is."""
-    args = request.args.to_dict()
-    args.pop("page", None)
-    args["sort"] = key if filtered.sort == key and filtered.descending else f"-{key}"
-    return f"{request.path}?{urlencode(args)}"
+    return url_with(page=None,
+                    sort=key if filtered.sort == key and filtered.descending else f"-{key}")
 
 
 @bp.route("/history")

@@ -7,8 +7,6 @@ this line") and says "more than 1,000" rather than scanning to the end for a tot
 
 from __future__ import annotations
 
-from urllib.parse import urlencode
-
 from flask import Blueprint, render_template, request
 from flask_wtf import FlaskForm
 from wtforms import SelectField, StringField
@@ -17,6 +15,7 @@ from wtforms.validators import Length, Optional
 
 from models import Profile, Run, RunMessage
 from models.user import VIEWER
+from views.pagination import url_with
 from views.security import require_role
 
 bp = Blueprint("logs", __name__)
@@ -61,15 +60,8 @@ def index():
     older = lines[PAGE_SIZE - 1].id if len(lines) > PAGE_SIZE else None
     matching = RunMessage.count_up_to(condition, COUNT_CAP + 1)
     return render_template("logs/page.html", form=form, lines=lines[:PAGE_SIZE], newer=bool(before),
-                           older=_page_link(before=older) if older else None,
-                           newest=_page_link(before=None), matching=matching, cap=COUNT_CAP)
-
-
-def _page_link(before: int | None) -> str:
-    args = {k: v for k, v in request.args.items() if k != "before"}
-    if before:
-        args["before"] = str(before)
-    return f"{request.path}?{urlencode(args)}" if args else request.path
+                           older=url_with(before=str(older)) if older else None,
+                           newest=url_with(before=None), matching=matching, cap=COUNT_CAP)
 
 
 

@@ -35,9 +35,19 @@ class Page:
         return min(self.number * self.size, self.total)
 
     def url(self, number: int) -> str:
-        args = request.args.to_dict()
-        args["page"] = number
-        return url_for(request.endpoint, **(request.view_args or {}), **args)
+        return url_with(page=str(number))
+
+
+def url_with(**changes: str | None) -> str:
+    """This page's address with its query changed: each named parameter set, or dropped
+    when None; the others kept."""
+    args = request.args.to_dict()
+    for name, value in changes.items():
+        if value is None:
+            args.pop(name, None)
+        else:
+            args[name] = value
+    return url_for(request.endpoint, **(request.view_args or {}), **args)
 
 
 def paginate(query, raw_number: str | None, size: int, total: int | None = None) -> Page:
