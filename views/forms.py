@@ -7,6 +7,7 @@ from wtforms import HiddenField, PasswordField, SelectField, StringField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, EqualTo, Length, ValidationError
 
+from models import Profile
 from models.user import (
     PASSWORD_MAX_LENGTH,
     ROLE_HELP,
@@ -62,3 +63,15 @@ class TimezoneMixin:
 
 class EmptyForm(FlaskForm):
     """A POST with nothing but its CSRF token."""
+
+
+def profile_filter_choices() -> list[SelectChoice]:
+    """“Any profile”, then every profile by name: the choices of a filter's profile field."""
+    return [SelectChoice("", "Any profile")] + [
+        SelectChoice(str(p.id), p.name)
+        for p in Profile.select(Profile.id, Profile.name).order_by(Profile.name)]
+
+
+def chosen_profile(field) -> int | None:
+    """The profile id a filter's profile field names; anything else means any profile."""
+    return int(field.data) if field.data and field.data.isdigit() else None

@@ -25,6 +25,7 @@ from models.user import VIEWER
 from views import feed
 from views.audit import dates_in_order
 from views.format import utc_day_start
+from views.forms import chosen_profile, profile_filter_choices
 from views.pagination import paginate, url_with
 from views.security import is_htmx, require_role
 
@@ -54,10 +55,6 @@ class HistoryFilter(FlaskForm):
     until = DateField("To", validators=[Optional()])
     q = StringField("Text", validators=[Optional(), Length(max=200)])
 
-    def validate_profile(self, field) -> None:
-        if field.data and not field.data.isdigit():
-            field.data = ""
-
 
 @dataclass(frozen=True)
 class Filtered:
@@ -69,9 +66,7 @@ class Filtered:
 
 def read_filter() -> Filtered:
     form = HistoryFilter(request.args)
-    form.profile.choices = [SelectChoice("", "Any profile")] + [
-        SelectChoice(str(p.id), p.name) for p in Profile.select(Profile.id, Profile.name)
-        .order_by(Profile.name)]
+    form.profile.choices = profile_filter_choices()
     raw_sort = request.args.get("sort", "-started")
     sort, descending = raw_sort.lstrip("-"), raw_sort.startswith("-")
     if sort not in SORTS:
@@ -86,7 +81,7 @@ def _condition(form: HistoryFilter):
     states = ACTIVE_STATES if status == "active" else (status,) if status else ()
     since, until = form.since.data, form.until.data
     return Run.matching(
-        profile_id=int(form.profile.data) if form.profile.data else None, states=states,
+        profile_id=chosen_profile(form.profile), states=states,
         dry_run={"backup": False, "dry": True}.get(form.kind.data or ""),
         since=utc_day_start(since, g.tz) if since else None,
         until=utc_day_start(until + dt.timedelta(days=1), g.tz) if until else None,

@@ -15,6 +15,7 @@ from wtforms.validators import Length, Optional
 
 from models import Profile, Run, RunMessage
 from models.user import VIEWER
+from views.forms import chosen_profile, profile_filter_choices
 from views.pagination import url_with
 from views.security import require_role
 
@@ -44,15 +45,12 @@ def _before() -> int | None:
 @require_role(VIEWER)
 def index():
     form = LogFilter(request.args)
-    form.profile.choices = [SelectChoice("", "Any profile")] + [
-        SelectChoice(str(p.id), p.name) for p in Profile.select(Profile.id, Profile.name)
-        .order_by(Profile.name)]
+    form.profile.choices = profile_filter_choices()
     if not form.validate():
         return render_template("logs/page.html", form=form, lines=None), 400
-    profile = form.profile.data
-    condition = RunMessage.problems(
-        level=form.level.data or "", profile_id=int(profile) if profile and profile.isdigit() else None,
-        text=(form.q.data or "").strip())
+    condition = RunMessage.problems(level=form.level.data or "",
+                                    profile_id=chosen_profile(form.profile),
+                                    text=(form.q.data or "").strip())
     before = _before()
     page_condition = condition & (RunMessage.id < before) if before else condition
     lines = list(RunMessage.select(RunMessage, Run, Profile).join(Run).join(Profile)
