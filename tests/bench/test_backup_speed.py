@@ -27,10 +27,8 @@ import psutil
 import pytest
 
 from jobs import backup
-from jobs.queue import huey, settings
-from models import ALL_MODELS, Run, db, open_database
-from models.migrate import migrate
-from tests.jobs.conftest import Worker, make_profile, wait_for_run
+from models import Run, db
+from tests.jobs.conftest import Worker, empty_shared_store, make_profile, wait_for_run
 
 # Not CAIRN_*: the test suite's conftest clears those.
 BENCH_DIR = Path(os.environ.get("BENCH_DIR", "/var/tmp/cairn-bench"))
@@ -144,11 +142,8 @@ def rsnapshot_config(path: Path, source: Path, root: Path) -> Path:
 
 @pytest.fixture
 def bench_db():
-    migrate(open_database(settings.database_url))
-    huey.storage.flush_all()
+    empty_shared_store()
     with db.connection_context():
-        for model in reversed(ALL_MODELS):
-            model.delete().execute()
         yield
 
 

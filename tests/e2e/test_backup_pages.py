@@ -7,11 +7,10 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from jobs.queue import huey, settings
-from models import ALL_MODELS, Profile, Run, db, open_database
-from models.migrate import migrate
+from models import Profile, Run, db
 from tests.conftest import make_user
 from tests.e2e.test_first_visit import log_in
-from tests.jobs.conftest import worker_factory  # noqa: F401 (a fixture)
+from tests.jobs.conftest import empty_shared_store, worker_factory  # noqa: F401 (a fixture)
 from tests.jobs.test_backup_worker import slow_tree
 from tests.trees import write
 
@@ -30,13 +29,9 @@ def home(tmp_path):
 
 @pytest.fixture
 def shared_db():
-    """The database and queue of this process's data dir, emptied; a worker process shares
-    them. Unlike the jobs tests' fixture, this holds no connection: the app opens its own."""
-    migrate(open_database(settings.database_url))
-    huey.storage.flush_all()
-    with db.connection_context():
-        for model in reversed(ALL_MODELS):
-            model.delete().execute()
+    """The shared database and queue, emptied. Unlike the jobs tests' fixture, this holds no
+    connection: the app opens its own."""
+    empty_shared_store()
     yield
     huey.storage.flush_all()
 

@@ -14,7 +14,7 @@ import pytest
 
 from jobs import backup
 from jobs.queue import huey, settings
-from models import Profile, Run, WorkerProcess, db, open_database
+from models import ALL_MODELS, Profile, Run, WorkerProcess, db, open_database
 from models.migrate import migrate
 
 CAIRN = Path(sys.executable).parent / "cairn"
@@ -104,14 +104,21 @@ class Worker:
         return self.log_path.read_text(errors="replace")
 
 
-@pytest.fixture
-def shared_db():
-    """The database and queue in this process's data dir, which a worker process shares."""
+def empty_shared_store() -> None:
+    """Migrate and empty the database and queue of this process's data dir, which a worker
+    process started by a test shares."""
     migrate(open_database(settings.database_url))
     huey.storage.flush_all()
     with db.connection_context():
-        for model in reversed(__import__("models").ALL_MODELS):
+        for model in reversed(ALL_MODELS):
             model.delete().execute()
+
+
+@pytest.fixture
+def shared_db():
+    """The shared database and queue, emptied, with a connection held for the test."""
+    empty_shared_store()
+    with db.connection_context():
         yield
     huey.storage.flush_all()
 
