@@ -246,9 +246,8 @@ def _scan_source(run: Run, source: str, find_xattrs: bool) -> DirTotals:
                 find_xattrs=find_xattrs,
                 xattrs_none_before=_no_xattrs_before(record) if find_xattrs else None)
     writer.flush()
-    Scan.update(state="done", finished_at=utcnow(), files=root.files, bytes=root.bytes,
-                dirs=root.dirs, error_count=writer.errors,
-                xattrs=root.xattrs if find_xattrs else None).where(Scan.id == record.id).execute()
+    record.finish(root.files, root.bytes, root.dirs, writer.errors,
+                  xattrs=root.xattrs if find_xattrs else None)
     Scan.replaced_by(record)
     return root
 

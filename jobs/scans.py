@@ -17,7 +17,7 @@ from jobs.engines.filters import Excludes
 from jobs.engines.scan import DirTotals, ScanCallbacks, ScanCancelled, scan
 from jobs.engines.snapshots import CheckError, check_source, within
 from jobs.queue import huey, settings, with_db
-from models import Event, Scan, ScanDir, ScanLink, db, utcnow
+from models import Event, Scan, ScanDir, ScanLink, db
 from models.backup import path_key
 from models.base import bulk_insert
 
@@ -106,8 +106,7 @@ def scan_folder(scan_id: int) -> None:
     except (CheckError, ScanCancelled, OSError) as problem:
         message = str(problem) if isinstance(problem, CheckError) else \
             f"Cannot scan {record.root}: {getattr(problem, 'strerror', None) or problem}"
-        Scan.update(state="failed", finished_at=utcnow(), message=message) \
-            .where(Scan.id == record.id).execute()
+        record.fail(message)
         Event.publish("scan.failed", "scans", message, level="warning", key=path_key(record.root))
         return
     Scan.replaced_by(record)
@@ -132,6 +131,5 @@ def _walk(record: Scan) -> DirTotals:
                         report_error=lambda text: None, report_progress=progress)
     root = scan(record.root, Excludes([]), False, writer.callbacks())
     writer.flush()
-    Scan.update(state="done", finished_at=utcnow(), files=root.files, bytes=root.bytes,
-                dirs=root.dirs, error_count=writer.errors).where(Scan.id == record.id).execute()
+    record.finish(root.files, root.bytes, root.dirs, writer.errors)
     return root

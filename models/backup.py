@@ -440,6 +440,23 @@ class Scan(BaseModel):
             self.state = to_state
         return bool(changed)
 
+    def finish(self, files: int, size: int, dirs: int, error_count: int,
+               xattrs: bool | None = None) -> None:
+        """The walk is done: its totals are final and its rows may be read."""
+        (Scan.update(state="done", finished_at=utcnow(), files=files, bytes=size, dirs=dirs,
+                     error_count=error_count, xattrs=xattrs)
+         .where(Scan.id == self.id).execute())
+
+    def fail(self, message: str) -> None:
+        Scan.update(state="failed", finished_at=utcnow(), message=message) \
+            .where(Scan.id == self.id).execute()
+
+    @classmethod
+    def last_failure(cls, root: str) -> Scan | None:
+        """The newest failed scan of exactly `root`, to say why it has no figures."""
+        return (cls.select().where((cls.root == root) & (cls.state == "failed"))
+                .order_by(cls.id.desc()).first())
+
     @classmethod
     def in_progress(cls, root: str, now: dt.datetime | None = None) -> Scan | None:
         """A picker's scan of `root` queued or running, unless so old its worker must have

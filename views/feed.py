@@ -6,8 +6,8 @@ timed subjects (the system panel) on their interval. Fragments are the pages' ow
 rendered from the pages' own context functions, and carry `hx-swap-oob` so htmx's ws
 extension puts each one in place.
 
-The broadcaster never writes to a socket itself: it renders each fragment once (per time
-zone) and drops it into every watcher's outbox; each socket's own thread sends from there.
+The broadcaster never writes to a socket itself: it renders each fragment once per time
+zone and role and drops it into every watcher's outbox; each socket's own thread sends from there.
 A watcher on a slow link therefore delays nobody else, and one that falls a whole outbox
 behind is disconnected; its page reconnects and gets the current state afresh.
 """

@@ -198,7 +198,7 @@ def _bad_filter(filtered: Filtered):
 # each page has its own filter, so each asks for its own rows.
 @feed.subject("runs", ("history/_changed.html",))
 def runs_changed_context(arg: str | None = None) -> dict:
-    return {"event_id": None}
+    return {}
 
 
 feed.on_event(lambda event: event.subject.startswith("run:"), lambda event: "runs")

@@ -68,7 +68,7 @@ def _refuse(message: str) -> NoReturn:
 def folder_context(path: str, page_number: str | None = None) -> dict:
     record = Scan.covering(path)
     pending = Scan.in_progress(path)
-    failed = None if record or pending else _last_failure(path)
+    failed = None if record or pending else Scan.last_failure(path)
     here = record.folder(record.relative(path)) if record else None
     context = {"path": path, "key": path_key(path), "record": record, "pending": pending,
                "failed": failed, "here": here, "page": None, "now": utcnow()}
@@ -79,11 +79,6 @@ def folder_context(path: str, page_number: str | None = None) -> dict:
         context["folders"] = [Folder(os.path.join(record.root, row.path),
                                      row.path.rpartition("/")[2], row) for row in page.items]
     return context
-
-
-def _last_failure(path: str) -> Scan | None:
-    return (Scan.select().where((Scan.root == path) & (Scan.state == "failed"))
-            .order_by(Scan.id.desc()).first())
 
 
 def roots_context() -> dict:

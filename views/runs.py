@@ -8,6 +8,7 @@ shows exactly what a watcher saw.
 from __future__ import annotations
 
 import gzip
+from collections import Counter
 from collections.abc import Iterator
 
 from flask import (
@@ -46,7 +47,7 @@ def run_context(arg: str | None) -> dict:
     units = list(run.units_query())
     return {"run": run, "units": units, "unit_rates": {u.id: unit_rate(u, now) for u in units},
             "log": run.log_tail(LOG_TAIL), "chart": speed_chart(run.speed),
-            "unit_states": _count_states(units), "now": now}
+            "unit_states": dict(Counter(unit.state for unit in units)), "now": now}
 
 
 # Every change of a run re-renders its page for those watching it.
@@ -59,13 +60,6 @@ def unit_rate(unit: Unit, now) -> float | None:
         return None
     seconds = ((unit.finished_at or now) - unit.started_at).total_seconds()
     return unit.bytes_done / seconds if seconds > 0 else None
-
-
-def _count_states(units: list[Unit]) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for unit in units:
-        counts[unit.state] = counts.get(unit.state, 0) + 1
-    return counts
 
 
 @bp.route("/<id:run_id>")
