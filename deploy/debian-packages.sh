@@ -9,8 +9,9 @@ run_packages="rsync python3 python3-venv ca-certificates"
 case "$purpose" in
   run)  wanted="$run_packages" ;;
   test) wanted="$run_packages chromium systemd util-linux exfat-fuse exfatprogs" ;;
-  # The benchmarks time Cairn against Debian's rsnapshot on the same data.
-  bench) wanted="$run_packages chromium systemd util-linux exfat-fuse exfatprogs rsnapshot" ;;
+  # The benchmarks time Cairn against Debian's rsnapshot on the same data, and load the pages
+  # with wrk.
+  bench) wanted="$run_packages chromium systemd util-linux exfat-fuse exfatprogs rsnapshot wrk" ;;
   *)    echo "usage: $0 run|test|bench" >&2; exit 2 ;;
 esac
 

@@ -22,13 +22,16 @@ from peewee import (
     BooleanField,
     CharField,
     DateTimeField,
+    Expression,
     FloatField,
     ForeignKeyField,
     IntegerField,
     JSONField,
+    SqliteDatabase,
     TextField,
     fn,
 )
+from playhouse.sqlite_ext import RowIDField
 
 from models.base import BaseModel, locked
 from models.db import db, utcnow
@@ -109,12 +112,23 @@ class Profile(BaseModel):
 
     @classmethod
     def listing(cls) -> list[Profile]:
-        """Every profile by name, each with `.last` and `.last_good` runs, in three queries."""
+        """Every profile by name, each with `.last` and `.last_good` runs, in three queries.
+
+        Each profile's newest run is one index lookup (`ORDER BY id DESC LIMIT 1` per profile,
+        as a correlated subquery), however many runs the history holds."""
         profiles = list(cls.select().order_by(cls.name))
-        last = {r.profile_id: r for r in Run.select().where(Run.id.in_(
-            Run.select(fn.MAX(Run.id)).group_by(Run.profile)))}
-        good = {r.profile_id: r for r in Run.select().where(Run.id.in_(
-            Run.select(fn.MAX(Run.id)).where(Run.good()).group_by(Run.profile)))}
+
+        def newest(condition=None):
+            inner = Run.alias()
+            where = inner.profile == cls.id
+            if condition:
+                where &= condition(inner)
+            per_profile = inner.select(inner.id).where(where).order_by(inner.id.desc()).limit(1)
+            return {r.profile_id: r for r in Run.select(*Run.listed_fields()).where(
+                Run.id.in_(cls.select(per_profile)))}
+
+        last = newest()
+        good = newest(Run.good)
         for profile in profiles:
             profile.last, profile.last_good = last.get(profile.id), good.get(profile.id)
         return profiles
@@ -153,6 +167,22 @@ class Run(BaseModel):
     options = JSONField(default=dict)          # filesystem, acls, xattrs, mirror
     stats = JSONField(default=dict)
     speed = JSONField(null=True)               # bytes/s over time, see engines.progress
+
+    class Meta:
+        indexes = (
+            # each profile's newest (good) run, and history filtered by profile
+            (("profile", "state", "dry_run"), False),
+            # history totals read this index instead of the wide rows
+            (("state", "dry_run", "profile", "created_at", "files_done", "bytes_done", "sent_bytes",
+              "warning_count", "error_count"), False),
+            # history sorted by these reads the newest rows of an index, not the whole table
+            (("files_done",), False), (("sent_bytes",), False), (("error_count",), False),
+        )
+
+    @classmethod
+    def listed_fields(cls) -> list:
+        """Every column but the large JSON ones (options, stats, speed): what lists show."""
+        return [f for f in cls._meta.sorted_fields if f.name not in ("options", "stats", "speed")]
 
     @property
     def is_active(self) -> bool:
@@ -194,7 +224,7 @@ class Run(BaseModel):
                  until: dt.datetime | None = None, text: str = ""):
         """The condition for runs that match a history filter; `text` is looked for in the
         profile's name, the run's message and who asked for it, ignoring case."""
-        condition = cls.id > 0
+        condition = SQL("TRUE")   # not `id > 0`: that makes SQLite read rows instead of indexes
         if profile_id is not None:
             condition &= cls.profile == profile_id
         if states:
@@ -222,9 +252,11 @@ class Run(BaseModel):
         return {k: int(v or 0) for k, v in zip(keys, row, strict=True)}
 
     @classmethod
-    def good(cls):
-        """Runs that left a complete copy: succeeded, not a dry run."""
-        return (cls.state == "succeeded") & (cls.dry_run == False)  # noqa: E712 (SQL)
+    def good(cls, table=None):
+        """Runs that left a complete copy: succeeded, not a dry run (of `table`, an alias of
+        Run, when given)."""
+        table = table or cls
+        return (table.state == "succeeded") & (table.dry_run == False)  # noqa: E712 (SQL)
 
     def move(self, from_states: tuple[str, ...], to_state: str, **fields) -> bool:
         """Change state only if it is still one of `from_states`; True if this caller did."""
@@ -398,21 +430,47 @@ class RunMessage(BaseModel):
         indexes = ((("run", "level"), False),)
 
     @classmethod
-    def problems(cls, level: str = "", profile_id: int | None = None, text: str = ""):
-        """The condition for warning and error lines, of one level, profile, or holding
-        `text` (ignoring case)."""
+    def problems(cls, level: str = "", profile_id: int | None = None, text: str = "",
+                 before: int | None = None):
+        """Ids of warning and error lines, of one level, profile, or holding `text` (ignoring
+        case), below id `before` if given: a query, newest first, to be limited.
+
+        On SQLite, text of three characters or more is looked up in the trigram index
+        (`RunMessageText`), which then drives the query in id order, so a rare word and a
+        common one both cost a few index reads. PostgreSQL's trigram index serves ILIKE."""
         condition = cls.level == level if level else cls.level.in_(("warning", "error"))
         if profile_id is not None:
             condition &= cls.run.in_(Run.select(Run.id).where(Run.profile == profile_id))
+        if text and len(text) >= TRIGRAM and isinstance(db.obj, SqliteDatabase):
+            index = RunMessageText
+            condition &= Expression(index.text, "MATCH", '"' + text.replace('"', '""') + '"')
+            if before is not None:
+                condition &= index.rowid < before
+            return (index.select(index.rowid).join(cls, on=(cls.id == index.rowid))
+                    .where(condition).order_by(index.rowid.desc()))
         if text:
             condition &= cls.text.contains(text)
-        return condition
+        if before is not None:
+            condition &= cls.id < before
+        return cls.select(cls.id).where(condition).order_by(cls.id.desc())
 
     @classmethod
-    def count_up_to(cls, condition, cap: int) -> int:
-        """How many lines match, counting no further than `cap`."""
-        capped = cls.select(cls.id).where(condition).limit(cap)
-        return cls.select(fn.COUNT(SQL("*"))).from_(capped.alias("capped")).scalar()
+    def count_up_to(cls, ids, cap: int) -> int:
+        """How many of the `ids` (a query) there are, counting no further than `cap`."""
+        return cls.select(fn.COUNT(SQL("*"))).from_(ids.limit(cap).alias("capped")).scalar()
+
+
+TRIGRAM = 3
+
+
+class RunMessageText(BaseModel):
+    """SQLite only: the trigram full-text index of RunMessage.text, an FTS5 table that
+    migration 0007 creates and triggers keep current (not in ALL_MODELS: no schema diff)."""
+    rowid = RowIDField()
+    text = TextField()
+
+    class Meta:
+        table_name = "run_message_text"
 
 
 class Scan(BaseModel):

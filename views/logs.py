@@ -48,15 +48,14 @@ def index():
     form.profile.choices = profile_filter_choices()
     if not form.validate():
         return render_template("logs/page.html", form=form, lines=None), 400
-    condition = RunMessage.problems(level=form.level.data or "",
-                                    profile_id=chosen_profile(form.profile),
-                                    text=(form.q.data or "").strip())
+    chosen = {"level": form.level.data or "", "profile_id": chosen_profile(form.profile),
+              "text": (form.q.data or "").strip()}
     before = _before()
-    page_condition = condition & (RunMessage.id < before) if before else condition
-    lines = list(RunMessage.select(RunMessage, Run, Profile).join(Run).join(Profile)
-                 .where(page_condition).order_by(RunMessage.id.desc()).limit(PAGE_SIZE + 1))
+    ids = [i for (i,) in RunMessage.problems(**chosen, before=before).limit(PAGE_SIZE + 1).tuples()]
+    lines = list(RunMessage.select(RunMessage, Run.id, Profile.id, Profile.name).join(Run)
+                 .join(Profile).where(RunMessage.id.in_(ids)).order_by(RunMessage.id.desc()))
     older = lines[PAGE_SIZE - 1].id if len(lines) > PAGE_SIZE else None
-    matching = RunMessage.count_up_to(condition, COUNT_CAP + 1)
+    matching = RunMessage.count_up_to(RunMessage.problems(**chosen), COUNT_CAP + 1)
     return render_template("logs/page.html", form=form, lines=lines[:PAGE_SIZE], newer=bool(before),
                            older=url_with(before=str(older)) if older else None,
                            newest=url_with(before=None), matching=matching, cap=COUNT_CAP)

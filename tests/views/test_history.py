@@ -83,10 +83,11 @@ def test_days_are_the_viewers_own(client, vera, runs):
     assert ids(page) == [runs["runs"][0].id]
 
 
+# Ties go by id in the sort's own direction (one index serves the whole order).
 @pytest.mark.parametrize("sort, key", [
-    ("files", lambda r: (r.files_done, -r.id)),
+    ("files", lambda r: (r.files_done, r.id)),
     ("-files", lambda r: (-r.files_done, -r.id)),
-    ("profile", lambda r: (r.profile.name, -r.id)),
+    ("profile", lambda r: (r.profile.name, r.id)),
     ("-copied", lambda r: (-r.sent_bytes, -r.id)),
 ])
 def test_columns_sort_and_a_second_click_flips_the_order(client, vera, runs, sort, key):
@@ -206,18 +207,23 @@ def test_logs_list_warnings_and_errors_newest_first(client, vera, problems):
 
 @pytest.mark.parametrize("query, count", [("level=warning", 1), ("level=error", 30),
                                           ("q=IMG07", 1), ("q=vanished", 1), ("q=nothing", 0),
-                                          ("profile={music}", 1), ("profile={photos}&q=img", 30)])
+                                          ("profile={music}", 1), ("profile={photos}&q=img", 30),
+                                          # the trigram index, and LIKE below three characters
+                                          ("q=img0", 10), ("q=g0", 10), ("q=%22%2Fp%2Fimg1", 10),
+                                          ("q=%3Cb%3Eso", 1), ("q=%25", 0), ("q=e_", 0), ("q=d_f", 30)])
 def test_logs_are_searchable(client, vera, problems, query, count):
     log_in(client, vera)
     query = query.format(music=problems["music"].id, photos=problems["photos"].id)
     assert len(texts(html(client.get(f"/logs?{query}")))) == count
 
 
-def test_logs_page_back_by_line_and_never_count_past_a_cap(client, vera, problems, monkeypatch):
+@pytest.mark.parametrize("query", ["level=error", "q=send_files"])
+def test_logs_page_back_by_line_and_never_count_past_a_cap(client, vera, problems, monkeypatch,
+                                                           query):
     monkeypatch.setattr(logs, "PAGE_SIZE", 10)
     monkeypatch.setattr(logs, "COUNT_CAP", 20)
     log_in(client, vera)
-    seen, path = [], "/logs?level=error"
+    seen, path = [], f"/logs?{query}"
     for _ in range(3):
         page = html(client.get(path))
         assert "more than 20 matching lines" in page.text
@@ -226,9 +232,22 @@ def test_logs_page_back_by_line_and_never_count_past_a_cap(client, vera, problem
         if older is None:
             break
         path = older["href"]
-        assert "level=error" in path
+        assert query in path
     assert len(seen) == 30 and len(set(seen)) == 30
     assert seen == sorted(seen, reverse=True)
+
+
+def test_the_text_index_follows_changed_and_deleted_lines(client, vera, problems):
+    log_in(client, vera)
+    with db.connection_context():
+        line = RunMessage.get(RunMessage.text.contains("vanished"))
+        RunMessage.update(text="file has gone away").where(RunMessage.id == line.id).execute()
+    assert texts(html(client.get("/logs?q=vanished"))) == []
+    assert texts(html(client.get("/logs?q=gone+away"))) == ["file has gone away"]
+    with db.connection_context():
+        problems["runs"][3].delete_instance()   # its lines go with it
+    assert texts(html(client.get("/logs?q=send_files"))) == []
+    assert texts(html(client.get("/logs?q=gone+away"))) == ["file has gone away"]
 
 
 def test_the_logs_query_count_does_not_grow_with_the_lines(client, vera, problems):
