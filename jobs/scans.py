@@ -5,6 +5,9 @@ The web process runs unprivileged and cannot read other users' folders, so it sh
 what a scan stored. Opening a folder no scan covers, or pressing Rescan, queues
 `scan_folder`: the worker walks it (engines.scan), stores a row per folder, reports its
 count as it goes, and says when it is done (events with subject `scans`).
+
+The profile form's exclude preview works the same way: `preview_excludes` walks the chosen
+folders whole and counts what each pattern would leave out (events with subject `previews`).
 """
 
 from __future__ import annotations
@@ -14,10 +17,17 @@ import time
 from collections.abc import Callable
 
 from jobs.engines.filters import Excludes
-from jobs.engines.scan import DirTotals, ScanCallbacks, ScanCancelled, scan
+from jobs.engines.scan import (
+    DirTotals,
+    ExcludeCount,
+    ScanCallbacks,
+    ScanCancelled,
+    count_excluded,
+    scan,
+)
 from jobs.engines.snapshots import CheckError, check_source, within
 from jobs.queue import huey, settings, with_db
-from models import Event, Scan, ScanDir, ScanLink, db
+from models import Event, ExcludePreview, Scan, ScanDir, ScanLink, db, utcnow
 from models.backup import path_key
 from models.base import bulk_insert
 
@@ -133,3 +143,61 @@ def _walk(record: Scan) -> DirTotals:
     writer.flush()
     record.finish(root.files, root.bytes, root.dirs, writer.errors)
     return root
+
+
+def request_preview(sources: list[str], excludes: list[str],
+                    one_file_system: bool) -> ExcludePreview:
+    """Queue a count of what `excludes` leave out of `sources`, unless the same count is
+    under way or just done."""
+    preview, new = ExcludePreview.request(sources, excludes, one_file_system)
+    if new:
+        preview_excludes(preview.id)
+        preview = ExcludePreview.get_by_id(preview.id)   # counted already when Huey is immediate
+    return preview
+
+
+@huey.task()
+@with_db
+def preview_excludes(preview_id: int) -> None:
+    preview = ExcludePreview.get_or_none(ExcludePreview.id == preview_id)
+    if preview is None:
+        return
+    changed = (ExcludePreview.update(state="running")
+               .where((ExcludePreview.id == preview_id) & (ExcludePreview.state == "queued"))
+               .execute())
+    if not changed:
+        return
+    count = ExcludeCount()
+    next_report = time.monotonic() + SCAN_PROGRESS_SECONDS
+
+    def progress(files: int, size: int) -> None:
+        nonlocal next_report
+        if time.monotonic() < next_report:
+            return
+        next_report = time.monotonic() + SCAN_PROGRESS_SECONDS
+        ExcludePreview.update(files=count.files, bytes=count.bytes).where(
+            ExcludePreview.id == preview_id).execute()
+        Event.publish("preview.progress", "previews", f"Counting: {count.files:,} files so far.",
+                      preview=preview_id)
+
+    try:
+        excludes = Excludes(preview.excludes)
+        for source in preview.sources:
+            _check(source)
+            count_excluded(source, excludes, preview.one_file_system,
+                           ScanCallbacks(on_progress=progress), count)
+    except (CheckError, ScanCancelled, OSError) as problem:
+        message = str(problem) if isinstance(problem, CheckError) else \
+            f"Cannot count {getattr(problem, 'filename', None) or 'the folders'}: " \
+            f"{getattr(problem, 'strerror', None) or problem}"
+        ExcludePreview.update(state="failed", message=message, finished_at=utcnow()).where(
+            ExcludePreview.id == preview_id).execute()
+        Event.publish("preview.failed", "previews", message, level="warning", preview=preview_id)
+        return
+    ExcludePreview.update(state="done", files=count.files, bytes=count.bytes,
+                          excluded_files=count.excluded_files,
+                          excluded_bytes=count.excluded_bytes, by_pattern=count.by_pattern,
+                          finished_at=utcnow()).where(ExcludePreview.id == preview_id).execute()
+    Event.publish("preview.finished", "previews",
+                  f"Counted {count.files:,} files; the patterns leave out {count.excluded_files:,}.",
+                  preview=preview_id)

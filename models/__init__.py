@@ -5,6 +5,7 @@ from models.backup import (
                            ACTIVE_STATES,
                            FINISHED_STATES,
                            AlreadyRunning,
+                           ExcludePreview,
                            Profile,
                            Run,
                            RunMessage,
@@ -19,8 +20,9 @@ from models.user import SetupToken, User
 from models.worker import WorkerProcess
 
 ALL_MODELS = [User, SetupToken, AuditEntry, Event, WorkerProcess, Profile, Run, Unit, RunMessage,
-              Scan, ScanDir, ScanLink]
+              Scan, ScanDir, ScanLink, ExcludePreview]
 
-__all__ = ["ACTIVE_STATES", "ALL_MODELS", "AlreadyRunning", "AuditEntry", "Event", "FINISHED_STATES",
+__all__ = ["ACTIVE_STATES", "ALL_MODELS", "AlreadyRunning", "AuditEntry", "Event", "ExcludePreview",
+           "FINISHED_STATES",
            "Profile", "Run", "RunMessage", "Scan", "ScanDir", "ScanLink", "SetupToken", "Unit", "User",
            "WorkerProcess", "db", "open_database", "utcnow"]

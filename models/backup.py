@@ -596,3 +596,45 @@ class ScanLink(BaseModel):
 
     class Meta:
         indexes = ((("scan", "dev", "ino"), False),)
+
+
+PREVIEW_REUSED_FOR = dt.timedelta(minutes=1)
+PREVIEW_KEPT_FOR = dt.timedelta(days=1)
+
+
+class ExcludePreview(BaseModel):
+    """What exclude patterns would leave out of a profile's folders, counted by the worker
+    before the profile is saved (the web process cannot read users' folders)."""
+    sources = JSONField(default=list)
+    excludes = JSONField(default=list)
+    one_file_system = BooleanField(default=False)
+    state = CharField(max_length=16, default="queued")   # queued | running | done | failed
+    created_at = DateTimeField(default=utcnow, index=True)
+    finished_at = DateTimeField(null=True)
+    files = BigIntegerField(default=0)                     # all files in the folders
+    bytes = BigIntegerField(default=0)
+    excluded_files = BigIntegerField(default=0)
+    excluded_bytes = BigIntegerField(default=0)
+    by_pattern = JSONField(default=list)                   # [files, bytes] per pattern
+    message = TextField(default="")                        # why counting failed
+
+    @classmethod
+    def request(cls, sources: list[str], excludes: list[str], one_file_system: bool,
+                now: dt.datetime | None = None) -> tuple[ExcludePreview, bool]:
+        """The preview of this selection: one being counted or just counted, or a new one
+        (True) for the worker to count. Previews older than a day are deleted."""
+        now = now or utcnow()
+        cls.delete().where(cls.created_at < now - PREVIEW_KEPT_FOR).execute()
+        for recent in cls.select().where(cls.created_at >= now - PREVIEW_REUSED_FOR,
+                                         cls.state != "failed").order_by(cls.id.desc()):
+            if (recent.sources, recent.excludes, recent.one_file_system) == \
+                    (sources, excludes, one_file_system):
+                return recent, False
+        return cls.create(sources=sources, excludes=excludes, one_file_system=one_file_system,
+                          created_at=now), True
+
+    @property
+    def patterns(self) -> list[tuple[str, int, int]]:
+        """(pattern, files, bytes) for each pattern, in order."""
+        counts = self.by_pattern or [[0, 0]] * len(self.excludes)
+        return [(p, files, size) for p, (files, size) in zip(self.excludes, counts, strict=True)]

@@ -75,3 +75,8 @@ def profile_filter_choices() -> list[SelectChoice]:
 def chosen_profile(field) -> int | None:
     """The profile id a filter's profile field names; anything else means any profile."""
     return int(field.data) if field.data and field.data.isdigit() else None
+
+
+def text_lines(text: str | None) -> list[str]:
+    """A textarea's non-blank lines, stripped: one folder or pattern per line."""
+    return [line.strip() for line in (text or "").splitlines() if line.strip()]

@@ -15,12 +15,14 @@ from typing import NoReturn
 from flask import Blueprint, abort, current_app, make_response, render_template, request
 
 from jobs import scans
+from jobs.engines.profile import ProfileInvalid, clean_selection
 from jobs.engines.snapshots import CheckError, check_path_text, within
-from models import Scan, ScanDir, utcnow
+from models import ExcludePreview, Scan, ScanDir, WorkerProcess, utcnow
 from models.backup import path_key
 from models.user import ADMIN
 from views import feed
 from views.errors import render_error
+from views.forms import text_lines
 from views.pagination import paginate
 from views.security import require_role
 
@@ -43,6 +45,16 @@ class Folder:
 
 def source_roots() -> tuple[str, ...]:
     return current_app.config["CAIRN"].source_roots
+
+
+def outside_roots(sources: list[str]) -> str | None:
+    """Why a source cannot be backed up from the web (outside CAIRN_SOURCE_ROOTS), or None."""
+    roots = source_roots()
+    outside = [s for s in sources if not any(within(s, r) for r in roots)]
+    if not outside:
+        return None
+    return (f"{outside[0]} is outside the folders Cairn may back up ({', '.join(roots)}); "
+            "an administrator can widen CAIRN_SOURCE_ROOTS.")
 
 
 def confined(raw: str | None) -> str:
@@ -114,3 +126,47 @@ def scans_context(arg: str | None = None) -> dict:
 # A scan moved on: pages showing that folder fetch it again.
 feed.on_event(lambda event: event.kind.startswith("scan."), lambda event: "scans",
               "picker/_ping.html")
+
+
+# --- Exclude preview --------------------------------------------------------------------------
+
+@bp.route("/preview", methods=["POST"])
+@require_role(ADMIN)
+def preview():
+    """Count, in the worker, what the form's exclude patterns leave out of its folders."""
+    try:
+        sources, excludes = clean_selection(text_lines(request.form.get("sources")),
+                                            text_lines(request.form.get("excludes")))
+    except ProfileInvalid as invalid:
+        return render_template("picker/_preview.html", problems=list(invalid.errors.values()))
+    outside = outside_roots(sources)
+    if outside:
+        return render_template("picker/_preview.html", problems=[outside])
+    if not excludes:
+        return render_template("picker/_preview.html",
+                               problems=["Write a pattern under “Leave out” first."])
+    found = scans.request_preview(sources, excludes, bool(request.form.get("one_file_system")))
+    return render_template("picker/_preview.html", **preview_context(found))
+
+
+@bp.route("/preview/<int:preview_id>")
+@require_role(ADMIN)
+def preview_result(preview_id: int):
+    found = ExcludePreview.get_or_none(ExcludePreview.id == preview_id)
+    if found is None:
+        abort(404)
+    return render_template("picker/_preview.html", **preview_context(found))
+
+
+def preview_context(found: ExcludePreview) -> dict:
+    return {"preview": found, "worker": WorkerProcess.status(), "now": utcnow()}
+
+
+@feed.subject("previews", ("picker/_preview_ping.html",), role=ADMIN)
+def previews_context(arg: str | None = None) -> dict:
+    return {"event": None}
+
+
+# A count moved on: the page showing it fetches it again.
+feed.on_event(lambda event: event.kind.startswith("preview."), lambda event: "previews",
+              "picker/_preview_ping.html")

@@ -20,12 +20,11 @@ from wtforms.validators import InputRequired, NumberRange
 from jobs import backup
 from jobs.engines.profile import ProfileInvalid, clean
 from jobs.engines.rsync import format_bandwidth
-from jobs.engines.snapshots import within
 from models import AlreadyRunning, Profile, Run, WorkerProcess, db, utcnow
 from models.user import ADMIN, OPERATOR, VIEWER
 from views.audit import audit
-from views.forms import EmptyForm
-from views.picker import roots_context, source_roots
+from views.forms import EmptyForm, text_lines
+from views.picker import outside_roots, roots_context, source_roots
 from views.security import get_profile_or_404, require_role
 
 bp = Blueprint("profiles", __name__, url_prefix="/profiles")
@@ -65,8 +64,8 @@ class ProfileForm(FlaskForm):
         if not self.validate_on_submit():
             return None
         try:
-            values = clean(self.name.data or "", _lines(self.sources.data),
-                           _lines(self.excludes.data), (self.destination.data or "").strip(),
+            values = clean(self.name.data or "", text_lines(self.sources.data),
+                           text_lines(self.excludes.data), (self.destination.data or "").strip(),
                            mode=self.mode.data, one_file_system=bool(self.one_file_system.data),
                            max_parallel=self.max_parallel.data, bandwidth=self.bandwidth.data or "",
                            retries=self.retries.data)
@@ -74,22 +73,15 @@ class ProfileForm(FlaskForm):
             for name, message in invalid.errors.items():
                 getattr(self, name).errors = [message]
             return None
-        roots = source_roots()
-        outside = [s for s in values.sources if not any(within(s, r) for r in roots)]
+        outside = outside_roots(values.sources)
         if outside:
-            roots = ", ".join(roots)
-            self.sources.errors = [f"{outside[0]} is outside the folders Cairn may back up "
-                                   f"({roots}); an administrator can widen CAIRN_SOURCE_ROOTS."]
+            self.sources.errors = [outside]
             return None
         same_name = Profile.by_name(values.name)
         if same_name is not None and (editing is None or same_name.id != editing.id):
             self.name.errors = [f"A profile named {values.name} already exists."]
             return None
         return values
-
-
-def _lines(text: str | None) -> list[str]:
-    return [line.strip() for line in (text or "").splitlines() if line.strip()]
 
 
 @bp.route("/")

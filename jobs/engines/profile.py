@@ -67,6 +67,16 @@ def clean(name: str, sources: list[str], excludes: list[str], destination: str, 
                         max_parallel, bwlimit, retries)
 
 
+def clean_selection(sources: list[str], excludes: list[str]) -> tuple[list[str], list[str]]:
+    """The sources and exclude patterns alone, checked as `clean` checks them (for counting
+    what the patterns leave out before the profile is saved)."""
+    errors: dict[str, str] = {}
+    clean_sources, clean_excludes = _sources(sources, errors), _excludes(excludes, errors)
+    if errors:
+        raise ProfileInvalid(errors)
+    return clean_sources, clean_excludes
+
+
 def _sources(sources: list[str], errors: dict[str, str]) -> list[str]:
     cleaned: list[str] = []
     for raw in sources:

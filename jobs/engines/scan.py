@@ -189,3 +189,81 @@ def _has_xattrs(path: str) -> bool:
         return bool(os.listxattr(path, follow_symlinks=False))
     except OSError:
         return False
+
+
+@dataclass
+class ExcludeCount:
+    """What a folder holds, and what each exclude pattern leaves out of it (rsync's first
+    matching pattern takes the entry; an excluded folder takes everything below it)."""
+    files: int = 0
+    bytes: int = 0
+    by_pattern: list[list[int]] = field(default_factory=list)   # [files, bytes] per pattern
+
+    @property
+    def excluded_files(self) -> int:
+        return sum(files for files, _ in self.by_pattern)
+
+    @property
+    def excluded_bytes(self) -> int:
+        return sum(size for _, size in self.by_pattern)
+
+
+def count_excluded(root: str, excludes: Excludes, one_file_system: bool = False,
+                   callbacks: ScanCallbacks | None = None,
+                   count: ExcludeCount | None = None) -> ExcludeCount:
+    """Walk all of `root`, excluded folders too, counting files as `scan` does and charging
+    each left-out file to the pattern that leaves it out; adds to `count` when given.
+
+    The files kept are exactly what `scan(root, excludes, one_file_system)` counts."""
+    cb = callbacks or ScanCallbacks()
+    count = count or ExcludeCount()
+    count.by_pattern = count.by_pattern or [[0, 0] for _ in excludes.patterns]
+    root_dev = os.stat(root, follow_symlinks=False).st_dev
+    # (absolute folder, its path relative to root, index of the pattern excluding it or None)
+    stack: list[tuple[str, str, int | None]] = [(root, "", None)]
+    next_report = PROGRESS_EVERY
+    while stack:
+        if cb.should_stop():
+            raise ScanCancelled()
+        absolute, rel, taken_by = stack.pop()
+        prefix = rel + "/" if rel else ""
+        try:
+            with os.scandir(absolute) as listing:
+                entries = list(listing)
+        except FileNotFoundError:
+            continue
+        except OSError as error:
+            cb.on_error(rel, error)
+            continue
+        for entry in entries:
+            try:
+                is_dir = entry.is_dir(follow_symlinks=False)
+                by = taken_by if taken_by is not None else \
+                    _first_match(excludes, prefix + entry.name, is_dir)
+                if is_dir:
+                    if not one_file_system or \
+                            entry.stat(follow_symlinks=False).st_dev == root_dev:
+                        stack.append((entry.path, prefix + entry.name, by))
+                    continue
+                size = entry.stat(follow_symlinks=False).st_size
+            except FileNotFoundError:
+                continue
+            except OSError as error:
+                cb.on_error(prefix + entry.name, error)
+                continue
+            count.files += 1
+            count.bytes += size
+            if by is not None:
+                count.by_pattern[by][0] += 1
+                count.by_pattern[by][1] += size
+        if count.files >= next_report:
+            next_report = count.files + PROGRESS_EVERY
+            cb.on_progress(count.files, count.bytes)
+    return count
+
+
+def _first_match(excludes: Excludes, rel_path: str, is_dir: bool) -> int | None:
+    for index, pattern in enumerate(excludes.patterns):
+        if pattern.matches(rel_path, is_dir):
+            return index
+    return None

@@ -1,5 +1,6 @@
-"""Backups in a real browser against a real worker process: pick folders, run, watch the run
-and History move without reloading, dry-run, cancel; and a viewer who can only look."""
+"""Backups in a real browser against a real worker process: pick folders, preview excludes,
+run, watch the run and History move without reloading, dry-run, cancel; and a viewer who can
+only look."""
 
 import re
 
@@ -72,6 +73,14 @@ def test_pick_folders_run_and_watch_it_finish_live(page: Page, context, app, liv
     photos = picker.locator("input[data-pick$='/ada/Photos']")
     photos.check()
     expect(page.get_by_label("Folders to back up")).to_have_value(f"{home}/ada/Photos\n")
+
+    # The exclude preview: the worker counts what a pattern leaves out, and it fills in live.
+    page.get_by_label("Leave out").fill("trip/\n*.none")
+    page.get_by_role("button", name="Count what these patterns leave out").click()
+    preview = page.locator("#exclude-preview")
+    expect(preview).to_contain_text("leave out 1 file (4.0 kB) of 2 files", timeout=20000)
+    expect(preview.locator("tbody tr").nth(1)).to_contain_text("leaves out nothing more")
+    page.get_by_label("Leave out").fill("")
     page.get_by_label("Destination folder").fill(str(tmp_path / "backups"))
     page.get_by_role("button", name="Save profile").click()
     expect(page.get_by_text("Profile Family photos saved.")).to_be_visible()

@@ -7,7 +7,7 @@ import time
 import pytest
 
 from jobs.engines.filters import Excludes
-from jobs.engines.scan import ScanCallbacks, ScanCancelled, scan
+from jobs.engines.scan import ScanCallbacks, ScanCancelled, count_excluded, scan
 from tests.trees import awkward_tree, write
 
 
@@ -55,17 +55,23 @@ def test_files_with_several_links_are_reported(tmp_path):
     assert {"photos/2024/beach.jpg", "names/beach-again.jpg"} in by_inode.values()
 
 
-def test_one_file_system_stops_at_a_mount_point(tmp_path):
+@pytest.fixture
+def two_filesystems(tmp_path):
+    """src/here.txt, and src/mnt/elsewhere.txt on a tmpfs mounted at src/mnt."""
     write(tmp_path / "src" / "here.txt", "x")
     mount = tmp_path / "src" / "mnt"
     mount.mkdir()
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], check=True)
     try:
         write(mount / "elsewhere.txt", "y" * 100)
-        assert scan(str(tmp_path / "src"), one_file_system=True).files == 1
-        assert scan(str(tmp_path / "src"), one_file_system=False).files == 2
+        yield tmp_path / "src"
     finally:
         subprocess.run(["umount", str(mount)], check=True)
+
+
+def test_one_file_system_stops_at_a_mount_point(two_filesystems):
+    assert scan(str(two_filesystems), one_file_system=True).files == 1
+    assert scan(str(two_filesystems), one_file_system=False).files == 2
 
 
 def test_a_deep_tree_does_not_exhaust_descriptors_or_the_stack(tmp_path):
@@ -127,3 +133,51 @@ def test_a_folder_moved_in_whole_has_every_file_asked_however_old(tmp_path):
 def test_extended_attributes_directly_in_the_folder_count_too(tmp_path):
     os.setxattr(write(tmp_path / "src" / "a.txt", "a"), "user.tag", b"1")
     assert scan(str(tmp_path / "src"), find_xattrs=True).xattrs
+
+
+# --- What exclude patterns leave out (the profile form's preview) ----------------------------
+
+@pytest.mark.parametrize("patterns", [["*.jpg"], ["/docs/", "*.jpg"], ["names/*/file", "photos/"],
+                                      ["nothing-*"], ["*", "*.jpg"], ["**/2024/***"]])
+def test_what_is_left_out_plus_what_is_kept_is_everything(tmp_path, patterns):
+    source = awkward_tree(tmp_path / "src")
+    count = count_excluded(str(source), Excludes(patterns))
+    everything, kept = scan(str(source)), scan(str(source), Excludes(patterns))
+    assert (count.files, count.bytes) == (everything.files, everything.bytes)
+    assert (count.files - count.excluded_files, count.bytes - count.excluded_bytes) == \
+        (kept.files, kept.bytes) == rsync_totals(source, patterns)
+
+
+def test_each_file_is_charged_to_the_first_pattern_that_leaves_it_out(tmp_path):
+    write(tmp_path / "src" / "cache" / "a.tmp", "x" * 10)     # cache/ takes the whole folder
+    write(tmp_path / "src" / "cache" / "deep" / "b.txt", "y" * 20)
+    write(tmp_path / "src" / "c.tmp", "z" * 5)
+    write(tmp_path / "src" / "keep.txt", "k")
+    count = count_excluded(str(tmp_path / "src"), Excludes(["cache/", "*.tmp", "*.none"]))
+    assert count.by_pattern == [[2, 30], [1, 5], [0, 0]]
+    assert (count.files, count.bytes, count.excluded_files, count.excluded_bytes) == (4, 36, 3, 35)
+
+
+def test_counting_adds_to_a_count_across_folders_and_reports_progress(tmp_path, monkeypatch):
+    import jobs.engines.scan as engine
+    monkeypatch.setattr(engine, "PROGRESS_EVERY", 2)
+    for n in range(5):
+        write(tmp_path / "a" / f"{n}.log", "x")
+        write(tmp_path / "b" / f"{n}.txt", "y")
+    seen = []
+    callbacks = ScanCallbacks(on_progress=lambda files, size: seen.append(files))
+    count = count_excluded(str(tmp_path / "a"), Excludes(["*.log"]), callbacks=callbacks)
+    count_excluded(str(tmp_path / "b"), Excludes(["*.log"]), callbacks=callbacks, count=count)
+    assert (count.files, count.excluded_files) == (10, 5) and seen and seen == sorted(seen)
+
+
+def test_counting_stops_at_a_mount_point_when_asked(two_filesystems):
+    assert count_excluded(str(two_filesystems), Excludes(["*.txt"]), True).files == 1
+    assert count_excluded(str(two_filesystems), Excludes(["*.txt"]), False).files == 2
+
+
+def test_counting_can_be_stopped(tmp_path):
+    write(tmp_path / "src" / "a" / "f", "x")
+    with pytest.raises(ScanCancelled):
+        count_excluded(str(tmp_path / "src"), Excludes(["f"]),
+                       callbacks=ScanCallbacks(should_stop=lambda: True))

@@ -52,6 +52,8 @@ MATRIX = {
     ("logs.index", "GET"): ("/logs", VIEWER),
     ("picker.folder", "GET"): ("/picker/folder?path={src}", ADMIN),
     ("picker.scan", "POST"): ("/picker/scan", ADMIN),
+    ("picker.preview", "POST"): ("/picker/preview", ADMIN),
+    ("picker.preview_result", "GET"): ("/picker/preview/1", ADMIN),
     # The WebSocket: any logged-in user; refusals are tested in test_feed.py.
     ("__flask_sock.feed", "GET"): ("/ws", VIEWER),
 }

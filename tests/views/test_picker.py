@@ -4,12 +4,13 @@ opened lazily a page at a time; unscanned folders scanned on request; bad paths 
 Scans run inline (the app fixture's Huey is immediate) with the real scanner on real trees."""
 
 import dataclasses
+import datetime as dt
 
 import pytest
 from playhouse.test_utils import count_queries
 
 from jobs import scans
-from models import Event, Scan, db
+from models import Event, ExcludePreview, Scan, db, utcnow
 from models.backup import path_key
 from tests.conftest import csrf_token, html, log_in
 from tests.trees import write
@@ -145,3 +146,90 @@ def test_names_are_shown_as_text(client, ada, home):
     log_in(client, ada)
     response = scan_now(client, home / "ada")
     assert "<i>x" not in response.get_data(as_text=True) and name in rows(html(response))
+
+
+# --- Exclude preview ---------------------------------------------------------------------------
+
+def preview(client, sources, excludes, **more):
+    return client.post("/picker/preview", data={"sources": sources, "excludes": excludes, **more},
+                       headers={"HX-Request": "true", "X-CSRFToken": csrf_token(client, "/account/")})
+
+
+def test_the_form_counts_what_its_patterns_leave_out(client, ada, home):
+    log_in(client, ada)
+    form = html(client.get("/profiles/new"))
+    button = form.select_one("#exclude-preview button")
+    assert button["hx-post"] == "/picker/preview" and button["hx-include"] == "closest form"
+    answer = html(preview(client, f"{home / 'ada'}\n{home / 'bob'}", "2024/\n*.jpg\n*.none"))
+    summary = answer.select_one("#exclude-preview p").text
+    assert "leave out 2 files (9 B)" in " ".join(summary.split())
+    assert "of 4 files (15 B)" in " ".join(summary.split())   # the link counts, as in rsync
+    table = [[cell.text.strip() for cell in row.select("td")]
+             for row in answer.select("#exclude-preview tbody tr")]
+    assert table == [["2024/", "1", "4 B"], ["*.jpg", "1", "5 B"],
+                     ["*.none", "leaves out nothing more"]]
+    # Shown again on request, and a second press within the minute counts nothing again.
+    with db.connection_context():
+        (only,) = ExcludePreview.select()
+    again = html(client.get(f"/picker/preview/{only.id}"))
+    assert again.select_one("#exclude-preview").text == answer.select_one("#exclude-preview").text
+    preview(client, f"{home / 'ada'}\n{home / 'bob'}", "2024/\n*.jpg\n*.none")
+    with db.connection_context():
+        assert ExcludePreview.select().count() == 1
+
+
+@pytest.mark.parametrize("sources, excludes, says", [
+    ("{home}/ada", "", "Write a pattern"),
+    ("{home}/ada", "[abc", "never closes"),
+    ("ada/Photos", "*.jpg", "absolute"),
+    ("/etc", "*.conf", "outside the folders Cairn may back up"),
+    ("{home}/ada\n{home}/ada/Photos", "*.jpg", "inside"),
+    ("", "*.jpg", "Choose at least one folder"),
+])
+def test_a_preview_of_bad_input_says_what_is_wrong_and_counts_nothing(client, ada, home, sources,
+                                                                     excludes, says):
+    log_in(client, ada)
+    response = preview(client, sources.format(home=home), excludes)
+    assert response.status_code == 200   # swapped in beside the field, like the form's messages
+    assert says in html(response).select_one("#exclude-preview .error-text").text
+    with db.connection_context():
+        assert ExcludePreview.select().count() == 0
+
+
+def test_the_worker_refuses_to_count_through_a_symbolic_link(client, ada, home):
+    log_in(client, ada)
+    answer = html(preview(client, str(home / "ada" / "escape"), "*.conf"))
+    assert "symbolic link" in answer.select_one("#exclude-preview .error-text").text
+
+
+def test_a_count_waiting_for_a_worker_says_so_and_fetches_itself_when_pinged(client, ada, home):
+    with db.connection_context():
+        waiting, _ = ExcludePreview.request([str(home / "ada")], ["*.jpg"], False)
+    log_in(client, ada)
+    shown = html(client.get(f"/picker/preview/{waiting.id}")).select_one("#exclude-preview")
+    assert "No worker is running" in shown.text
+    assert shown["data-preview-id"] == str(waiting.id) and shown["hx-trigger"] == "refresh"
+    assert shown.select_one("button").has_attr("disabled")
+    assert client.get("/picker/preview/999999").status_code == 404
+
+
+def test_a_page_hears_when_its_count_moves_on(app, live_server, ada, home):
+    ws = connect(live_server, session_cookie(app, ada), query="s=scans&s=previews")
+    receive_until(ws, "#preview-ping")
+    with db.connection_context():
+        Event.publish("preview.finished", "previews", "Counted.", preview=7)
+    ping = receive_until(ws, "#preview-ping[data-refresh]").select_one("#preview-ping")
+    assert ping["data-refresh"] == "[data-preview-id='7']"
+    ws.close()
+
+
+def test_only_admins_may_watch_counts(app, live_server, vera):
+    from tests.views.test_feed import close_code
+    assert close_code(live_server, session_cookie(app, vera), query="s=previews") == 1008
+
+
+def test_old_previews_are_deleted(app, home):
+    with db.connection_context():
+        old, _ = ExcludePreview.request(["/a"], ["x"], False, now=utcnow() - dt.timedelta(days=2))
+        ExcludePreview.request(["/b"], ["x"], False)
+        assert [p.sources for p in ExcludePreview.select()] == [["/b"]]
