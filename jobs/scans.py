@@ -118,10 +118,12 @@ def scan_folder(scan_id: int) -> None:
             f"Cannot scan {record.root}: {getattr(problem, 'strerror', None) or problem}"
         record.fail(message)
         Event.publish("scan.failed", "scans", message, level="warning", key=path_key(record.root))
-        return
-    Scan.replaced_by(record)
-    Event.publish("scan.finished", "scans", f"Scanned {record.root}: {root.files:,} files, "
-                  f"{root.dirs:,} folders.", key=path_key(record.root))
+    else:
+        Scan.replaced_by(record)
+        Event.publish("scan.finished", "scans", f"Scanned {record.root}: {root.files:,} files, "
+                      f"{root.dirs:,} folders.", key=path_key(record.root))
+    # Progress is news only while it lasts (another scan's next report is sent anew).
+    Event.drop_progress("scans")
 
 
 def _check(path: str) -> None:
@@ -193,11 +195,11 @@ def preview_excludes(preview_id: int) -> None:
         ExcludePreview.update(state="failed", message=message, finished_at=utcnow()).where(
             ExcludePreview.id == preview_id).execute()
         Event.publish("preview.failed", "previews", message, level="warning", preview=preview_id)
-        return
-    ExcludePreview.update(state="done", files=count.files, bytes=count.bytes,
-                          excluded_files=count.excluded_files,
-                          excluded_bytes=count.excluded_bytes, by_pattern=count.by_pattern,
-                          finished_at=utcnow()).where(ExcludePreview.id == preview_id).execute()
-    Event.publish("preview.finished", "previews",
-                  f"Counted {count.files:,} files; the patterns leave out {count.excluded_files:,}.",
-                  preview=preview_id)
+    else:
+        ExcludePreview.update(state="done", files=count.files, bytes=count.bytes,
+                              excluded_files=count.excluded_files,
+                              excluded_bytes=count.excluded_bytes, by_pattern=count.by_pattern,
+                              finished_at=utcnow()).where(ExcludePreview.id == preview_id).execute()
+        Event.publish("preview.finished", "previews", f"Counted {count.files:,} files; the "
+                      f"patterns leave out {count.excluded_files:,}.", preview=preview_id)
+    Event.drop_progress("previews")

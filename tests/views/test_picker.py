@@ -233,3 +233,18 @@ def test_old_previews_are_deleted(app, home):
         old, _ = ExcludePreview.request(["/a"], ["x"], False, now=utcnow() - dt.timedelta(days=2))
         ExcludePreview.request(["/b"], ["x"], False)
         assert [p.sources for p in ExcludePreview.select()] == [["/b"]]
+
+
+def test_progress_is_reported_while_counting_and_dropped_after(app, home, monkeypatch):
+    import jobs.engines.scan as engine
+    monkeypatch.setattr(engine, "PROGRESS_EVERY", 1)
+    monkeypatch.setattr(scans, "SCAN_PROGRESS_SECONDS", 0)
+    sent = []
+    real_publish = Event.publish
+    monkeypatch.setattr(Event, "publish", lambda *a, **k: sent.append(a[0]) or real_publish(*a, **k))
+    with db.connection_context():
+        scans.request_preview([str(home / "ada")], ["*.jpg"], False)
+        scans.request_scan(str(home / "ada"))
+        assert "preview.progress" in sent and "scan.progress" in sent
+        assert sent[-1] == "scan.finished"
+        assert [e.kind for e in Event.select().where(Event.kind.endswith(".progress"))] == []
