@@ -38,6 +38,21 @@ SCAN_DIR_COLUMNS = ("scan", "path", "key", "parent_key", "depth", "files", "byte
 ERRORS_REPORTED = 100
 
 
+class Throttled:
+    """Calls `report` at most once every SCAN_PROGRESS_SECONDS, the first time after that long."""
+
+    def __init__(self, report: Callable[[int, int], None]) -> None:
+        self.report = report
+        self.next_at = time.monotonic() + SCAN_PROGRESS_SECONDS
+
+    def __call__(self, files: int, size: int) -> None:
+        now = time.monotonic()
+        if now < self.next_at:
+            return
+        self.next_at = now + SCAN_PROGRESS_SECONDS
+        self.report(files, size)
+
+
 class ScanWriter:
     """Streams a scan's folder rows and multi-link files to the database in batches."""
 
@@ -49,8 +64,7 @@ class ScanWriter:
         self.links: list[tuple] = []
         self.errors = 0
         self.should_stop = should_stop
-        self.report_error, self.report_progress = report_error, report_progress
-        self.next_progress = time.monotonic() + SCAN_PROGRESS_SECONDS
+        self.report_error, self.on_progress = report_error, Throttled(report_progress)
 
     def callbacks(self) -> ScanCallbacks:
         return ScanCallbacks(on_dir=self.on_dir, on_link=self.on_link, on_error=self.on_error,
@@ -79,13 +93,6 @@ class ScanWriter:
         if self.errors <= ERRORS_REPORTED:
             shown = os.path.join(self.source, path).encode("utf-8", "backslashreplace").decode()
             self.report_error(f"Cannot read {shown}: {error.strerror}")
-
-    def on_progress(self, files: int, size: int) -> None:
-        now = time.monotonic()
-        if now < self.next_progress:
-            return
-        self.next_progress = now + SCAN_PROGRESS_SECONDS
-        self.report_progress(files, size)
 
     def flush(self) -> None:
         with db.atomic():
@@ -162,44 +169,31 @@ def request_preview(sources: list[str], excludes: list[str],
 @with_db
 def preview_excludes(preview_id: int) -> None:
     preview = ExcludePreview.get_or_none(ExcludePreview.id == preview_id)
-    if preview is None:
-        return
-    changed = (ExcludePreview.update(state="running")
-               .where((ExcludePreview.id == preview_id) & (ExcludePreview.state == "queued"))
-               .execute())
-    if not changed:
+    if preview is None or not preview.move(("queued",), "running"):
         return
     count = ExcludeCount()
-    next_report = time.monotonic() + SCAN_PROGRESS_SECONDS
 
     def progress(files: int, size: int) -> None:
-        nonlocal next_report
-        if time.monotonic() < next_report:
-            return
-        next_report = time.monotonic() + SCAN_PROGRESS_SECONDS
-        ExcludePreview.update(files=count.files, bytes=count.bytes).where(
+        ExcludePreview.update(files=files, bytes=size).where(
             ExcludePreview.id == preview_id).execute()
-        Event.publish("preview.progress", "previews", f"Counting: {count.files:,} files so far.",
+        Event.publish("preview.progress", "previews", f"Counting: {files:,} files so far.",
                       preview=preview_id)
 
+    callbacks = ScanCallbacks(on_progress=Throttled(progress))
     try:
         excludes = Excludes(preview.excludes)
         for source in preview.sources:
             _check(source)
-            count_excluded(source, excludes, preview.one_file_system,
-                           ScanCallbacks(on_progress=progress), count)
+            count_excluded(source, excludes, preview.one_file_system, callbacks, count)
     except (CheckError, ScanCancelled, OSError) as problem:
         message = str(problem) if isinstance(problem, CheckError) else \
             f"Cannot count {getattr(problem, 'filename', None) or 'the folders'}: " \
             f"{getattr(problem, 'strerror', None) or problem}"
-        ExcludePreview.update(state="failed", message=message, finished_at=utcnow()).where(
-            ExcludePreview.id == preview_id).execute()
+        preview.move(("running",), "failed", message=message, finished_at=utcnow())
         Event.publish("preview.failed", "previews", message, level="warning", preview=preview_id)
     else:
-        ExcludePreview.update(state="done", files=count.files, bytes=count.bytes,
-                              excluded_files=count.excluded_files,
-                              excluded_bytes=count.excluded_bytes, by_pattern=count.by_pattern,
-                              finished_at=utcnow()).where(ExcludePreview.id == preview_id).execute()
+        preview.move(("running",), "done", files=count.files, bytes=count.bytes,
+                     by_pattern=count.by_pattern, finished_at=utcnow())
         Event.publish("preview.finished", "previews", f"Counted {count.files:,} files; the "
-                      f"patterns leave out {count.excluded_files:,}.", preview=preview_id)
+                      f"patterns leave out {preview.excluded_files:,}.", preview=preview_id)
     Event.drop_progress("previews")

@@ -33,7 +33,7 @@ from peewee import (
 )
 from playhouse.sqlite_ext import RowIDField
 
-from models.base import BaseModel, locked
+from models.base import BaseModel, Stateful, locked
 from models.db import db, utcnow
 from models.event import PROGRESS_KINDS, Event
 from models.worker import WorkerProcess
@@ -134,7 +134,7 @@ class Profile(BaseModel):
         return profiles
 
 
-class Run(BaseModel):
+class Run(Stateful, BaseModel):
     profile = ForeignKeyField(Profile, backref="runs", on_delete="CASCADE")
     state = CharField(max_length=16, default="queued", index=True)
     dry_run = BooleanField(default=False)
@@ -257,16 +257,6 @@ class Run(BaseModel):
         Run, when given)."""
         table = table or cls
         return (table.state == "succeeded") & (table.dry_run == False)  # noqa: E712 (SQL)
-
-    def move(self, from_states: tuple[str, ...], to_state: str, **fields) -> bool:
-        """Change state only if it is still one of `from_states`; True if this caller did."""
-        changed = (Run.update(state=to_state, **fields)
-                   .where((Run.id == self.id) & Run.state.in_(from_states)).execute())
-        if changed:
-            self.state = to_state
-            for name, value in fields.items():
-                setattr(self, name, value)
-        return bool(changed)
 
     def finish(self, state: str, message: str, now: dt.datetime | None = None) -> bool:
         if state not in FINISHED_STATES:
@@ -473,7 +463,7 @@ class RunMessageText(BaseModel):
         table_name = "run_message_text"
 
 
-class Scan(BaseModel):
+class Scan(Stateful, BaseModel):
     """One walk of a source folder: its totals, and per folder rows in ScanDir."""
     root = TextField(index=True)
     excludes = JSONField(default=list)
@@ -489,14 +479,6 @@ class Scan(BaseModel):
     # Whether some entry has extended attributes or an ACL; None when not looked for.
     xattrs = BooleanField(null=True)
     message = TextField(default="")   # why a scan failed
-
-    def move(self, from_states: tuple[str, ...], to_state: str) -> bool:
-        """Change state only if it is still one of `from_states`; True if this caller did."""
-        changed = (Scan.update(state=to_state).where((Scan.id == self.id)
-                                                     & Scan.state.in_(from_states)).execute())
-        if changed:
-            self.state = to_state
-        return bool(changed)
 
     def finish(self, files: int, size: int, dirs: int, error_count: int,
                xattrs: bool | None = None) -> None:
@@ -602,7 +584,7 @@ PREVIEW_REUSED_FOR = dt.timedelta(minutes=1)
 PREVIEW_KEPT_FOR = dt.timedelta(days=1)
 
 
-class ExcludePreview(BaseModel):
+class ExcludePreview(Stateful, BaseModel):
     """What exclude patterns would leave out of a profile's folders, counted by the worker
     before the profile is saved (the web process cannot read users' folders)."""
     sources = JSONField(default=list)
@@ -613,8 +595,6 @@ class ExcludePreview(BaseModel):
     finished_at = DateTimeField(null=True)
     files = BigIntegerField(default=0)                     # all files in the folders
     bytes = BigIntegerField(default=0)
-    excluded_files = BigIntegerField(default=0)
-    excluded_bytes = BigIntegerField(default=0)
     by_pattern = JSONField(default=list)                   # [files, bytes] per pattern
     message = TextField(default="")                        # why counting failed
 
@@ -632,6 +612,14 @@ class ExcludePreview(BaseModel):
                 return recent, False
         return cls.create(sources=sources, excludes=excludes, one_file_system=one_file_system,
                           created_at=now), True
+
+    @property
+    def excluded_files(self) -> int:
+        return sum(files for files, _ in self.by_pattern)
+
+    @property
+    def excluded_bytes(self) -> int:
+        return sum(size for _, size in self.by_pattern)
 
     @property
     def patterns(self) -> list[tuple[str, int, int]]:

@@ -11,6 +11,22 @@ class BaseModel(Model):
         legacy_table_names = False
 
 
+class Stateful:
+    """For models with a `state` column that several processes may change."""
+
+    def move(self, from_states: tuple[str, ...], to_state: str, **fields) -> bool:
+        """Change state (and `fields`) only if it is still one of `from_states`; True if this
+        caller did."""
+        model = type(self)
+        changed = (model.update(state=to_state, **fields)
+                   .where((model.id == self.id) & model.state.in_(from_states)).execute())
+        if changed:
+            self.state = to_state
+            for name, value in fields.items():
+                setattr(self, name, value)
+        return bool(changed)
+
+
 def locked(query):
     """Lock the rows `query` reads until the surrounding transaction ends.
 

@@ -134,7 +134,14 @@ class Excludes:
         return bool(self.patterns)
 
     def excluded(self, rel_path: str, is_dir: bool) -> bool:
-        return any(p.matches(rel_path, is_dir) for p in self.patterns)
+        return self.first_match(rel_path, is_dir) is not None
+
+    def first_match(self, rel_path: str, is_dir: bool) -> int | None:
+        """The index of the pattern that excludes `rel_path` (rsync: the first that matches)."""
+        for index, pattern in enumerate(self.patterns):
+            if pattern.matches(rel_path, is_dir):
+                return index
+        return None
 
 
 def escape(path: str, suffix: str = "") -> str:

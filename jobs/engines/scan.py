@@ -199,14 +199,6 @@ class ExcludeCount:
     bytes: int = 0
     by_pattern: list[list[int]] = field(default_factory=list)   # [files, bytes] per pattern
 
-    @property
-    def excluded_files(self) -> int:
-        return sum(files for files, _ in self.by_pattern)
-
-    @property
-    def excluded_bytes(self) -> int:
-        return sum(size for _, size in self.by_pattern)
-
 
 def count_excluded(root: str, excludes: Excludes, one_file_system: bool = False,
                    callbacks: ScanCallbacks | None = None,
@@ -239,7 +231,7 @@ def count_excluded(root: str, excludes: Excludes, one_file_system: bool = False,
             try:
                 is_dir = entry.is_dir(follow_symlinks=False)
                 by = taken_by if taken_by is not None else \
-                    _first_match(excludes, prefix + entry.name, is_dir)
+                    excludes.first_match(prefix + entry.name, is_dir)
                 if is_dir:
                     if not one_file_system or \
                             entry.stat(follow_symlinks=False).st_dev == root_dev:
@@ -260,10 +252,3 @@ def count_excluded(root: str, excludes: Excludes, one_file_system: bool = False,
             next_report = count.files + PROGRESS_EVERY
             cb.on_progress(count.files, count.bytes)
     return count
-
-
-def _first_match(excludes: Excludes, rel_path: str, is_dir: bool) -> int | None:
-    for index, pattern in enumerate(excludes.patterns):
-        if pattern.matches(rel_path, is_dir):
-            return index
-    return None

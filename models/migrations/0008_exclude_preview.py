@@ -17,8 +17,6 @@ def up(migrator, db):
         finished_at = DateTimeField(null=True)
         files = BigIntegerField(default=0)
         bytes = BigIntegerField(default=0)
-        excluded_files = BigIntegerField(default=0)
-        excluded_bytes = BigIntegerField(default=0)
         by_pattern = JSONField(default=list)
         message = TextField(default='')
         class Meta:
