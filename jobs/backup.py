@@ -18,6 +18,7 @@ import os
 import shutil
 import socket
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import psutil
@@ -138,7 +139,7 @@ def _prepare(run: Run) -> None:
         _remove_stale_partials(run, root)
     link_from = "" if mirror else (snapshots.latest_snapshot(root) or "")
     name = "" if mirror or run.dry_run else snapshots.unused_snapshot_name(root, utcnow())
-    roots = _scan_sources(run, options, link_from)
+    roots = _scan_sources(run, root, options, link_from)
     total_files, total_bytes = sum(r.files for r in roots), sum(r.bytes for r in roots)
     if not mirror and not link_from and not run.dry_run:
         _check_room(profile.destination, total_bytes)
@@ -175,14 +176,19 @@ def _check(profile: Profile) -> tuple[Path, dict]:
     snapshots.check_writable(root)
     options = {"filesystem": fs.fstype, "mirror": mirror, "acls": False, "xattrs": False,
                "super_user": not mirror and snapshots.keeps_owners_without_root()}
-    if not mirror:
-        options["acls"], options["xattrs"] = snapshots.probe_attributes(str(root))
     return root, options
 
 
-def _scan_sources(run: Run, options: dict, link_from: str) -> list[DirTotals]:
+def _scan_sources(run: Run, root: Path, options: dict, link_from: str) -> list[DirTotals]:
+    """Scan every source; meanwhile ask rsync whether the destination keeps ACLs and xattrs
+    (two short rsync runs that would otherwise wait for each other and for the scan)."""
+    if options["mirror"]:
+        return [_scan_source(run, source, False) for source in run.profile.sources]
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="cairn-probe") as pool:
+        probe = pool.submit(snapshots.probe_attributes, str(root))
+        roots = [_scan_source(run, source, True) for source in run.profile.sources]
+        options["acls"], options["xattrs"] = probe.result()
     look_for_xattrs = options["acls"] or options["xattrs"]
-    roots = [_scan_source(run, source, look_for_xattrs) for source in run.profile.sources]
     if look_for_xattrs and not any(r.xattrs for r in roots) \
             and not _linked_snapshot_kept_xattrs(run.profile, link_from):
         # Nothing has extended attributes or ACLs, so there are none to keep, and asking
@@ -617,18 +623,14 @@ def _fix_folder_times(run: Run, tree: Path) -> int:
     """Units write into folders they share; give those folders their source times back."""
     warnings = 0
     for index, source in enumerate(run.profile.sources):
-        split = run.options.get("split", {}).get(str(index), [])
-        if not split:
-            continue
-        rules = planner.metadata_rules(planner.SourcePlan(split={p: [] for p in split}))
-        transfer = rsync.Transfer(source=source, dest=str(tree / snapshots.in_snapshot(source)),
-                                  rules=tuple(rules), excludes=tuple(run.profile.excludes),
-                                  dirs_only=True, **_run_flags(run))
-        result = rsync.run(transfer)
-        if result.outcome not in ("done", "warning"):
+        # The source's own folder too: every unit writes into it.
+        split = ["", *run.options.get("split", {}).get(str(index), [])]
+        problems = snapshots.copy_folder_times(source, str(tree / snapshots.in_snapshot(source)),
+                                               split)
+        if problems:
             warnings += 1
             run.add_message("warning", f"Could not set the times of split folders in {source}: "
-                            + "; ".join(result.errors[:3]))
+                            + "; ".join(problems[:3]))
     return warnings
 
 

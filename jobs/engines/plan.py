@@ -196,10 +196,3 @@ def _folder_rules(folder: str, source_plan: SourcePlan, selectors: set[Selector]
         # subfolder's rule: with hundreds of split-off subfolders that is most of the cost.
         rules.insert(0, "+ " + escape(folder, "/*/**"))
     return rules
-
-
-def metadata_rules(source_plan: SourcePlan) -> list[str]:
-    """Rules for the last pass, which sets the times of split folders after every unit has
-    written into them (each unit's new entries changed them)."""
-    rules = ["+ " + escape(path, "/") for path in source_plan.split if path]
-    return rules + ["- *"]

@@ -89,7 +89,6 @@ class Transfer:
     bwlimit_kib: int | None = None
     dry_run: bool = False
     delete: bool = True                # remove leftovers inside the unit (a killed rsync's temp files)
-    dirs_only: bool = False            # the metadata pass: folders' times, no files
     # rsync keeps owners only when it runs as root; the installed worker runs as `cairn`
     # with CAP_CHOWN and CAP_FOWNER instead, and must say --super to be believed.
     super_user: bool = False
@@ -110,7 +109,7 @@ class Transfer:
             args += ["--xattrs"] if self.xattrs else []
         args += ["--one-file-system"] if self.one_file_system else []
         args += ["--dry-run"] if self.dry_run else []
-        args += ["--delete"] if self.delete and not self.dirs_only else []
+        args += ["--delete"] if self.delete else []
         args += [f"--bwlimit={self.bwlimit_kib}"] if self.bwlimit_kib else []
         if self.link_dest and not self.mirror:
             args.append(f"--link-dest={self.link_dest}")

@@ -163,20 +163,40 @@ def probe_attributes(folder: str) -> tuple[bool, bool]:
     """(ACLs, xattrs): whether rsync can keep them on this destination.
 
     Asked of rsync itself, copying a probe file, because support depends on the build of
-    rsync, the filesystem and its mount options alike.
+    rsync, the filesystem and its mount options alike. Both probes run at once.
     """
-    def works(flag: str) -> bool:
+    try:
         with tempfile.TemporaryDirectory(prefix=".cairn-probe-", dir=folder) as tmp:
             src = os.path.join(tmp, "src")
             os.mkdir(src)
             open(os.path.join(src, "probe"), "wb").close()
-            done = subprocess.run(["rsync", "-a", flag, "--", src + "/", os.path.join(tmp, "dst/")],
-                                  capture_output=True, env={"LC_ALL": "C", "PATH": rsync.SEARCH_PATH})
-            return done.returncode == 0
-    try:
-        return works("--acls"), works("--xattrs")
+            probes = [subprocess.Popen(["rsync", "-a", flag, "--", src + "/",
+                                        os.path.join(tmp, f"dst{flag}/")],
+                                       stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                       stderr=subprocess.DEVNULL,
+                                       env={"LC_ALL": "C", "PATH": rsync.SEARCH_PATH})
+                      for flag in ("--acls", "--xattrs")]
+            acls, xattrs = (probe.wait() == 0 for probe in probes)
+            return acls, xattrs
     except OSError:
         return False, False
+
+
+def copy_folder_times(source: str, dest: str, folders: Iterable[str]) -> list[str]:
+    """Give each folder (a path relative to both roots, "" for the root) in `dest` the
+    modification time it has in `source`; returns what could not be done. Cheaper than
+    another rsync pass, and all it has to mend: other units wrote into these folders."""
+    problems = []
+    for rel in folders:
+        src, dst = os.path.join(source, rel), os.path.join(dest, rel)
+        try:
+            st = os.stat(src, follow_symlinks=False)
+            os.utime(dst, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
+        except FileNotFoundError:
+            continue  # vanished from the source during the run: its unit said so
+        except OSError as error:
+            problems.append(f"{rel or '.'}: {error.strerror}")
+    return problems
 
 
 # --- the worker's rights --------------------------------------------------------------------

@@ -101,11 +101,6 @@ def test_a_small_tree_is_one_unit_without_rules(tmp_path, monkeypatch):
     assert [u.rules for u in the_plan.units] == [[]]
 
 
-def test_metadata_rules_touch_only_split_folders(tmp_path):
-    rules = planner.metadata_rules(planner.SourcePlan(split={"": ["a"], "a": ["a/b"]}))
-    assert rules == ["+ /a/", "- *"]
-
-
 def test_a_folder_of_many_small_subfolders_is_spread_over_the_workers(tmp_path):
     docs = tmp_path / "home" / "Documents"
     for i in range(60):
