@@ -206,6 +206,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("CAIRN_THROTTLE_IOWAIT", "percent", "60",
             "Share of CPU time spent waiting for disks above which backups run fewer rsync "
             "processes at once.", _between(1, 100, float)),
+    Setting("CAIRN_CATCH_UP_HOURS", "hours", "24",
+            "A scheduled backup missed while the box or its worker was off runs once when the "
+            "worker is back, if it was due less than this many hours ago; 0 never catches up.",
+            _between(0, 8760, float)),
 )
 
 
@@ -229,6 +233,7 @@ class Settings:
     throttle_load: float
     throttle_memory: float
     throttle_iowait: float
+    catch_up_hours: float
 
     @property
     def bind_host(self) -> str:

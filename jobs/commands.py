@@ -15,11 +15,11 @@ import click
 from flask.cli import AppGroup
 
 from jobs import backup
-from jobs.engines import snapshots
+from jobs.engines import schedule, snapshots
 from jobs.engines.humane import format_bytes, format_duration
 from jobs.engines.profile import ProfileInvalid, clean
 from jobs.queue import with_db
-from models import ACTIVE_STATES, AlreadyRunning, Profile, Run, WorkerProcess
+from models import ACTIVE_STATES, AlreadyRunning, Profile, Run, WorkerProcess, utcnow
 
 profile_cli = AppGroup("profile", help="Create and list backup profiles.")
 backup_cli = AppGroup("backup", help="Run, watch and cancel backups.")
@@ -40,22 +40,32 @@ WAIT_POLL_SECONDS = 1.0
 @click.option("--bwlimit", default="", metavar="RATE",
               help="Bandwidth limit such as 10M or 1.5G (per second).")
 @click.option("--retries", default=3, show_default=True, help="Retries of a failed part.")
+@click.option("--schedule", "cron", default="", metavar="CRON",
+              help="Run by itself on this cron schedule, e.g. '30 2 * * *' or @daily.")
+@click.option("--timezone", default="UTC", show_default=True, metavar="ZONE",
+              help="Read the schedule's times on this zone's clock, e.g. Europe/Berlin.")
 @with_db
 def profile_add(name, sources, excludes, dest, mirror, one_file_system, max_parallel, bwlimit,
-                retries):
+                retries, cron, timezone):
     """Create a backup profile NAME."""
     try:
         profile = clean(name, list(sources), list(excludes), dest,
                         mode="mirror" if mirror else "snapshot", one_file_system=one_file_system,
-                        max_parallel=max_parallel, bandwidth=bwlimit, retries=retries)
+                        max_parallel=max_parallel, bandwidth=bwlimit, retries=retries,
+                        cron=cron, schedule_tz=timezone)
     except ProfileInvalid as invalid:
         raise click.ClickException("\n  ".join(["The profile was not saved:",
                                                 *invalid.errors.values()])) from None
     if Profile.by_name(profile.name):
         raise click.ClickException(f"A profile named {profile.name!r} already exists.")
-    created = Profile.create(slug=Profile.free_slug(profile.name), **asdict(profile))
+    created = Profile.create(slug=Profile.free_slug(profile.name), schedule_looked_at=utcnow(),
+                             **asdict(profile))
     click.echo(f"Profile {created.name!r} saved; snapshots go to "
                f"{Path(created.destination) / created.slug}.")
+    if created.schedule:
+        first = schedule.next_times(created.schedule, created.schedule_tz, utcnow(), 1)[0]
+        click.echo(f"Schedule: {schedule.describe(created.schedule)} ({created.schedule_tz}); "
+                   f"first run {first:%Y-%m-%d %H:%M} UTC.")
 
 
 @profile_cli.command("list")

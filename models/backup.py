@@ -81,6 +81,11 @@ class Profile(BaseModel):
     retries = IntegerField(default=3)
     created_at = DateTimeField(default=utcnow)
     updated_at = DateTimeField(default=utcnow)
+    # A cron expression read on the wall clock of `schedule_tz`; "" runs only when asked.
+    schedule = CharField(max_length=200, default="")
+    schedule_tz = CharField(max_length=64, default="UTC")
+    # When the scheduler last looked: occurrences after it and up to now are owed a run.
+    schedule_looked_at = DateTimeField(null=True)
 
     @classmethod
     def by_name(cls, name: str) -> Profile | None:

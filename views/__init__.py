@@ -97,4 +97,6 @@ def _init_templates(app: Flask) -> None:
         percent=format.format_percent, ago=format.format_ago,
         time=lambda value, seconds=False: format.format_time(value, g.get("tz", "UTC"), seconds))
     app.jinja_env.globals.update(htmx_config=HTMX_CONFIG, ROLES=ROLES, ADMIN=ADMIN,
-                                 OPERATOR=OPERATOR, VIEWER=VIEWER)
+                                 OPERATOR=OPERATOR, VIEWER=VIEWER, next_run=profiles.next_run,
+                                 overdue_before=profiles.overdue_before,
+                                 schedule_words=profiles.schedule_words)

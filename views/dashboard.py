@@ -21,9 +21,6 @@ bp = Blueprint("dashboard", __name__)
 SYSTEM_INTERVAL = 2.0
 ACTIVITY_SHOWN = 20
 PROBLEMS_SHOWN = 5
-# Until schedules exist (issue 5), a backup whose newest good snapshot is older than this is
-# shown as overdue.
-OVERDUE_AFTER = dt.timedelta(days=7)
 
 _sample_lock = threading.Lock()
 _last_sample: SystemSample | None = None
@@ -84,7 +81,7 @@ def backups_context(arg: str | None = None) -> dict:
     spaces = {p.destination: free_space(p.destination) for p in profiles}
     now = utcnow()
     return {"profiles": profiles, "active": active, "spaces": spaces, "now": now,
-            "overdue_before": now - OVERDUE_AFTER, "problems": Event.problems(PROBLEMS_SHOWN)}
+            "problems": Event.problems(PROBLEMS_SHOWN)}
 
 
 # Any change to a run can change a card: its bar, its last result, its snapshot's age.

@@ -8,16 +8,18 @@ is the worker's to say at the start of each run; the web process cannot read use
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import asdict
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, IntegerField, RadioField, StringField, TextAreaField
+from wtforms import BooleanField, IntegerField, RadioField, SelectField, StringField, TextAreaField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import InputRequired, NumberRange
 
 from jobs import backup
+from jobs.engines import schedule
 from jobs.engines.profile import ProfileInvalid, clean
 from jobs.engines.rsync import format_bandwidth
 from models import AlreadyRunning, Profile, Run, WorkerProcess, db, utcnow
@@ -36,7 +38,122 @@ MODE_CHOICES = [
 RECENT_RUNS = 10
 
 
-class ProfileForm(FlaskForm):
+SCHEDULE_CHOICES = [
+    SelectChoice("manual", "Only when started by hand"),
+    SelectChoice("hourly", "Every hour"),
+    SelectChoice("daily", "Every day"),
+    SelectChoice("weekly", "Every week"),
+    SelectChoice("cron", "On a cron schedule"),
+]
+NEXT_RUNS_SHOWN = 3
+
+
+class ScheduleForm(FlaskForm):
+    """When a profile runs by itself: a preset or a cron expression, on one zone's clock."""
+    schedule_kind = RadioField("Runs by itself", choices=SCHEDULE_CHOICES, default="manual")
+    schedule_minute = IntegerField("Minutes past the hour", default=0)
+    schedule_time = StringField("At", default="02:30")
+    schedule_weekday = SelectField("On", default="0", choices=[
+        SelectChoice(str(i), day) for i, day in enumerate(schedule.WEEKDAYS)])
+    schedule_cron = StringField("Cron expression")
+    schedule_tz = StringField("Time zone")
+
+    def fill_schedule(self, expression: str, tz: str) -> None:
+        self.schedule_tz.data = tz
+        if not expression:
+            self.schedule_kind.data = "manual"
+            return
+        found = schedule.as_preset(expression)
+        if found is None:
+            self.schedule_kind.data, self.schedule_cron.data = "cron", expression
+            return
+        self.schedule_kind.data = found.kind
+        self.schedule_minute.data = found.minute
+        self.schedule_time.data = f"{found.hour:02d}:{found.minute:02d}"
+        self.schedule_weekday.data = str(found.weekday)
+
+    def expression(self) -> str | None:
+        """The cron expression the fields say ("" for by hand), or None with the problem
+        beside its field."""
+        kind = self.schedule_kind.data
+        try:
+            if kind == "manual":
+                return ""
+            if kind == "cron":
+                return schedule.validate(self.schedule_cron.data or "")
+            if kind == "hourly":
+                if self.schedule_minute.data is None:
+                    raise schedule.ScheduleError("Enter the minute, from 0 to 59.")
+                return schedule.preset("hourly", minute=self.schedule_minute.data)
+            hour, minute = _clock_time(self.schedule_time.data)
+            weekday = int(self.schedule_weekday.data or 0)
+            return schedule.preset(kind, minute=minute, hour=hour, weekday=weekday)
+        except schedule.ScheduleError as error:
+            self.schedule_field().errors = [str(error)]
+            return None
+
+    def zone_name(self) -> str | None:
+        name = (self.schedule_tz.data or "").strip()
+        if self.schedule_kind.data == "manual" and not name:
+            return "UTC"   # no times to read: any zone will do
+        try:
+            schedule.zone(name)
+        except schedule.ScheduleError as error:
+            self.schedule_tz.errors = [str(error)]
+            return None
+        return name
+
+    def schedule_field(self):
+        """The field a schedule problem belongs beside."""
+        return {"cron": self.schedule_cron, "hourly": self.schedule_minute,
+                "weekly": self.schedule_time, "daily": self.schedule_time}.get(
+                    self.schedule_kind.data, self.schedule_kind)
+
+
+# A backup run only by hand whose newest good snapshot is older than this is overdue.
+UNSCHEDULED_OVERDUE = dt.timedelta(days=7)
+
+
+def schedule_words(profile: Profile) -> str:
+    if not profile.schedule:
+        return "Only when started by hand"
+    try:
+        return schedule.describe(profile.schedule)
+    except schedule.ScheduleError:
+        return profile.schedule
+
+
+def next_run(profile: Profile, now: dt.datetime) -> dt.datetime | None:
+    """When the profile's schedule next comes round (None: run by hand, or unreadable)."""
+    if not profile.schedule:
+        return None
+    try:
+        return schedule.next_times(profile.schedule, profile.schedule_tz, now, 1)[0]
+    except schedule.ScheduleError:
+        return None
+
+
+def overdue_before(profile: Profile, now: dt.datetime) -> dt.datetime:
+    """A newest good snapshot older than this is overdue: older than the scheduled time
+    before the latest one (that run had a whole period to finish), or a week old for a
+    profile run by hand."""
+    if profile.schedule:
+        try:
+            return schedule.previous(profile.schedule, profile.schedule_tz, now)
+        except schedule.ScheduleError:
+            pass
+    return now - UNSCHEDULED_OVERDUE
+
+
+def _clock_time(text: str | None) -> tuple[int, int]:
+    hour, sep, minute = (text or "").strip().partition(":")
+    if not (sep and hour.isdigit() and minute.isdigit() and len(minute) == 2
+            and int(hour) <= 23 and int(minute) <= 59):
+        raise schedule.ScheduleError("Write the time as hours and minutes, such as 02:30.")
+    return int(hour), int(minute)
+
+
+class ProfileForm(ScheduleForm):
     name = StringField("Name")
     sources = TextAreaField("Folders to back up")
     excludes = TextAreaField("Leave out")
@@ -53,25 +170,38 @@ class ProfileForm(FlaskForm):
 
     @classmethod
     def of(cls, profile: Profile) -> ProfileForm:
-        return cls(name=profile.name, sources="\n".join(profile.sources),
+        form = cls(name=profile.name, sources="\n".join(profile.sources),
                    excludes="\n".join(profile.excludes), destination=profile.destination,
                    mode=profile.mode, one_file_system=profile.one_file_system,
                    max_parallel=profile.max_parallel, bandwidth=format_bandwidth(profile.bwlimit_kib),
                    retries=profile.retries)
+        form.fill_schedule(profile.schedule, profile.schedule_tz)
+        return form
+
+    @classmethod
+    def blank(cls, tz: str) -> ProfileForm:
+        form = cls()
+        form.schedule_tz.data = tz
+        return form
 
     def cleaned(self, editing: Profile | None = None):
         """The checked profile values, or None with each problem beside its field."""
         if not self.validate_on_submit():
             return None
+        expression, tz = self.expression(), self.zone_name()
         try:
             values = clean(self.name.data or "", text_lines(self.sources.data),
                            text_lines(self.excludes.data), (self.destination.data or "").strip(),
                            mode=self.mode.data, one_file_system=bool(self.one_file_system.data),
                            max_parallel=self.max_parallel.data, bandwidth=self.bandwidth.data or "",
-                           retries=self.retries.data)
+                           retries=self.retries.data, cron=expression or "",
+                           schedule_tz=tz or "UTC")
         except ProfileInvalid as invalid:
             for name, message in invalid.errors.items():
-                getattr(self, name).errors = [message]
+                field = self.schedule_field() if name == "schedule" else getattr(self, name)
+                field.errors = [message]
+            return None
+        if expression is None or tz is None:
             return None
         outside = outside_roots(values.sources)
         if outside:
@@ -94,12 +224,30 @@ def index():
 @bp.route("/new")
 @require_role(ADMIN)
 def new():
-    return _form_page(ProfileForm(), None)
+    return _form_page(ProfileForm.blank(current_user.timezone), None)
 
 
 def _form_page(form: ProfileForm, profile: Profile | None, status: int = 200):
     return render_template("profiles/form.html", form=form, profile=profile,
-                           source_roots=source_roots(), **roots_context()), status
+                           source_roots=source_roots(), **roots_context(),
+                           **_schedule_preview(form)), status
+
+
+@bp.route("/schedule")
+@require_role(ADMIN)
+def schedule_preview():
+    """The schedule the form's fields say, in words, with its next runs: asked as they change."""
+    form = ScheduleForm(request.args, meta={"csrf": False})
+    return render_template("profiles/_schedule.html", **_schedule_preview(form))
+
+
+def _schedule_preview(form: ScheduleForm) -> dict:
+    expression, tz = form.expression(), form.zone_name()
+    problem = " ".join(form.schedule_field().errors or form.schedule_tz.errors)
+    if not expression or tz is None:
+        return {"schedule_words": "", "next_runs": [], "schedule_problem": problem}
+    return {"schedule_words": schedule.describe(expression), "schedule_problem": "",
+            "next_runs": schedule.next_times(expression, tz, utcnow(), NEXT_RUNS_SHOWN)}
 
 
 @bp.route("/", methods=["POST"])
@@ -110,7 +258,8 @@ def create():
     if values is None:
         return _form_page(form, None, 422)
     with db.atomic():
-        profile = Profile.create(slug=Profile.free_slug(values.name), **asdict(values))
+        profile = Profile.create(slug=Profile.free_slug(values.name), schedule_looked_at=utcnow(),
+                                 **asdict(values))
     audit("profile.create", target=profile.name, detail=f"{', '.join(profile.sources)} -> "
           f"{profile.destination}")
     flash(f"Profile {profile.name} saved. Snapshots go to {profile.root()}.", "success")
@@ -122,9 +271,17 @@ def create():
 def detail(profile_id: int):
     profile = get_profile_or_404(profile_id)
     runs = list(profile.runs.order_by(Run.id.desc()).limit(RECENT_RUNS))
+    now = utcnow()
+    upcoming = []
+    if profile.schedule:
+        try:
+            upcoming = schedule.next_times(profile.schedule, profile.schedule_tz, now,
+                                           NEXT_RUNS_SHOWN)
+        except schedule.ScheduleError:
+            pass
     return render_template("profiles/detail.html", profile=profile, runs=runs,
                            active=profile.active_run(), last_good=profile.last_good_run(),
-                           action_form=EmptyForm(), now=utcnow(),
+                           action_form=EmptyForm(), now=now, next_runs=upcoming,
                            bandwidth=format_bandwidth(profile.bwlimit_kib))
 
 
@@ -145,6 +302,8 @@ def update(profile_id: int):
         return _form_page(form, profile, 422)
     fields = asdict(values)
     changed = sorted(k for k, v in fields.items() if getattr(profile, k) != v)
+    if "schedule" in changed or "schedule_tz" in changed:
+        fields["schedule_looked_at"] = utcnow()   # a new schedule owes nothing from before
     (Profile.update(updated_at=Profile.updated_at.default(), **fields)
      .where(Profile.id == profile.id).execute())
     audit("profile.update", target=values.name, detail=", ".join(changed) or "nothing changed")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from jobs.engines import filters, rsync
+from jobs.engines import filters, rsync, schedule
 from jobs.engines.snapshots import CheckError, check_path_text, within
 
 MAX_NAME = 100
@@ -36,11 +36,14 @@ class CleanProfile:
     max_parallel: int = 4
     bwlimit_kib: int | None = None
     retries: int = 3
+    schedule: str = ""                 # cron expression; "" runs only when asked
+    schedule_tz: str = "UTC"
 
 
 def clean(name: str, sources: list[str], excludes: list[str], destination: str, *,
           mode: str = "snapshot", one_file_system: bool = False, max_parallel: int = 4,
-          bandwidth: str = "", retries: int = 3) -> CleanProfile:
+          bandwidth: str = "", retries: int = 3, cron: str = "",
+          schedule_tz: str = "UTC") -> CleanProfile:
     """Return the profile with normalized values, or raise ProfileInvalid naming each field."""
     errors: dict[str, str] = {}
     name = (name or "").strip()
@@ -61,10 +64,16 @@ def clean(name: str, sources: list[str], excludes: list[str], destination: str, 
         bwlimit = rsync.parse_bandwidth(bandwidth)
     except rsync.BandwidthError as error:
         errors["bandwidth"], bwlimit = str(error), None
+    expression = ""
+    try:
+        schedule.zone(schedule_tz)
+        expression = schedule.validate(cron) if (cron or "").strip() else ""
+    except schedule.ScheduleError as error:
+        errors["schedule"] = str(error)
     if errors:
         raise ProfileInvalid(errors)
     return CleanProfile(name, clean_sources, clean_excludes, destination, mode, one_file_system,
-                        max_parallel, bwlimit, retries)
+                        max_parallel, bwlimit, retries, expression, schedule_tz)
 
 
 def clean_selection(sources: list[str], excludes: list[str]) -> tuple[list[str], list[str]]:

@@ -15,6 +15,7 @@ tests pass fixed times.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -71,6 +72,35 @@ def preset(kind: str, minute: int = 0, hour: int = 0, weekday: int = 0) -> str:
         raise ScheduleError(f"The day is one of {', '.join(WEEKDAYS)}.")
     return {"hourly": f"{minute} * * * *", "daily": f"{minute} {hour} * * *",
             "weekly": f"{minute} {hour} * * {weekday}"}[kind]
+
+
+@dataclass(frozen=True)
+class Preset:
+    kind: str                 # hourly | daily | weekly
+    minute: int = 0
+    hour: int = 0
+    weekday: int = 0
+
+
+_PRESET_SHAPES = (
+    ("hourly", re.compile(r"^(?P<minute>\d{1,2}) \* \* \* \*$")),
+    ("daily", re.compile(r"^(?P<minute>\d{1,2}) (?P<hour>\d{1,2}) \* \* \*$")),
+    ("weekly", re.compile(r"^(?P<minute>\d{1,2}) (?P<hour>\d{1,2}) \* \* (?P<weekday>[0-6])$")),
+)
+
+
+def as_preset(expression: str) -> Preset | None:
+    """The preset that writes `expression`, if one does (to fill the form back in)."""
+    for kind, shape in _PRESET_SHAPES:
+        match = shape.match(expression or "")
+        if match:
+            found = Preset(kind, **{k: int(v) for k, v in match.groupdict().items()})
+            try:
+                if preset(found.kind, found.minute, found.hour, found.weekday) == expression:
+                    return found
+            except ScheduleError:
+                return None
+    return None
 
 
 def describe(expression: str) -> str:
@@ -130,24 +160,30 @@ def _utc(value: dt.datetime) -> dt.datetime:
     return value.astimezone(dt.UTC).replace(tzinfo=None) if value.tzinfo else value
 
 
+def previous(expression: str, tz_name: str, now: dt.datetime) -> dt.datetime:
+    """The occurrence before the latest one: a run started then had a whole period to
+    finish, so a newest good snapshot older than this means the schedule fell behind."""
+    return latest(expression, tz_name, latest(expression, tz_name, now)
+                  - dt.timedelta(microseconds=1))
+
+
 @dataclass(frozen=True)
 class Due:
     at: dt.datetime           # the occurrence (naive UTC)
     late: bool                # it was missed while nothing looked, and caught up now
+    missed: bool = False      # ...or missed for longer than the catch-up window: not run
 
 
 def due(expression: str, tz_name: str, looked_at: dt.datetime | None, now: dt.datetime,
         catch_up: dt.timedelta) -> Due | None:
-    """Whether to start a run now: the schedule came round after `looked_at` (the last time
-    the scheduler looked at this profile; None: never, so nothing is owed) and at or before
-    `now`. Several missed occurrences give one run; one missed longer than `catch_up` ago gives
-    none (the box was off too long for it to still be wanted)."""
+    """Whether the schedule came round after `looked_at` (the last time the scheduler looked
+    at this profile; None: never, so nothing is owed) and at or before `now`: a Due to run
+    now, or one marked `missed` when it came round longer than `catch_up` ago (the box was
+    off too long for it to still be wanted). Several missed occurrences give one Due."""
     if looked_at is None:
         return None
     at = latest(expression, tz_name, now)
     if at <= _utc(looked_at):
         return None
     late = _utc(now) - at > dt.timedelta(minutes=2)
-    if late and _utc(now) - at > catch_up:
-        return None
-    return Due(at, late)
+    return Due(at, late, missed=late and _utc(now) - at > catch_up)

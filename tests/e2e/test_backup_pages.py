@@ -82,8 +82,26 @@ def test_pick_folders_run_and_watch_it_finish_live(page: Page, context, app, liv
     expect(preview.locator("tbody tr").nth(1)).to_contain_text("leaves out nothing more")
     page.get_by_label("Leave out").fill("")
     page.get_by_label("Destination folder").fill(str(tmp_path / "backups"))
+
+    # A schedule: the fields of the kind chosen appear, and it is said in words as it changes.
+    at = page.get_by_label("At", exact=True)
+    expect(at).to_be_hidden()
+    page.get_by_label("Every week").check()
+    expect(at).to_be_visible()
+    expect(page.get_by_label("Cron expression")).to_be_hidden()
+    at.fill("06:15")
+    page.get_by_label("On", exact=True).select_option(label="Monday")
+    said = page.locator("#schedule-preview")
+    expect(said).to_contain_text("At 06:15, only on Monday. Next:")
+    expect(said.locator("time")).to_have_count(3)
+    page.get_by_label("On a cron schedule").check()
+    page.get_by_label("Cron expression").fill("0 3 * *")
+    expect(said).to_contain_text("needs five fields")
+    page.get_by_label("Cron expression").fill("0 3 * * 1-5")
+    expect(said).to_contain_text("At 03:00, Monday through Friday")
     page.get_by_role("button", name="Save profile").click()
     expect(page.get_by_text("Profile Family photos saved.")).to_be_visible()
+    expect(page.locator("[data-figure=schedule]")).to_contain_text("At 03:00, Monday through Friday")
 
     # History, open in another tab, gets the new run's row without a reload.
     history = context.new_page()

@@ -7,12 +7,15 @@ import pytest
 
 from jobs.engines.schedule import (
     Due,
+    Preset,
     ScheduleError,
+    as_preset,
     describe,
     due,
     latest,
     next_times,
     preset,
+    previous,
     validate,
 )
 
@@ -100,8 +103,22 @@ def test_missed_runs_are_caught_up_once_within_the_window():
     # The box was off from 1 May 00:00 to 3 May 05:00; the daily 03:00 ran neither day.
     off, back = utc(2026, 5, 1, 0, 0), utc(2026, 5, 3, 5, 0)
     assert due("0 3 * * *", "UTC", off, back, 6 * HOUR) == Due(utc(2026, 5, 3, 3, 0), late=True)
-    assert due("0 3 * * *", "UTC", off, back, HOUR) is None   # two hours late: too late
-    assert due("0 3 * * *", "UTC", off, back, dt.timedelta(0)) is None
+    # two hours late: too late, said so rather than run
+    assert due("0 3 * * *", "UTC", off, back, HOUR) == Due(utc(2026, 5, 3, 3, 0), True, missed=True)
+    assert due("0 3 * * *", "UTC", off, back, dt.timedelta(0)).missed
+
+
+def test_the_occurrence_before_the_latest_bounds_an_overdue_snapshot():
+    assert previous("0 3 * * *", "UTC", utc(2026, 5, 3, 5, 0)) == utc(2026, 5, 2, 3, 0)
+    assert previous("0 3 * * *", "UTC", utc(2026, 5, 3, 3, 0)) == utc(2026, 5, 2, 3, 0)
+    assert previous("0 * * * *", BERLIN, utc(2026, 5, 3, 5, 30)) == utc(2026, 5, 3, 4, 0)
+
+
+def test_presets_are_read_back_from_their_expressions():
+    for written in (Preset("hourly", 15), Preset("daily", 30, 2), Preset("weekly", 0, 23, 6)):
+        assert as_preset(preset(written.kind, written.minute, written.hour, written.weekday)) == written
+    for other in ("*/15 * * * *", "0 3 1 * *", "0 3 * * 1-5", "00 3 * * *", "60 * * * *", ""):
+        assert as_preset(other) is None
 
 
 def test_a_profile_never_looked_at_owes_nothing():

@@ -59,12 +59,24 @@ def test_a_profile_is_added_listed_run_and_waited_for(tmp_path, worker_factory):
 
 def test_bad_profiles_are_refused_with_every_reason(tmp_path, shared_db):
     done = flask("profile", "add", "x", "--source", "relative/dir", "--dest", "/",
-                 "--exclude", "[oops", "--bwlimit", "fast")
+                 "--exclude", "[oops", "--bwlimit", "fast", "--schedule", "61 * * * *")
     assert done.returncode == 1
     for reason in ["must be an absolute path", "not the root of the filesystem", "never closes",
-                   "is not a rate"]:
+                   "is not a rate", "minute 0-59"]:
         assert reason in done.stderr
+    zone = flask("profile", "add", "y", "--source", str(tmp_path), "--dest", "/mnt/y",
+                 "--schedule", "@daily", "--timezone", "Mars/Olympus")
+    assert zone.returncode == 1 and "not a time zone name" in zone.stderr
     assert not Profile.select().exists()
+
+
+def test_a_profile_can_be_scheduled_from_the_command_line(tmp_path, shared_db):
+    added = flask("profile", "add", "Nightly", "--source", str(tmp_path), "--dest", "/mnt/n",
+                  "--schedule", "30  2 * * *", "--timezone", "Europe/Berlin", check=True)
+    assert "Schedule: At 02:30 (Europe/Berlin); first run " in added.stdout
+    profile = Profile.by_name("Nightly")
+    assert (profile.schedule, profile.schedule_tz) == ("30 2 * * *", "Europe/Berlin")
+    assert profile.schedule_looked_at is not None
 
 
 def test_a_failed_run_exits_1_and_a_running_one_can_be_cancelled(tmp_path, worker_factory):

@@ -41,6 +41,7 @@ MATRIX = {
     ("profiles.delete", "POST"): ("/profiles/{profile}/delete", ADMIN),
     ("profiles.run", "POST"): ("/profiles/{profile}/run", OPERATOR),
     ("profiles.dry_run", "POST"): ("/profiles/{profile}/dry-run", OPERATOR),
+    ("profiles.schedule_preview", "GET"): ("/profiles/schedule", ADMIN),
     ("runs.detail", "GET"): ("/runs/{run}", VIEWER),
     ("runs.items", "GET"): ("/runs/{run}/items", VIEWER),
     ("runs.log", "GET"): ("/runs/{run}/log", VIEWER),
