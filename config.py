@@ -210,6 +210,12 @@ SETTINGS: tuple[Setting, ...] = (
             "A scheduled backup missed while the box or its worker was off runs once when the "
             "worker is back, if it was due less than this many hours ago; 0 never catches up.",
             _between(0, 8760, float)),
+    Setting("CAIRN_DRIVE_ROOT", "path", "/media/cairn",
+            "Folder under which Cairn mounts adopted drives, each at `<folder>/<filesystem UUID>`; "
+            "a profile backs up to a drive by a destination inside its folder.", _path),
+    Setting("CAIRN_DRIVE_AWAY_DAYS", "integer", "14",
+            "Days an adopted drive may stay unplugged before the dashboard warns about it.",
+            _between(1, 3650)),
 )
 
 
@@ -234,6 +240,8 @@ class Settings:
     throttle_memory: float
     throttle_iowait: float
     catch_up_hours: float
+    drive_root: Path
+    drive_away_days: int
 
     @property
     def bind_host(self) -> str:

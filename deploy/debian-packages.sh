@@ -4,14 +4,16 @@
 set -eu
 
 purpose=${1:?usage: debian-packages.sh run|test|bench}
-# python3-venv: `python3 -m venv` needs ensurepip, which Debian ships separately.
-run_packages="rsync python3 python3-venv ca-certificates"
+# python3-venv: `python3 -m venv` needs ensurepip, which Debian ships separately. udev: the
+# worker's drive watcher reads block devices through libudev; util-linux: mount and umount.
+run_packages="rsync python3 python3-venv ca-certificates udev util-linux"
 case "$purpose" in
   run)  wanted="$run_packages" ;;
-  test) wanted="$run_packages chromium systemd util-linux exfat-fuse exfatprogs" ;;
+  # e2fsprogs: mkfs.ext4 for the loop-device "USB drives" of the tests.
+  test) wanted="$run_packages chromium systemd e2fsprogs exfat-fuse exfatprogs" ;;
   # The benchmarks time Cairn against Debian's rsnapshot on the same data, and load the pages
   # with wrk.
-  bench) wanted="$run_packages chromium systemd util-linux exfat-fuse exfatprogs rsnapshot wrk" ;;
+  bench) wanted="$run_packages chromium systemd e2fsprogs exfat-fuse exfatprogs rsnapshot wrk" ;;
   *)    echo "usage: $0 run|test|bench" >&2; exit 2 ;;
 esac
 

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import psutil
 
+from jobs.engines import drives as drives_engine
 from jobs.engines import plan as planner
 from jobs.engines import rsync, snapshots
 from jobs.engines.filters import Excludes
@@ -35,6 +36,7 @@ from jobs.queue import huey, local, settings, with_db
 from jobs.scans import ScanWriter
 from models import (
     AlreadyRunning,
+    Drive,
     Event,
     Profile,
     Run,
@@ -57,7 +59,8 @@ CANCEL_CHECK_SECONDS = 0.5
 # earlier scan started still counts as changed since.
 CTIME_SLACK_SECONDS = 2.0
 
-__all__ = ["AlreadyRunning", "cancel", "request_run", "resume", "retry_failed"]
+__all__ = ["AlreadyRunning", "cancel", "interrupt", "request_run", "resume", "resume_interrupted",
+           "retry_failed"]
 
 
 # --- what the CLI and the web call ------------------------------------------------------------
@@ -120,6 +123,9 @@ def prepare_run(run_id: int) -> None:
         return
     try:
         _prepare(run)
+    except DriveAbsent as absent:
+        _end(run, "interrupted", f"{absent} The run starts when the drive is plugged in.")
+        return
     except CheckError as error:
         _end(run, "failed", str(error))
     except ScanCancelled:
@@ -161,6 +167,16 @@ def _prepare(run: Run) -> None:
 def _check(profile: Profile) -> tuple[Path, dict]:
     """Refuse unusable sources and destinations (CheckError); return the profile's folder on
     the destination and what the destination can hold."""
+    missing = drive_missing(profile)
+    if missing:
+        raise DriveAbsent(missing)
+    if Drive.of_path(profile.destination, settings.drive_root) is not None:
+        # On the proved drive, not an empty mount point: the folder may be made.
+        try:
+            os.makedirs(profile.destination, exist_ok=True)
+        except OSError as error:
+            raise CheckError(f"Could not create {profile.destination} on the drive: "
+                             f"{error.strerror}.") from None
     for source in profile.sources:
         snapshots.check_source(source)
     snapshots.check_destination(profile.destination, profile.sources)
@@ -201,6 +217,54 @@ def _scan_sources(run: Run, root: Path, options: dict, link_from: str) -> list[D
 
 def _profile_root(profile: Profile) -> Path:
     return profile.root()
+
+
+class DriveAbsent(CheckError):
+    """The destination's drive is not there: the run waits for it instead of failing."""
+
+
+def drive_missing(profile: Profile) -> str | None:
+    """Why the profile's destination is not on its adopted drive now (None: it is, or the
+    destination is on no drive). Never write into an empty mount-point folder."""
+    drive = Drive.of_path(profile.destination, settings.drive_root)
+    if drive is None:
+        return None
+    problem = drives_engine.prove(drive.root(settings.drive_root), drive.uuid, drive.token)
+    return f"{drive.name}: {problem}" if problem else None
+
+
+def interrupt(run: Run, reason: str) -> bool:
+    """Stop a run whose drive went away; its units and snapshot wait for the drive."""
+    changed = (Run.update(cancel_requested=True, interrupt_reason=reason)
+               .where((Run.id == run.id) & Run.state.in_(("scanning", "running", "finalizing"))
+                      & (Run.interrupt_reason == "")).execute())
+    if changed:
+        Event.publish("run.interrupting", run.subject, f"Stopping the run of {run.profile.name}: "
+                      f"{reason}", level="warning", run=run.id)
+        advance_run(run.id)
+    return bool(changed)
+
+
+def resume_interrupted(profile: Profile) -> Run | None:
+    """Continue the profile's newest run if it was interrupted for its drive (and nothing
+    newer started since): its finished parts stay done, the rest run again."""
+    run = Run.select().where(Run.profile == profile).order_by(Run.id.desc()).first()
+    if run is None or run.state != "interrupted" or profile.active_run() is not None:
+        return None
+    planned = Unit.select().where(Unit.run == run).exists()
+    if planned and run.move(("interrupted",), "running", finished_at=None, cancel_requested=False,
+                            interrupt_reason="", message="", progress_at=utcnow()):
+        Unit.update(state="pending", pid=None, worker=None, not_before=None).where(
+            (Unit.run == run) & Unit.state.in_(("queued", "running", "cancelled"))).execute()
+        Event.publish("run.resumed", run.subject, "Resumed: the drive is back.", run=run.id)
+        advance_run(run.id)
+        return run
+    if not planned and run.move(("interrupted",), "queued", finished_at=None,
+                                cancel_requested=False, interrupt_reason="", message=""):
+        Event.publish("run.resumed", run.subject, "Starting: the drive is back.", run=run.id)
+        prepare_run(run.id)
+        return run
+    return None
 
 
 def _ceiling(profile: Profile) -> int:
@@ -327,8 +391,9 @@ def advance(run: Run) -> None:
     states = run.unit_states()
     running = states.get("running", 0)
     if run.cancel_requested:
-        Unit.update(state="cancelled").where(
-            (Unit.run == run) & Unit.state.in_(("pending", "queued"))).execute()
+        if not run.interrupt_reason:   # an interrupted run's parts wait for the drive
+            Unit.update(state="cancelled").where(
+                (Unit.run == run) & Unit.state.in_(("pending", "queued"))).execute()
         if running == 0:
             _stop_run(run)
         return
@@ -357,7 +422,12 @@ def _dispatch(run: Run) -> None:
 
 
 def _stop_run(run: Run) -> None:
-    """Every rsync of a cancelled (or doomed) run has stopped: remove its snapshot, end it."""
+    """Every rsync of a cancelled (or doomed) run has stopped: remove its snapshot, end it.
+    An interrupted run keeps its unfinished snapshot for when the drive is back."""
+    if run.interrupt_reason:
+        _end(run, "interrupted", f"{run.interrupt_reason} The run continues where it stopped "
+             "when the drive is back.")
+        return
     if run.snapshot and not run.dry_run:
         snapshots.remove_partial(_profile_root(run.profile), run.snapshot)
     _collect_logs(run)
@@ -435,12 +505,25 @@ def _run_flags(run: Run) -> dict[str, bool]:
 
 
 class _UnitTracker:
-    """Saves a unit's counts about once a second and watches for a cancel."""
+    """Saves a unit's counts about once a second and watches for a cancel, and for the
+    destination's drive going away."""
 
     def __init__(self, run: Run, unit: Unit) -> None:
         self.run, self.unit = run, unit
         self.next_save = 0.0
-        self.should_stop = _CancelWatch(run)
+        self.cancel_wanted = _CancelWatch(run)
+        self.on_drive = Drive.of_path(run.profile.destination, settings.drive_root) is not None
+        self.next_drive_check = 0.0
+
+    def should_stop(self) -> bool:
+        if self.cancel_wanted():
+            return True
+        now = time.monotonic()
+        if not self.on_drive or now < self.next_drive_check:
+            return False
+        self.next_drive_check = now + CANCEL_CHECK_SECONDS
+        missing = drive_missing(self.run.profile)
+        return bool(missing) and (interrupt(self.run, missing) or True)
 
     def started(self, pid: int) -> None:
         Unit.update(pid=pid).where(Unit.id == self.unit.id).execute()
@@ -497,6 +580,12 @@ def _record(run: Run, unit: Unit, result: rsync.Result) -> None:
     fields = {"exit_code": result.exit_code, "outcome": outcome, "finished_at": utcnow(),
               "stats": result.stats, "warning_count": result.warning_count,
               "error_count": result.error_count}
+    if outcome not in ("done", "warning") and _waits_for_drive(run):
+        # Its drive went away (the rsync errors say so too): not this part's fault, and
+        # not an attempt; it runs again when the drive is back.
+        unit.release("pending", attempts=unit.attempts - 1, message="Waits for the drive.",
+                     **fields)
+        return
     if outcome == "cancelled":
         unit.release("cancelled", **fields)
     elif outcome == "fatal":
@@ -506,6 +595,14 @@ def _record(run: Run, unit: Unit, result: rsync.Result) -> None:
         _retry_or_bury(run, unit, result, fields)
     else:
         unit.release("done", message=_unit_summary(result), **fields)
+
+
+def _waits_for_drive(run: Run) -> bool:
+    current = Run.get_by_id(run.id)
+    if current.interrupt_reason:
+        return True
+    missing = drive_missing(current.profile)
+    return bool(missing) and (interrupt(current, missing) or True)
 
 
 def _retry_or_bury(run: Run, unit: Unit, result: rsync.Result, fields: dict) -> None:
@@ -551,6 +648,8 @@ def finalize_run(run_id: int) -> None:
         return
     try:
         state, message = _finalize(run)
+    except DriveAbsent as absent:
+        state, message = "interrupted", f"{absent} The run finishes when the drive is back."
     except Exception as error:
         log.exception("finalizing run %s failed", run_id)
         state, message = "failed", f"Internal error while finishing the run: {error}"
@@ -574,6 +673,9 @@ def _finalize(run: Run) -> tuple[str, str]:
         return "partial", (f"{len(failed)} of {sum(run.unit_states().values())} part(s) failed "
                            "after retries; the snapshot is kept unfinished so that retrying the "
                            "failed parts can complete it.")
+    missing = drive_missing(run.profile)
+    if missing:
+        raise DriveAbsent(missing)
     if not run.options.get("mirror"):
         snapshots.finalize(_profile_root(run.profile), run.snapshot)
     Run.update(progress=1.0, eta_seconds=None).where(Run.id == run.id).execute()

@@ -1,6 +1,7 @@
 """The worker process's life: connect, migrate, keep a heartbeat, announce coming and going.
 
-Each beat also picks up work of workers that died (jobs/backup.py `resume`) and lets the
+The first thread also starts the drive watcher (jobs/drives.py). Each beat also picks up
+work of workers that died (jobs/backup.py `resume`) and lets the
 resource monitor lower or raise how many rsync processes a run may use.
 
 Huey calls startup and shutdown hooks once per worker *thread*; the heartbeat belongs to the
@@ -17,7 +18,7 @@ import threading
 
 from huey import crontab
 
-from jobs import backup
+from jobs import backup, drives
 from jobs.engines import resources
 from jobs.queue import huey, local, settings, with_db
 from models import Event, WorkerProcess, db, open_database, utcnow
@@ -63,6 +64,8 @@ class Heartbeat:
             Event.publish("worker.online", "system", f"Worker started on {host}.",
                           worker=self._process.id)
             backup.resume(startup=True)
+        # After resume(): a drive plugged in while no worker ran resumes its runs now.
+        drives.watcher.start()
         self._governor = resources.Governor(
             resources.Thresholds(settings.throttle_load, settings.throttle_memory,
                                  settings.throttle_iowait), ceiling=settings.workers)
@@ -72,6 +75,7 @@ class Heartbeat:
         self._thread.start()
 
     def _stop(self) -> None:
+        drives.watcher.stop()
         self._stopping.set()
         self._thread.join(timeout=HEARTBEAT_INTERVAL.total_seconds() * 2)
         with db.connection_context():

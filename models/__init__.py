@@ -15,14 +15,16 @@ from models.backup import (
                            Unit,
 )
 from models.db import db, open_database, utcnow
+from models.drive import Drive
 from models.event import Event
 from models.user import SetupToken, User
 from models.worker import WorkerProcess
 
 ALL_MODELS = [User, SetupToken, AuditEntry, Event, WorkerProcess, Profile, Run, Unit, RunMessage,
-              Scan, ScanDir, ScanLink, ExcludePreview]
+              Scan, ScanDir, ScanLink, ExcludePreview, Drive]
 
-__all__ = ["ACTIVE_STATES", "ALL_MODELS", "AlreadyRunning", "AuditEntry", "Event", "ExcludePreview",
+__all__ = ["ACTIVE_STATES", "ALL_MODELS", "AlreadyRunning", "AuditEntry", "Drive", "Event",
+           "ExcludePreview",
            "FINISHED_STATES",
            "Profile", "Run", "RunMessage", "Scan", "ScanDir", "ScanLink", "SetupToken", "Unit", "User",
            "WorkerProcess", "db", "open_database", "utcnow"]

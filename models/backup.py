@@ -86,6 +86,8 @@ class Profile(BaseModel):
     schedule_tz = CharField(max_length=64, default="UTC")
     # When the scheduler last looked: occurrences after it and up to now are owed a run.
     schedule_looked_at = DateTimeField(null=True)
+    # Start a run whenever the destination's drive is plugged in (and mounted).
+    run_on_connect = BooleanField(default=False)
 
     @classmethod
     def by_name(cls, name: str) -> Profile | None:
@@ -166,6 +168,7 @@ class Run(Stateful, BaseModel):
     concurrency = IntegerField(default=1)
     cancel_requested = BooleanField(default=False)
     fail_reason = TextField(default="")       # set when a run is stopped because it cannot go on
+    interrupt_reason = TextField(default="")  # ...or because its drive went away: it waits for it
     warning_count = IntegerField(default=0)
     error_count = IntegerField(default=0)
     message = TextField(default="")

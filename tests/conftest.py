@@ -17,9 +17,11 @@ for _name in [n for n in os.environ if n.startswith("CAIRN_")]:
 os.environ["CAIRN_DATA_DIR"] = tempfile.mkdtemp(prefix="cairn-test-")
 
 import json  # noqa: E402
+import subprocess  # noqa: E402
 import threading  # noqa: E402
 import uuid  # noqa: E402
 
+import psutil  # noqa: E402
 import psycopg2  # noqa: E402
 import pytest  # noqa: E402
 from argon2 import PasswordHasher  # noqa: E402
@@ -152,7 +154,6 @@ def exfat_drive(tmp_path):
 
     This machine's kernel has no vfat module; exFAT through exfat-fuse is the FAT-family
     filesystem that mounts everywhere, and it is what most USB sticks now carry."""
-    import subprocess
     image = tmp_path / "exfat.img"
     subprocess.run(["truncate", "-s", "32M", str(image)], check=True)
     subprocess.run(["mkfs.exfat", "-L", "CAIRNEX", str(image)], check=True, capture_output=True)
@@ -164,3 +165,60 @@ def exfat_drive(tmp_path):
     yield mount
     subprocess.run(["umount", str(mount)], check=True)
     subprocess.run(["losetup", "-d", loop], check=True)
+
+
+def _udevd_running() -> bool:
+    return any(p.info["name"] == "systemd-udevd" for p in psutil.process_iter(["name"]))
+
+
+@pytest.fixture(scope="session")
+def udev():
+    """A running systemd-udevd (Debian's udev), so that attaching a loop image emits real
+    block events carrying ID_FS_UUID and ID_FS_LABEL, as plugging in a USB drive does."""
+    if not _udevd_running():
+        # Test processes may race to start it; the loser's "already running" is fine.
+        subprocess.run(["/lib/systemd/systemd-udevd", "--daemon"], check=False, capture_output=True)
+    subprocess.run(["udevadm", "settle", "--timeout=10"], check=False)
+    assert _udevd_running(), "systemd-udevd (Debian package udev) is needed for drive tests"
+
+
+class LoopDrive:
+    """An ext4 (or other) image attached as a loop device: plug() and pull() as a USB drive."""
+
+    def __init__(self, image, label: str, fstype: str = "ext4", size: str = "64M") -> None:
+        self.image, self.label, self.device = image, label, ""
+        subprocess.run(["truncate", "-s", size, str(image)], check=True)
+        mkfs = {"ext4": ["mkfs.ext4", "-q", "-L", label], "exfat": ["mkfs.exfat", "-L", label]}
+        subprocess.run([*mkfs[fstype], str(image)], check=True, capture_output=True)
+        self.uuid = subprocess.run(["blkid", "-s", "UUID", "-o", "value", str(image)], check=True,
+                                   capture_output=True, text=True).stdout.strip()
+
+    def plug(self) -> LoopDrive:
+        self.device = subprocess.run(["losetup", "--find", "--show", str(self.image)], check=True,
+                                     capture_output=True, text=True).stdout.strip()
+        return self
+
+    def pull(self) -> None:
+        """Take the drive away: every mount of it is cut (lazily, as a yanked stick leaves
+        nothing to unmount), then the device goes."""
+        for part in psutil.disk_partitions(all=True):
+            if part.device == self.device:
+                subprocess.run(["umount", "--lazy", part.mountpoint], check=False)
+        if self.device:
+            subprocess.run(["losetup", "-d", self.device], check=False, capture_output=True)
+            self.device = ""
+
+
+@pytest.fixture
+def loop_drives(udev, tmp_path):
+    """Make LoopDrive(label) images; every one is unmounted and detached afterwards."""
+    made: list[LoopDrive] = []
+
+    def make(label: str = "CAIRNTEST", fstype: str = "ext4") -> LoopDrive:
+        drive = LoopDrive(tmp_path / f"{label}-{len(made)}.img", label, fstype)
+        made.append(drive)
+        return drive
+
+    yield make
+    for drive in made:
+        drive.pull()

@@ -14,7 +14,7 @@ import pytest
 
 from jobs import backup
 from jobs.queue import huey, settings
-from models import ALL_MODELS, Profile, Run, WorkerProcess, db, open_database
+from models import ALL_MODELS, FINISHED_STATES, Profile, Run, WorkerProcess, db, open_database
 from models.migrate import migrate
 
 CAIRN = Path(sys.executable).parent / "cairn"
@@ -45,8 +45,7 @@ def make_profile(name="Home", sources=(), dest="", create_dest=True, **fields) -
                           destination=str(dest), **fields)
 
 
-def wait_for_run(run: Run, states=("succeeded", "partial", "failed", "cancelled"),
-                 timeout=60.0) -> Run:
+def wait_for_run(run: Run, states=FINISHED_STATES, timeout=60.0) -> Run:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         current = Run.get_by_id(run.id)
