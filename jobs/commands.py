@@ -18,8 +18,8 @@ from jobs import backup
 from jobs.engines import schedule, snapshots
 from jobs.engines.humane import format_bytes, format_duration
 from jobs.engines.profile import ProfileInvalid, clean
-from jobs.queue import with_db
-from models import ACTIVE_STATES, AlreadyRunning, Profile, Run, WorkerProcess, utcnow
+from jobs.queue import settings, with_db
+from models import ACTIVE_STATES, AlreadyRunning, Drive, Profile, Run, WorkerProcess, utcnow
 
 profile_cli = AppGroup("profile", help="Create and list backup profiles.")
 backup_cli = AppGroup("backup", help="Run, watch and cancel backups.")
@@ -44,9 +44,11 @@ WAIT_POLL_SECONDS = 1.0
               help="Run by itself on this cron schedule, e.g. '30 2 * * *' or @daily.")
 @click.option("--timezone", default="UTC", show_default=True, metavar="ZONE",
               help="Read the schedule's times on this zone's clock, e.g. Europe/Berlin.")
+@click.option("--run-on-connect", is_flag=True,
+              help="Run whenever the destination's adopted drive is plugged in.")
 @with_db
 def profile_add(name, sources, excludes, dest, mirror, one_file_system, max_parallel, bwlimit,
-                retries, cron, timezone):
+                retries, cron, timezone, run_on_connect):
     """Create a backup profile NAME."""
     try:
         profile = clean(name, list(sources), list(excludes), dest,
@@ -58,6 +60,11 @@ def profile_add(name, sources, excludes, dest, mirror, one_file_system, max_para
                                                 *invalid.errors.values()])) from None
     if Profile.by_name(profile.name):
         raise click.ClickException(f"A profile named {profile.name!r} already exists.")
+    if run_on_connect and Drive.of_path(profile.destination, settings.drive_root) is None:
+        raise click.ClickException(
+            f"--run-on-connect needs a destination on an adopted drive, inside "
+            f"{settings.drive_root}/<its UUID> (see the Drives page).")
+    profile.run_on_connect = run_on_connect
     created = Profile.create(slug=Profile.free_slug(profile.name), schedule_looked_at=utcnow(),
                              **asdict(profile))
     click.echo(f"Profile {created.name!r} saved; snapshots go to "

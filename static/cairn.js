@@ -120,6 +120,18 @@
     }
   });
 
+  // A button with data-fill puts its data-value into the field it names: an adopted drive's
+  // folder into "Destination folder".
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest && event.target.closest("button[data-fill]");
+    if (!button) { return; }
+    var field = document.getElementById(button.getAttribute("data-fill"));
+    if (field) {
+      field.value = button.getAttribute("data-value");
+      field.focus();
+    }
+  });
+
   document.addEventListener("DOMContentLoaded", function () {
     fillTimeZones(document);
     tickPicked(document);

@@ -14,6 +14,7 @@ from views import (
     auth,
     dashboard,
     database,
+    drives,
     errors,
     feed,
     format,
@@ -44,7 +45,7 @@ HTMX_CONFIG = {
 }
 
 BLUEPRINTS = (auth.bp, dashboard.bp, profiles.bp, runs.bp, history.bp, logs.bp, picker.bp, users.bp,
-              account.bp, audit.bp, health.bp)
+              account.bp, audit.bp, health.bp, drives.bp)
 
 
 class IdConverter(IntegerConverter):

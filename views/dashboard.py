@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from flask import Blueprint, current_app, render_template
 
 from jobs.engines.system import SystemSample, sample
-from models import Event, Profile, Run, WorkerProcess, utcnow
+from models import Drive, Event, Profile, Run, WorkerProcess, utcnow
 from models.user import VIEWER
-from views import feed
+from views import drives, feed
 from views.security import require_role
 
 bp = Blueprint("dashboard", __name__)
@@ -80,12 +80,14 @@ def backups_context(arg: str | None = None) -> dict:
     active = {run.profile_id: run for run in Run.active()}
     spaces = {p.destination: free_space(p.destination) for p in profiles}
     now = utcnow()
+    adopted = [d for d in Drive.listing() if d.adopted]
     return {"profiles": profiles, "active": active, "spaces": spaces, "now": now,
-            "problems": Event.problems(PROBLEMS_SHOWN)}
+            "problems": Event.problems(PROBLEMS_SHOWN), "drives": drives.views_of(adopted, now)}
 
 
-# Any change to a run can change a card: its bar, its last result, its snapshot's age.
-feed.on_event(lambda event: event.subject.startswith("run:"), lambda event: "backups")
+# Any change to a run can change a card: its bar, its last result, its snapshot's age; a
+# drive coming or going changes its own card.
+feed.on_event(lambda event: event.subject.startswith(("run:", "drive:")), lambda event: "backups")
 
 
 @bp.route("/")

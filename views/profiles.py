@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import asdict
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, IntegerField, RadioField, SelectField, StringField, TextAreaField
@@ -22,7 +22,7 @@ from jobs import backup
 from jobs.engines import schedule
 from jobs.engines.profile import ProfileInvalid, clean
 from jobs.engines.rsync import format_bandwidth
-from models import AlreadyRunning, Profile, Run, WorkerProcess, db, utcnow
+from models import AlreadyRunning, Drive, Profile, Run, WorkerProcess, db, utcnow
 from models.user import ADMIN, OPERATOR, VIEWER
 from views.audit import audit
 from views.forms import EmptyForm, text_lines
@@ -160,6 +160,7 @@ class ProfileForm(ScheduleForm):
     destination = StringField("Destination folder")
     mode = RadioField("Kind", choices=MODE_CHOICES, default="snapshot")
     one_file_system = BooleanField("Stay on each folder's filesystem (do not cross mount points)")
+    run_on_connect = BooleanField("Run whenever its drive is plugged in")
     max_parallel = IntegerField("rsync processes at once", default=4, validators=[
         InputRequired("Enter a number from 1 to 64."),
         NumberRange(1, 64, "Run between 1 and 64 rsync processes at once.")])
@@ -174,7 +175,7 @@ class ProfileForm(ScheduleForm):
                    excludes="\n".join(profile.excludes), destination=profile.destination,
                    mode=profile.mode, one_file_system=profile.one_file_system,
                    max_parallel=profile.max_parallel, bandwidth=format_bandwidth(profile.bwlimit_kib),
-                   retries=profile.retries)
+                   retries=profile.retries, run_on_connect=profile.run_on_connect)
         form.fill_schedule(profile.schedule, profile.schedule_tz)
         return form
 
@@ -203,6 +204,12 @@ class ProfileForm(ScheduleForm):
             return None
         if expression is None or tz is None:
             return None
+        values.run_on_connect = bool(self.run_on_connect.data)
+        if values.run_on_connect and Drive.of_path(values.destination, _drive_root()) is None:
+            self.run_on_connect.errors = [
+                "Only a destination on an adopted drive (a folder inside "
+                f"{_drive_root()}/<its UUID>, see Drives) can start a backup when plugged in."]
+            return None
         outside = outside_roots(values.sources)
         if outside:
             self.sources.errors = [outside]
@@ -227,9 +234,15 @@ def new():
     return _form_page(ProfileForm.blank(current_user.timezone), None)
 
 
+def _drive_root() -> str:
+    return str(current_app.config["CAIRN"].drive_root)
+
+
 def _form_page(form: ProfileForm, profile: Profile | None, status: int = 200):
+    adopted = [d for d in Drive.listing() if d.adopted]
     return render_template("profiles/form.html", form=form, profile=profile,
                            source_roots=source_roots(), **roots_context(),
+                           adopted_drives=adopted, drive_root=_drive_root(),
                            **_schedule_preview(form)), status
 
 

@@ -38,6 +38,7 @@ class CleanProfile:
     retries: int = 3
     schedule: str = ""                 # cron expression; "" runs only when asked
     schedule_tz: str = "UTC"
+    run_on_connect: bool = False       # checked against the drives by the caller
 
 
 def clean(name: str, sources: list[str], excludes: list[str], destination: str, *,

@@ -67,6 +67,9 @@ def test_bad_profiles_are_refused_with_every_reason(tmp_path, shared_db):
     zone = flask("profile", "add", "y", "--source", str(tmp_path), "--dest", "/mnt/y",
                  "--schedule", "@daily", "--timezone", "Mars/Olympus")
     assert zone.returncode == 1 and "not a time zone name" in zone.stderr
+    plugged = flask("profile", "add", "z", "--source", str(tmp_path), "--dest", "/mnt/z",
+                    "--run-on-connect")
+    assert plugged.returncode == 1 and "needs a destination on an adopted drive" in plugged.stderr
     assert not Profile.select().exists()
 
 

@@ -6,14 +6,14 @@ least role it needs.
 
 import pytest
 
-from models import Profile, Run, db
+from models import Drive, Profile, Run, db
 from tests.conftest import csrf_token, log_in
 
 PUBLIC, VIEWER, OPERATOR, ADMIN = None, "viewer", "operator", "admin"
 RANK = {None: -1, "viewer": 0, "operator": 1, "admin": 2}
 
 # (endpoint, method) -> (path, least role). {user} is vera's id, {profile} a backup profile's,
-# {run} a finished run's.
+# {run} a finished run's, {drive} a connected drive's.
 MATRIX = {
     ("auth.login", "GET"): ("/login", PUBLIC),
     ("auth.login", "POST"): ("/login", PUBLIC),
@@ -42,6 +42,9 @@ MATRIX = {
     ("profiles.run", "POST"): ("/profiles/{profile}/run", OPERATOR),
     ("profiles.dry_run", "POST"): ("/profiles/{profile}/dry-run", OPERATOR),
     ("profiles.schedule_preview", "GET"): ("/profiles/schedule", ADMIN),
+    ("drives.index", "GET"): ("/drives/", VIEWER),
+    ("drives.adopt", "POST"): ("/drives/{drive}/adopt", ADMIN),
+    ("drives.eject", "POST"): ("/drives/{drive}/eject", OPERATOR),
     ("runs.detail", "GET"): ("/runs/{run}", VIEWER),
     ("runs.items", "GET"): ("/runs/{run}/items", VIEWER),
     ("runs.log", "GET"): ("/runs/{run}/log", VIEWER),
@@ -78,7 +81,9 @@ def test_the_role_decides_access(client, ada, otto, vera, persona, route, tmp_pa
         profile = Profile.create(name="Home", slug="home", sources=[str(tmp_path / "src")],
                                  destination=str(tmp_path))
         run = Run.create(profile=profile, state="succeeded")
-    path = path.format(user=vera.id, profile=profile.id, run=run.id, src=tmp_path / "src")
+        drive = Drive.create(uuid="1234-ABCD", label="STICK", fstype="ext4")
+    path = path.format(user=vera.id, profile=profile.id, run=run.id, src=tmp_path / "src",
+                       drive=drive.id)
     if persona != "anonymous":
         log_in(client, {"ada": ada, "otto": otto, "vera": vera}[persona])
     token = csrf_token(client, "/login" if persona == "anonymous" else "/account/") \

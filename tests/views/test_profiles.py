@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 from playhouse.test_utils import count_queries
 
-from models import AuditEntry, Profile, Run, User, db, utcnow
+from models import AuditEntry, Drive, Profile, Run, User, db, utcnow
 from tests.conftest import html, log_in, post
 from tests.trees import write
 
@@ -368,3 +368,26 @@ def test_a_scheduled_backup_is_overdue_once_it_falls_a_period_behind(client, ver
     log_in(client, vera)
     card = html(client.get("/")).select_one(f"#backup-{profile.id}")
     assert ("overdue" in card["class"]) is overdue
+
+
+# --- drives -------------------------------------------------------------------------------------
+
+def test_a_profile_on_an_adopted_drive_can_run_when_it_is_plugged_in(client, ada, home):
+    with db.connection_context():
+        stick = Drive.create(uuid="1234-ABCD", label="FAMILY", fstype="ext4", adopted_at=utcnow(),
+                             token="t", connected=False)
+    log_in(client, ada)
+    page = html(client.get("/profiles/new"))
+    choice = page.select_one(".drive-choices button[data-fill=destination]")
+    assert choice.text == "FAMILY (not connected)"
+    assert choice["data-value"] == f"{stick.root('/media/cairn')}/backups"
+    off_drive = post(client, "/profiles/", form(home, run_on_connect="y"))
+    assert off_drive.status_code == 422
+    assert "Only a destination on an adopted drive" in messages(off_drive)["run_on_connect"]
+    on_drive = post(client, "/profiles/", form(home, run_on_connect="y",
+                                               destination="/media/cairn/1234-ABCD/backups"))
+    assert on_drive.status_code == 302, messages(on_drive)
+    [profile] = profiles()
+    assert profile.run_on_connect
+    edit = html(client.get(f"/profiles/{profile.id}/edit"))
+    assert edit.select_one("#run_on_connect").has_attr("checked")
