@@ -5,15 +5,17 @@ set -eu
 
 purpose=${1:?usage: debian-packages.sh run|test|bench}
 # python3-venv: `python3 -m venv` needs ensurepip, which Debian ships separately. udev: the
-# worker's drive watcher reads block devices through libudev; util-linux: mount and umount.
-run_packages="rsync python3 python3-venv ca-certificates udev util-linux"
+# worker's drive watcher reads block devices through libudev; util-linux: mount and umount;
+# openssh-client: ssh, ssh-keygen and ssh-keyscan for other machines.
+run_packages="rsync python3 python3-venv ca-certificates udev util-linux openssh-client"
 case "$purpose" in
   run)  wanted="$run_packages" ;;
-  # e2fsprogs: mkfs.ext4 for the loop-device "USB drives" of the tests.
-  test) wanted="$run_packages chromium systemd e2fsprogs exfat-fuse exfatprogs" ;;
+  # e2fsprogs: mkfs.ext4 for the loop-device "USB drives" of the tests; openssh-server: the
+  # tests' own sshd on a loopback port.
+  test) wanted="$run_packages chromium systemd e2fsprogs exfat-fuse exfatprogs openssh-server" ;;
   # The benchmarks time Cairn against Debian's rsnapshot on the same data, and load the pages
   # with wrk.
-  bench) wanted="$run_packages chromium systemd e2fsprogs exfat-fuse exfatprogs rsnapshot wrk" ;;
+  bench) wanted="$run_packages chromium systemd e2fsprogs exfat-fuse exfatprogs openssh-server rsnapshot wrk" ;;
   *)    echo "usage: $0 run|test|bench" >&2; exit 2 ;;
 esac
 

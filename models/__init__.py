@@ -14,17 +14,19 @@ from models.backup import (
                            ScanLink,
                            Unit,
 )
+from models.breaker import Breaker
 from models.db import db, open_database, utcnow
 from models.drive import Drive
 from models.event import Event
+from models.host import Host
 from models.user import SetupToken, User
 from models.worker import WorkerProcess
 
 ALL_MODELS = [User, SetupToken, AuditEntry, Event, WorkerProcess, Profile, Run, Unit, RunMessage,
-              Scan, ScanDir, ScanLink, ExcludePreview, Drive]
+              Scan, ScanDir, ScanLink, ExcludePreview, Drive, Host, Breaker]
 
-__all__ = ["ACTIVE_STATES", "ALL_MODELS", "AlreadyRunning", "AuditEntry", "Drive", "Event",
+__all__ = ["ACTIVE_STATES", "ALL_MODELS", "AlreadyRunning", "AuditEntry", "Breaker", "Drive", "Event",
            "ExcludePreview",
-           "FINISHED_STATES",
+           "FINISHED_STATES", "Host",
            "Profile", "Run", "RunMessage", "Scan", "ScanDir", "ScanLink", "SetupToken", "Unit", "User",
            "WorkerProcess", "db", "open_database", "utcnow"]

@@ -16,10 +16,16 @@ for _name in [n for n in os.environ if n.startswith("CAIRN_")]:
     del os.environ[_name]
 os.environ["CAIRN_DATA_DIR"] = tempfile.mkdtemp(prefix="cairn-test-")
 
+import fcntl  # noqa: E402
 import json  # noqa: E402
+import pwd  # noqa: E402
+import shutil  # noqa: E402
+import socket  # noqa: E402
 import subprocess  # noqa: E402
 import threading  # noqa: E402
+import time  # noqa: E402
 import uuid  # noqa: E402
+from pathlib import Path  # noqa: E402
 
 import psutil  # noqa: E402
 import psycopg2  # noqa: E402
@@ -222,3 +228,97 @@ def loop_drives(udev, tmp_path):
     yield make
     for drive in made:
         drive.pull()
+
+
+SSH_TEST_USER = "cairntest"
+
+
+def _ensure_ssh_test_user() -> None:
+    """A local user the test sshd lets in (created once; test processes race for it)."""
+    with open("/var/tmp/cairn-ssh-test-user.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            pwd.getpwnam(SSH_TEST_USER)
+        except KeyError:
+            # "*": no password, but not locked (sshd without PAM refuses locked accounts).
+            subprocess.run(["useradd", "--system", "--shell", "/bin/sh", "--home-dir",
+                            f"/var/tmp/{SSH_TEST_USER}", "--create-home", "-p", "*",
+                            SSH_TEST_USER], check=True, capture_output=True)
+
+
+class Sshd:
+    """A real OpenSSH server on a loopback port, with its own config, host key and
+    authorized keys, letting in the test user only."""
+
+    def __init__(self, folder) -> None:
+        self.folder = folder
+        self.port = _free_port()
+        self.process: subprocess.Popen | None = None
+        self.host_key = folder / "ssh_host_ed25519_key"
+        self.new_host_key()
+        (folder / "authorized_keys").mkdir()
+        (folder / "sshd_config").write_text("\n".join([
+            f"Port {self.port}", "ListenAddress 127.0.0.1", f"HostKey {self.host_key}",
+            f"PidFile {folder / 'sshd.pid'}", f"AuthorizedKeysFile {folder}/authorized_keys/%u",
+            "StrictModes no", "UsePAM no", "PasswordAuthentication no",
+            "KbdInteractiveAuthentication no", "PubkeyAuthentication yes",
+            "PermitRootLogin no", f"AllowUsers {SSH_TEST_USER}", "LogLevel ERROR", ""]))
+
+    def new_host_key(self) -> None:
+        """A new host key, as after a reinstall (or with someone in between)."""
+        for path in (self.host_key, self.host_key.with_suffix(".pub")):
+            path.unlink(missing_ok=True)
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(self.host_key)],
+                       check=True)
+
+    @property
+    def fingerprint(self) -> str:
+        return subprocess.run(["ssh-keygen", "-l", "-E", "sha256", "-f", str(self.host_key)],
+                              check=True, capture_output=True, text=True).stdout.split()[1]
+
+    def authorize(self, public_key: str) -> None:
+        path = self.folder / "authorized_keys" / SSH_TEST_USER
+        path.write_text(public_key + "\n")
+        path.chmod(0o644)
+
+    def start(self) -> Sshd:
+        os.makedirs("/run/sshd", exist_ok=True)   # sshd's privilege separation folder
+        self.process = subprocess.Popen(["/usr/sbin/sshd", "-D", "-e", "-f",
+                                         str(self.folder / "sshd_config")],
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+                return self
+            except OSError:
+                if self.process.poll() is not None:
+                    raise AssertionError(self.process.stderr.read().decode()) from None
+                time.sleep(0.05)
+        raise AssertionError("sshd did not start")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def sshd():
+    """A running test sshd (Debian's openssh-server) on 127.0.0.1; files the test user reads
+    go in `sshd.share`, a folder outside root's private temp dirs."""
+    _ensure_ssh_test_user()
+    folder = tempfile.mkdtemp(prefix="cairn-sshd-", dir="/var/tmp")
+    os.chmod(folder, 0o755)
+    server = Sshd(Path(folder)).start()
+    server.share = Path(folder) / "share"
+    server.share.mkdir()
+    yield server
+    server.stop()
+    shutil.rmtree(folder, ignore_errors=True)

@@ -20,6 +20,7 @@ from views import (
     format,
     health,
     history,
+    hosts,
     logs,
     picker,
     profiles,
@@ -45,7 +46,7 @@ HTMX_CONFIG = {
 }
 
 BLUEPRINTS = (auth.bp, dashboard.bp, profiles.bp, runs.bp, history.bp, logs.bp, picker.bp, users.bp,
-              account.bp, audit.bp, health.bp, drives.bp)
+              account.bp, audit.bp, health.bp, drives.bp, hosts.bp)
 
 
 class IdConverter(IntegerConverter):

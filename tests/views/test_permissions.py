@@ -6,7 +6,7 @@ least role it needs.
 
 import pytest
 
-from models import Drive, Profile, Run, db
+from models import Breaker, Drive, Host, Profile, Run, db
 from tests.conftest import csrf_token, log_in
 
 PUBLIC, VIEWER, OPERATOR, ADMIN = None, "viewer", "operator", "admin"
@@ -45,6 +45,15 @@ MATRIX = {
     ("drives.index", "GET"): ("/drives/", VIEWER),
     ("drives.adopt", "POST"): ("/drives/{drive}/adopt", ADMIN),
     ("drives.eject", "POST"): ("/drives/{drive}/eject", OPERATOR),
+    ("hosts.index", "GET"): ("/hosts/", VIEWER),
+    ("hosts.add", "POST"): ("/hosts/", ADMIN),
+    ("hosts.fetch_key", "POST"): ("/hosts/{host}/fetch-key", ADMIN),
+    ("hosts.pin", "POST"): ("/hosts/{host}/pin", ADMIN),
+    ("hosts.reject", "POST"): ("/hosts/{host}/reject", ADMIN),
+    ("hosts.test", "POST"): ("/hosts/{host}/test", OPERATOR),
+    ("hosts.delete", "POST"): ("/hosts/{host}/delete", ADMIN),
+    ("hosts.health", "GET"): ("/health/", VIEWER),
+    ("hosts.reset", "POST"): ("/health/breakers/{breaker}/reset", OPERATOR),
     ("runs.detail", "GET"): ("/runs/{run}", VIEWER),
     ("runs.items", "GET"): ("/runs/{run}/items", VIEWER),
     ("runs.log", "GET"): ("/runs/{run}/log", VIEWER),
@@ -82,8 +91,10 @@ def test_the_role_decides_access(client, ada, otto, vera, persona, route, tmp_pa
                                  destination=str(tmp_path))
         run = Run.create(profile=profile, state="succeeded")
         drive = Drive.create(uuid="1234-ABCD", label="STICK", fstype="ext4")
+        host = Host.create(user="ada", hostname="cairn-test.invalid", port=22)
+        breaker = Breaker.create(name="host:x", label="ada@cairn-test.invalid", state="open")
     path = path.format(user=vera.id, profile=profile.id, run=run.id, src=tmp_path / "src",
-                       drive=drive.id)
+                       drive=drive.id, host=host.id, breaker=breaker.id)
     if persona != "anonymous":
         log_in(client, {"ada": ada, "otto": otto, "vera": vera}[persona])
     token = csrf_token(client, "/login" if persona == "anonymous" else "/account/") \

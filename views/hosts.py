@@ -1,0 +1,181 @@
+"""Hosts: other machines reached over SSH. Admins add them and pin their host keys after
+comparing fingerprints; operators test the connection. The worker does the talking
+(jobs/hosts.py); the page follows its events live.
+
+Also the Health page: every circuit breaker, its state, last error and next try, with a reset
+for operators.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, flash, redirect, render_template, url_for
+from flask_wtf import FlaskForm
+from wtforms import StringField
+
+from jobs import breakers
+from jobs import hosts as host_jobs
+from jobs.engines import ssh
+from models import Breaker, Event, Host, WorkerProcess, db, utcnow
+from models.user import ADMIN, OPERATOR, VIEWER
+from views import feed
+from views.audit import audit
+from views.security import is_htmx, require_role
+
+bp = Blueprint("hosts", __name__)
+
+
+class HostForm(FlaskForm):
+    target = StringField("Host")
+
+
+@feed.subject("hosts", ("hosts/_list.html",))
+def hosts_context(arg: str | None = None) -> dict:
+    listed = list(Host.select().order_by(Host.hostname, Host.user, Host.port))
+    names = [h.breaker_name for h in listed]
+    by_name = {b.name: b for b in Breaker.select().where(Breaker.name.in_(names or [""]))}
+    return {"hosts": listed, "breakers": by_name, "now": utcnow()}
+
+
+@feed.subject("health", ("hosts/_breakers.html",))
+def health_context(arg: str | None = None) -> dict:
+    return {"breakers": list(Breaker.select().order_by(Breaker.label, Breaker.name)),
+            "now": utcnow()}
+
+
+feed.on_event(lambda event: event.subject.startswith(("host:", "breaker:")), lambda event: "hosts")
+feed.on_event(lambda event: event.subject.startswith("breaker:"), lambda event: "health")
+
+
+@bp.route("/hosts/")
+@require_role(VIEWER)
+def index():
+    return _page(HostForm())
+
+
+def _page(form: HostForm, status: int = 200):
+    return render_template("hosts/page.html", form=form, public_key=host_jobs.public_key(),
+                           **hosts_context()), status
+
+
+def _no_worker() -> str:
+    if WorkerProcess.status().alive:
+        return ""
+    return " The worker is not running, so this waits for it (systemctl start cairn-worker)."
+
+
+def _changed(note: str, status: int = 200, page: str = "hosts"):
+    level = "error" if status >= 400 else "success"
+    if not is_htmx():
+        flash(note, level)
+        return redirect(url_for(f"hosts.{'index' if page == 'hosts' else 'health'}"), code=303)
+    context = hosts_context() if page == "hosts" else health_context()
+    return render_template(f"hosts/_changed_{page}.html", note=note, note_level=level,
+                           **context), status
+
+
+def _host_or_404(host_id: int) -> Host:
+    host = Host.get_or_none(Host.id == host_id)
+    if host is None:
+        abort(404)
+    return host
+
+
+@bp.route("/hosts/", methods=["POST"])
+@require_role(ADMIN)
+def add():
+    form = HostForm()
+    if not form.validate_on_submit():
+        abort(400)
+    try:
+        target = ssh.parse_target(form.target.data or "")
+    except ValueError as error:
+        form.target.errors = [str(error)]
+        return _page(form, 422)
+    with db.atomic():
+        if Host.get_or_none((Host.user == target.user) & (Host.hostname == target.host)
+                            & (Host.port == target.port)):
+            form.target.errors = [f"{target} is already added."]
+            return _page(form, 422)
+        host = Host.create(user=target.user, hostname=target.host, port=target.port,
+                           busy="fetching")
+    host_jobs.fetch_host_key(host.id)
+    audit("host.add", target=host.target)
+    flash(f"{host.target} added. Cairn asks it for its host key: compare the fingerprint shown "
+          "with the host's own before you pin it." + _no_worker(), "success")
+    return redirect(url_for("hosts.index"), code=303)
+
+
+@bp.route("/hosts/<id:host_id>/fetch-key", methods=["POST"])
+@require_role(ADMIN)
+def fetch_key(host_id: int):
+    host = _host_or_404(host_id)
+    if not Host.update(busy="fetching").where((Host.id == host.id) & (Host.busy == "")).execute():
+        return _changed(f"{host.target} is busy; try again in a moment.", 409)
+    host_jobs.fetch_host_key(host.id)
+    return _changed(f"Asking {host.target} for its host key." + _no_worker())
+
+
+@bp.route("/hosts/<id:host_id>/pin", methods=["POST"])
+@require_role(ADMIN)
+def pin(host_id: int):
+    host = _host_or_404(host_id)
+    if not host.offered_key:
+        return _changed(f"{host.target} has no key waiting to be pinned.", 409)
+    host_jobs.pin(host)
+    audit("host.pin", target=host.target, detail=host.offered_fingerprint)
+    Event.publish("host.pinned", host.subject, f"Host key {host.offered_fingerprint} of "
+                  f"{host.target} pinned.", host=host.id)
+    return _changed(f"Pinned {host.offered_fingerprint} for {host.target}: Cairn now accepts "
+                    "only this key from it.")
+
+
+@bp.route("/hosts/<id:host_id>/reject", methods=["POST"])
+@require_role(ADMIN)
+def reject(host_id: int):
+    host = _host_or_404(host_id)
+    Host.update(offered_key="", offered_fingerprint="").where(Host.id == host.id).execute()
+    audit("host.reject_key", target=host.target, detail=host.offered_fingerprint)
+    return _changed(f"The key offered by {host.target} was not pinned.")
+
+
+@bp.route("/hosts/<id:host_id>/test", methods=["POST"])
+@require_role(OPERATOR)
+def test(host_id: int):
+    host = _host_or_404(host_id)
+    if not Host.update(busy="testing").where((Host.id == host.id) & (Host.busy == "")).execute():
+        return _changed(f"{host.target} is busy; try again in a moment.", 409)
+    host_jobs.test_host(host.id)
+    return _changed(f"Testing ssh and rsync on {host.target}." + _no_worker())
+
+
+@bp.route("/hosts/<id:host_id>/delete", methods=["POST"])
+@require_role(ADMIN)
+def delete(host_id: int):
+    host = _host_or_404(host_id)
+    with db.atomic():
+        Breaker.delete().where(Breaker.name == host.breaker_name).execute()
+        host.delete_instance()
+    host_jobs.known_hosts(host).unlink(missing_ok=True)
+    audit("host.delete", target=host.target)
+    return _changed(f"{host.target} removed.")
+
+
+@bp.route("/health/")
+@require_role(VIEWER)
+def health():
+    return render_template("hosts/health.html", **health_context())
+
+
+@bp.route("/health/breakers/<id:breaker_id>/reset", methods=["POST"])
+@require_role(OPERATOR)
+def reset(breaker_id: int):
+    breaker = Breaker.get_or_none(Breaker.id == breaker_id)
+    if breaker is None:
+        abort(404)
+    breakers.reset(breaker)
+    audit("breaker.reset", target=breaker.label or breaker.name)
+    Event.publish("breaker.reset", f"breaker:{breaker.id}",
+                  f"{breaker.label or breaker.name}: reset by hand; the next call tries again.",
+                  breaker=breaker.id)
+    return _changed(f"{breaker.label or breaker.name} will be tried again at the next call.",
+                    page="health")
