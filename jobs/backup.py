@@ -23,19 +23,21 @@ from pathlib import Path
 
 import psutil
 
+from jobs import breakers, hosts
 from jobs.engines import drives as drives_engine
 from jobs.engines import plan as planner
-from jobs.engines import rsync, snapshots
+from jobs.engines import rsync, snapshots, ssh
 from jobs.engines.filters import Excludes
 from jobs.engines.humane import format_bytes
 from jobs.engines.progress import Progress, add_speed_point
 from jobs.engines.progress import advance as advance_progress
-from jobs.engines.scan import DirTotals, ScanCancelled, scan
+from jobs.engines.scan import DirTotals, ScanCancelled, scan, totals_from_listing
 from jobs.engines.snapshots import CheckError
 from jobs.queue import huey, local, settings, with_db
 from jobs.scans import ScanWriter
 from models import (
     AlreadyRunning,
+    Breaker,
     Drive,
     Event,
     Profile,
@@ -126,6 +128,11 @@ def prepare_run(run_id: int) -> None:
     except DriveAbsent as absent:
         _end(run, "interrupted", f"{absent} The run starts when the drive is plugged in.")
         return
+    except HostPaused as paused:
+        _end(run, "interrupted", f"{paused} The run starts again at "
+             f"{paused.retry_at:%Y-%m-%d %H:%M} UTC.")
+        retry_deferred.schedule((run.id,), eta=paused.retry_at + dt.timedelta(seconds=1))
+        return
     except CheckError as error:
         _end(run, "failed", str(error))
     except ScanCancelled:
@@ -178,7 +185,10 @@ def _check(profile: Profile) -> tuple[Path, dict]:
             raise CheckError(f"Could not create {profile.destination} on the drive: "
                              f"{error.strerror}.") from None
     for source in profile.sources:
-        snapshots.check_source(source)
+        if hosts.remote_source(source):
+            _check_host(source)
+        else:
+            snapshots.check_source(source)
     snapshots.check_destination(profile.destination, profile.sources)
     fs = snapshots.filesystem_of(profile.destination)
     mirror = profile.mode == "mirror"
@@ -217,6 +227,42 @@ def _scan_sources(run: Run, root: Path, options: dict, link_from: str) -> list[D
 
 def _profile_root(profile: Profile) -> Path:
     return profile.root()
+
+
+class HostPaused(CheckError):
+    """A source's host cannot be reached now: the run waits for its breaker's next try."""
+
+    def __init__(self, message: str, retry_at: dt.datetime) -> None:
+        super().__init__(message)
+        self.retry_at = retry_at
+
+
+def _check_host(source: str) -> None:
+    """The source's host is added, pinned, reachable and has rsync (through its breaker)."""
+    target, _ = hosts.remote_source(source)
+    host = hosts.host_for(target)
+    if host is None:
+        raise CheckError(f"{target} is not an added host: add it on the Hosts page, pin its "
+                         "key, and give it Cairn's key.")
+    try:
+        hosts.check(host)
+    except breakers.Paused as paused:
+        raise HostPaused(str(paused), paused.breaker.next_try or utcnow()) from None
+    except ssh.SshError as error:
+        if error.kind in ("unreachable", "unknown_host"):
+            breaker = Breaker.get_or_none(Breaker.name == host.breaker_name)
+            raise HostPaused(str(error), breaker.next_try if breaker and breaker.next_try
+                             else utcnow()) from None
+        raise CheckError(str(error)) from None
+
+
+@huey.task()
+@with_db
+def retry_deferred(run_id: int) -> None:
+    """A run deferred for its host's breaker: start it again (if nothing newer did)."""
+    run = Run.get_or_none(Run.id == run_id)
+    if run is not None and run.state == "interrupted":
+        resume_interrupted(run.profile)
 
 
 class DriveAbsent(CheckError):
@@ -305,21 +351,39 @@ def _linked_snapshot_kept_xattrs(profile: Profile, link_from: str) -> bool:
 
 def _scan_source(run: Run, source: str, find_xattrs: bool) -> DirTotals:
     profile = run.profile
+    remote = hosts.remote_source(source)
     record = Scan.create(root=source, excludes=profile.excludes, run=run,
                          one_file_system=profile.one_file_system)
+    verb = "Listing" if remote else "Scanning"
     writer = ScanWriter(record, source, should_stop=_CancelWatch(run),
                         report_error=lambda text: run.add_message("warning", text),
                         report_progress=lambda files, size: Event.publish(
-                            "run.scanning", run.subject, f"Scanning {source}: {files:,} files.",
+                            "run.scanning", run.subject, f"{verb} {source}: {files:,} files.",
                             run=run.id, files=files, bytes=size))
-    root = scan(source, Excludes(profile.excludes), profile.one_file_system, writer.callbacks(),
-                find_xattrs=find_xattrs,
-                xattrs_none_before=_no_xattrs_before(record) if find_xattrs else None)
+    if remote:
+        root, find_xattrs = _list_remote(profile, source, writer), False
+    else:
+        root = scan(source, Excludes(profile.excludes), profile.one_file_system,
+                    writer.callbacks(), find_xattrs=find_xattrs,
+                    xattrs_none_before=_no_xattrs_before(record) if find_xattrs else None)
     writer.flush()
     record.finish(root.files, root.bytes, root.dirs, writer.errors,
                   xattrs=root.xattrs if find_xattrs else None)
     Scan.replaced_by(record)
     return root
+
+
+def _list_remote(profile: Profile, source: str, writer: ScanWriter) -> DirTotals:
+    """A host's folder is listed by rsync over ssh, with the same excludes: the totals the
+    copy will see. (No extended attributes are looked for on hosts.)"""
+    host = hosts.host_for(hosts.remote_source(source)[0])
+    listing = rsync.list_files(hosts.rsync_source(source), rsh=hosts.rsh(host),
+                               excludes=tuple(profile.excludes),
+                               one_file_system=profile.one_file_system)
+    try:
+        return totals_from_listing(listing, writer.callbacks())
+    except rsync.ListError as error:
+        raise CheckError(f"Cannot list {source}: {error}") from None
 
 
 def _no_xattrs_before(record: Scan) -> float | None:
@@ -354,7 +418,11 @@ class _CancelWatch:
 def _children_reader(run: Run):
     scans = list(Scan.select().where(Scan.run == run).order_by(Scan.id))
 
+    remote = [bool(hosts.remote_source(s)) for s in run.profile.sources]
+
     def children_of(source: int, path: str) -> list[DirTotals]:
+        if remote[source]:
+            return []   # a host's folder is one rsync over one ssh connection
         rows = (ScanDir.select(ScanDir.path, ScanDir.depth, ScanDir.own_files,
                                ScanDir.own_bytes, ScanDir.files, ScanDir.bytes, ScanDir.dirs,
                                ScanDir.subdirs)
@@ -476,7 +544,14 @@ def _copy(run: Run, unit: Unit) -> None:
 def _transfer(run: Run, unit: Unit) -> rsync.Transfer:
     profile = run.profile
     root = _profile_root(profile)
-    inside = snapshots.in_snapshot(unit.source)
+    remote = hosts.remote_source(unit.source)
+    if remote:
+        host = hosts.host_for(remote[0])
+        inside = snapshots.in_snapshot(remote[1], host=remote[0].host)
+        source, rsh = hosts.rsync_source(unit.source), hosts.rsh(host)
+    else:
+        inside = snapshots.in_snapshot(unit.source)
+        source, rsh = unit.source, None
     mirror = bool(run.options.get("mirror"))
     if mirror:
         dest = root / snapshots.MIRROR / inside
@@ -493,7 +568,7 @@ def _transfer(run: Run, unit: Unit) -> rsync.Transfer:
     bwlimit = profile.bwlimit_kib
     if bwlimit:
         bwlimit = max(1, bwlimit // max(1, run.concurrency))  # the limit is the run's, shared
-    return rsync.Transfer(source=unit.source, dest=str(dest), link_dest=link_dest,
+    return rsync.Transfer(source=source, rsh=rsh, dest=str(dest), link_dest=link_dest,
                           rules=tuple(unit.rules), excludes=tuple(profile.excludes),
                           one_file_system=profile.one_file_system, bwlimit_kib=bwlimit,
                           dry_run=run.dry_run, **_run_flags(run))
@@ -725,6 +800,8 @@ def _fix_folder_times(run: Run, tree: Path) -> int:
     """Units write into folders they share; give those folders their source times back."""
     warnings = 0
     for index, source in enumerate(run.profile.sources):
+        if hosts.remote_source(source):
+            continue   # one unit: rsync set its folders' times itself
         # The source's own folder too: every unit writes into it.
         split = ["", *run.options.get("split", {}).get(str(index), [])]
         problems = snapshots.copy_folder_times(source, str(tree / snapshots.in_snapshot(source)),

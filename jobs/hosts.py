@@ -33,6 +33,26 @@ def target_of(host: Host) -> ssh.Target:
     return ssh.Target(host.user, host.hostname, host.port)
 
 
+def host_for(target: ssh.Target) -> Host | None:
+    return Host.get_or_none((Host.user == target.user) & (Host.hostname == target.host)
+                            & (Host.port == target.port))
+
+
+def remote_source(source: str) -> tuple[ssh.Target, str] | None:
+    """(host, path) of a profile's source on another machine; None for a local folder."""
+    return ssh.split_remote(source)
+
+
+def rsh(host: Host) -> str:
+    """rsync's remote shell for this host: Cairn's key, the pinned host key only."""
+    return ssh.rsh(ssh.key_path(ssh_dir()), known_hosts(host), host.port)
+
+
+def rsync_source(source: str) -> str:
+    target, path = ssh.split_remote(source)
+    return ssh.remote_spec(target, path)
+
+
 def pin(host: Host) -> None:
     """The admin confirmed the offered key: it becomes the only key accepted from the host."""
     ssh.write_known_hosts(known_hosts(host), target_of(host), host.offered_key)

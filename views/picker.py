@@ -50,7 +50,8 @@ def source_roots() -> tuple[str, ...]:
 def outside_roots(sources: list[str]) -> str | None:
     """Why a source cannot be backed up from the web (outside CAIRN_SOURCE_ROOTS), or None."""
     roots = source_roots()
-    outside = [s for s in sources if not any(within(s, r) for r in roots)]
+    # A host's folder (user@host:/path) is the host's own; its rights are the SSH user's.
+    outside = [s for s in sources if s.startswith("/") and not any(within(s, r) for r in roots)]
     if not outside:
         return None
     return (f"{outside[0]} is outside the folders Cairn may back up ({', '.join(roots)}); "

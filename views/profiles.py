@@ -19,6 +19,7 @@ from wtforms.fields.choices import SelectChoice
 from wtforms.validators import InputRequired, NumberRange
 
 from jobs import backup
+from jobs import hosts as host_jobs
 from jobs.engines import schedule
 from jobs.engines.profile import ProfileInvalid, clean
 from jobs.engines.rsync import format_bandwidth
@@ -145,6 +146,21 @@ def overdue_before(profile: Profile, now: dt.datetime) -> dt.datetime:
     return now - UNSCHEDULED_OVERDUE
 
 
+def unknown_hosts(sources: list[str]) -> str | None:
+    """Why a source on another machine cannot be backed up (its host is not added, or its
+    key not pinned), or None."""
+    for source in sources:
+        remote = host_jobs.remote_source(source)
+        if not remote:
+            continue
+        host = host_jobs.host_for(remote[0])
+        if host is None:
+            return f"{remote[0]} is not an added host: add it on the Hosts page first."
+        if not host.pinned:
+            return f"{remote[0]} has no pinned host key yet: confirm it on the Hosts page first."
+    return None
+
+
 def _clock_time(text: str | None) -> tuple[int, int]:
     hour, sep, minute = (text or "").strip().partition(":")
     if not (sep and hour.isdigit() and minute.isdigit() and len(minute) == 2
@@ -210,7 +226,7 @@ class ProfileForm(ScheduleForm):
                 "Only a destination on an adopted drive (a folder inside "
                 f"{_drive_root()}/<its UUID>, see Drives) can start a backup when plugged in."]
             return None
-        outside = outside_roots(values.sources)
+        outside = outside_roots(values.sources) or unknown_hosts(values.sources)
         if outside:
             self.sources.errors = [outside]
             return None

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from jobs.engines import filters, rsync, schedule
+from jobs.engines import filters, rsync, schedule, ssh
 from jobs.engines.snapshots import CheckError, check_path_text, within
 
 MAX_NAME = 100
@@ -91,11 +91,13 @@ def _sources(sources: list[str], errors: dict[str, str]) -> list[str]:
     cleaned: list[str] = []
     for raw in sources:
         try:
-            check_path_text(raw, "source folder")
-        except CheckError as error:
+            remote = ssh.split_remote(raw)
+            check_path_text(remote[1] if remote else raw, "source folder")
+        except (CheckError, ValueError) as error:
             errors["sources"] = str(error)
             return []
-        path = os.path.normpath(raw)
+        # A host's folder is written `user@host[:port]:/path`, with the path tidied.
+        path = f"{remote[0]}:{os.path.normpath(remote[1])}" if remote else os.path.normpath(raw)
         if path not in cleaned:
             cleaned.append(path)
     if not cleaned:

@@ -92,6 +92,7 @@ class Transfer:
     # rsync keeps owners only when it runs as root; the installed worker runs as `cairn`
     # with CAP_CHOWN and CAP_FOWNER instead, and must say --super to be believed.
     super_user: bool = False
+    rsh: str | None = None             # the remote shell (ssh with Cairn's key) for a host's folder
 
     def command(self) -> list[str]:
         args = [RSYNC, "--recursive", "--links", "--times"]
@@ -115,6 +116,7 @@ class Transfer:
             args.append(f"--link-dest={self.link_dest}")
         args += ["--itemize-changes", "--itemize-changes", f"--out-format={OUT_FORMAT}",
                  "--stats", "--protect-args"]
+        args += ["--rsh", self.rsh] if self.rsh else []
         args += [f"--exclude={pattern}" for pattern in self.excludes]
         for rule in self.rules:
             kind, pattern = rule[0], rule[2:]
@@ -186,6 +188,42 @@ def parse_stats(lines: list[bytes]) -> dict[str, int]:
         if match and match[1] in _STAT_KEYS:
             stats[_STAT_KEYS[match[1]]] = int(match[2].replace(b",", b""))
     return stats
+
+
+class ListError(Exception):
+    """rsync could not list a folder (on another machine); the message is rsync's."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def list_files(source: str, *, rsh: str, excludes: tuple[str, ...] = (),
+               one_file_system: bool = False):
+    """Yield `rsync -r --list-only` lines of `source` (`user@host:/path`), as rsync would
+    select them for a copy: same excludes, same filesystem rule. ListError at the end if
+    rsync failed (a missing folder, ssh refused)."""
+    args = [RSYNC, "--recursive", "--links", "--list-only", "--no-human-readable",
+            "--protect-args", "--rsh", rsh, *(["--one-file-system"] if one_file_system else []),
+            *(f"--exclude={pattern}" for pattern in excludes), "--", source.rstrip("/") + "/"]
+    process = subprocess.Popen(["setpriv", "--pdeathsig", "KILL", "--", *args],
+                               stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, env={"LC_ALL": "C", "PATH": SEARCH_PATH})
+    errors: list[bytes] = []
+    reader = threading.Thread(target=lambda: errors.extend(process.stderr), daemon=True)
+    reader.start()
+    try:
+        for raw in process.stdout:
+            yield decode_name(raw.rstrip(b"\n"))
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait()
+        reader.join()
+    if process.returncode not in (EXIT_OK, EXIT_VANISHED):
+        said = [decode_name(e.rstrip(b"\n")) for e in errors if not e.startswith(b"rsync error")]
+        raise ListError("; ".join(said[:3]) or f"rsync exited with code {process.returncode}",
+                        process.returncode)
 
 
 def decode_name(raw: bytes) -> str:

@@ -252,3 +252,48 @@ def count_excluded(root: str, excludes: Excludes, one_file_system: bool = False,
             next_report = count.files + PROGRESS_EVERY
             cb.on_progress(count.files, count.bytes)
     return count
+
+
+def totals_from_listing(lines, callbacks: ScanCallbacks | None = None) -> DirTotals:
+    """A folder's totals from `rsync -r --list-only --no-human-readable` of it (a folder on
+    another machine, which cannot be walked from here): the same figures `scan` gives,
+    folders reported to `on_dir` children first. Keeps one row per folder in memory."""
+    cb = callbacks or ScanCallbacks()
+    folders: dict[str, DirTotals] = {"": DirTotals("", 0)}
+    seen_files = seen_bytes = 0
+    next_report = PROGRESS_EVERY
+    for line in lines:
+        fields = line.rstrip("\n").split(None, 4)
+        if len(fields) < 5 or not fields[1].isdigit():
+            continue
+        kind, size, name = fields[0][:1], int(fields[1]), fields[4]
+        if kind == "l":
+            name = name.partition(" -> ")[0]
+        if name == ".":
+            continue
+        parent_path = name.rpartition("/")[0]
+        parent = folders.get(parent_path)
+        if parent is None:   # listed before its folder: rsync lists parents first, but be safe
+            parent = folders.setdefault(parent_path, DirTotals(parent_path, parent_path.count("/") + 1))
+        if kind == "d":
+            folders[name] = DirTotals(name, name.count("/") + 1)
+            parent.subdirs += 1
+            continue
+        parent.own_files += 1
+        parent.own_bytes += size
+        seen_files, seen_bytes = seen_files + 1, seen_bytes + size
+        if seen_files >= next_report:
+            next_report = seen_files + PROGRESS_EVERY
+            cb.on_progress(seen_files, seen_bytes)
+            if cb.should_stop():
+                raise ScanCancelled()
+    for totals in sorted(folders.values(), key=lambda t: t.depth, reverse=True):
+        totals.files += totals.own_files
+        totals.bytes += totals.own_bytes
+        cb.on_dir(totals)
+        if totals.path:
+            parent = folders[totals.path.rpartition("/")[0]]
+            parent.files += totals.files
+            parent.bytes += totals.bytes
+            parent.dirs += totals.dirs + 1
+    return folders[""]

@@ -80,6 +80,31 @@ def parse_target(text: str) -> Target:
     return Target(user, host.lower(), int(port))
 
 
+def split_remote(text: str) -> tuple[Target, str] | None:
+    """A folder on another machine, `user@host:/path` or `user@host:port:/path` (or
+    `user@[v6]:port:/path`), as its target and absolute path; None for a local path (one that
+    starts with /). ValueError says what is wrong with a remote one."""
+    if text.startswith("/") or "@" not in text:
+        return None
+    start, first_problem = 0, None
+    while (cut := text.find(":/", start)) != -1:
+        try:
+            return parse_target(text[:cut]), text[cut + 1:]
+        except ValueError as problem:
+            first_problem = first_problem or problem
+            start = cut + 1
+    if first_problem:
+        raise ValueError(f"In {text!r}: {first_problem}")
+    raise ValueError(f"{text!r} is neither an absolute path nor a folder on a host written as "
+                     "user@host:/path (or user@host:port:/path).")
+
+
+def remote_spec(target: Target, path: str) -> str:
+    """How rsync names the folder: `user@host:path` (the port goes in the remote shell)."""
+    host = f"[{target.host}]" if ":" in target.host else target.host
+    return f"{target.user}@{host}:{path}"
+
+
 # --- Cairn's key ---------------------------------------------------------------------------
 
 def key_path(ssh_dir: Path) -> Path:

@@ -7,7 +7,7 @@ import time
 import pytest
 
 from jobs.engines.filters import Excludes
-from jobs.engines.scan import ScanCallbacks, ScanCancelled, count_excluded, scan
+from jobs.engines.scan import ScanCallbacks, ScanCancelled, count_excluded, scan, totals_from_listing
 from tests.trees import awkward_tree, write
 
 
@@ -186,3 +186,20 @@ def test_counting_can_be_stopped(tmp_path):
     with pytest.raises(ScanCancelled):
         count_excluded(str(tmp_path / "src"), Excludes(["f"]),
                        callbacks=ScanCallbacks(should_stop=lambda: True))
+
+
+@pytest.mark.parametrize("excludes", [[], ["*.txt", "deep/"]])
+def test_a_listing_from_rsync_totals_each_folder_as_the_walk_does(tmp_path, excludes):
+    root = awkward_tree(tmp_path / "src")
+    walked, listed = {}, {}
+    scan(str(root), Excludes(excludes), callbacks=ScanCallbacks(
+        on_dir=lambda t: walked.setdefault(t.path, (t.files, t.bytes, t.dirs, t.subdirs))))
+    listing = subprocess.run(["rsync", "-r", "-l", "--list-only", "--no-human-readable",
+                              "--protect-args", *(f"--exclude={p}" for p in excludes),
+                              f"{root}/"], check=True, capture_output=True).stdout
+    lines = [line.decode("utf-8", "backslashreplace") for line in listing.splitlines()]
+    totals = totals_from_listing(lines, ScanCallbacks(
+        on_dir=lambda t: listed.setdefault(t.path, (t.files, t.bytes, t.dirs, t.subdirs))))
+    plain = {k: v for k, v in walked.items() if k.isprintable() and "\\" not in k}
+    assert {k: listed[k] for k in plain} == plain
+    assert (totals.files, totals.bytes, totals.dirs) == walked[""][:3]

@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 from playhouse.test_utils import count_queries
 
-from models import AuditEntry, Drive, Profile, Run, User, db, utcnow
+from models import AuditEntry, Drive, Host, Profile, Run, User, db, utcnow
 from tests.conftest import html, log_in, post
 from tests.trees import write
 
@@ -391,3 +391,25 @@ def test_a_profile_on_an_adopted_drive_can_run_when_it_is_plugged_in(client, ada
     assert profile.run_on_connect
     edit = html(client.get(f"/profiles/{profile.id}/edit"))
     assert edit.select_one("#run_on_connect").has_attr("checked")
+
+
+# --- hosts ----------------------------------------------------------------------------------------
+
+def test_a_folder_on_another_machine_needs_an_added_host_with_a_pinned_key(client, ada, home):
+    log_in(client, ada)
+    remote = "ada@laptop:/home/ada/Photos"
+    unknown = post(client, "/profiles/", form(home, sources=remote))
+    assert unknown.status_code == 422
+    assert "ada@laptop is not an added host" in messages(unknown)["sources"]
+    with db.connection_context():
+        host = Host.create(user="ada", hostname="laptop", port=22)
+    unpinned = post(client, "/profiles/", form(home, sources=remote))
+    assert "no pinned host key yet" in messages(unpinned)["sources"]
+    with db.connection_context():
+        Host.update(key_line="ssh-ed25519 AAAA", fingerprint="SHA256:x").where(
+            Host.id == host.id).execute()
+    saved = post(client, "/profiles/", form(home, sources=f"{remote}/../Photos\n{home}/Photos"))
+    assert saved.status_code == 302, messages(saved)
+    assert profiles()[0].sources == [remote, f"{home}/Photos"]
+    bad = post(client, "/profiles/", form(home, name="Other", sources="ada@lap top:/x"))
+    assert "not a host name" in messages(bad)["sources"]

@@ -1,0 +1,89 @@
+"""Backing up a folder of another machine over SSH, against a real sshd on loopback: a pull
+into snapshots like any local folder, and a run deferred while its host cannot be reached."""
+
+import datetime as dt
+import os
+
+import pytest
+
+from jobs import backup, hosts
+from jobs.engines import snapshots
+from models import Breaker, Host, Run, utcnow
+from tests.conftest import SSH_TEST_USER
+from tests.jobs.conftest import make_profile
+from tests.trees import describe, inodes, write
+
+pytestmark = pytest.mark.usefixtures("inline")
+
+
+@pytest.fixture
+def laptop(sshd):
+    """A pinned host that holds Cairn's key, with a folder of files in its share."""
+    host = Host.create(user=SSH_TEST_USER, hostname="127.0.0.1", port=sshd.port)
+    hosts.fetch_host_key(host.id)
+    hosts.pin(Host.get_by_id(host.id))
+    sshd.authorize(hosts.public_key())
+    data = sshd.share / "Documents"
+    write(data / "letters" / "to granny.txt", "dear granny", mtime=1_600_000_000)
+    write(data / "letters" / "draft.tmp", "scratch")
+    write(data / "taxes" / "2026.pdf", os.urandom(50_000), mode=0o600)
+    os.symlink("letters/to granny.txt", data / "latest-letter")
+    for folder in (data, data / "letters", data / "taxes"):
+        os.chmod(folder, 0o755)
+    os.chmod(data / "taxes" / "2026.pdf", 0o644)
+    return Host.get_by_id(host.id), data
+
+
+def source_of(host: Host, data) -> str:
+    return f"{SSH_TEST_USER}@127.0.0.1:{host.port}:{data}"
+
+
+def test_a_hosts_folder_is_backed_up_into_snapshots_like_a_local_one(laptop, tmp_path):
+    host, data = laptop
+    profile = make_profile(sources=[source_of(host, data)], dest=tmp_path / "backups",
+                           excludes=["*.tmp"])
+    first = Run.get_by_id(backup.request_run(profile).id)
+    assert first.state == "succeeded", first.message
+    tree = tmp_path / "backups" / profile.slug / first.snapshot / \
+        snapshots.in_snapshot(str(data), host="127.0.0.1")
+    expected = {k: v for k, v in describe(data).items() if not k.endswith(b".tmp")}
+    assert describe(tree) == expected
+    assert first.total_files == first.files_done == 3   # the scan saw what rsync copied
+    second = Run.get_by_id(backup.request_run(profile).id)
+    assert second.state == "succeeded" and second.new_files == second.changed_files == 0
+    again = tmp_path / "backups" / profile.slug / second.snapshot / \
+        snapshots.in_snapshot(str(data), host="127.0.0.1")
+    assert inodes(again) == inodes(tree)
+
+
+def test_a_run_waits_while_its_host_is_down_and_starts_at_the_next_try(laptop, sshd, tmp_path):
+    host, data = laptop
+    profile = make_profile(sources=[source_of(host, data)], dest=tmp_path / "backups")
+    sshd.stop()
+    run = Run.get_by_id(backup.request_run(profile).id)
+    assert run.state == "interrupted"
+    assert "cannot be reached" in run.message and "starts again at" in run.message
+    breaker = Breaker.get(Breaker.name == host.breaker_name)
+    assert breaker.state == "open"
+    # A second run while the breaker is open does not even try to connect.
+    again = Run.get_by_id(backup.request_run(profile).id)
+    assert again.state == "interrupted" and "paused after 1 failure" in again.message
+    sshd.start()
+    Breaker.update(next_try=utcnow() - dt.timedelta(seconds=1)).execute()   # the minute passed
+    backup.retry_deferred(again.id)
+    done = Run.get_by_id(again.id)
+    assert done.state == "succeeded", done.message
+    assert Breaker.get_by_id(breaker.id).state == "closed"
+
+
+def test_a_source_on_an_unknown_host_or_a_missing_folder_fails_with_the_reason(laptop, tmp_path):
+    host, data = laptop
+    stranger = make_profile(name="Stranger", sources=["bob@elsewhere.invalid:/srv"],
+                            dest=tmp_path / "b1")
+    run = Run.get_by_id(backup.request_run(stranger).id)
+    assert run.state == "failed" and "bob@elsewhere.invalid is not an added host" in run.message
+    missing = make_profile(name="Missing", sources=[source_of(host, data.parent / "nothing")],
+                           dest=tmp_path / "b2")
+    run = Run.get_by_id(backup.request_run(missing).id)
+    assert run.state == "failed" and "Cannot list" in run.message
+    assert "No such file or directory" in run.message
