@@ -15,6 +15,7 @@ import datetime as dt
 import gzip
 import logging
 import os
+import posixpath
 import shutil
 import socket
 import time
@@ -31,6 +32,7 @@ from jobs.engines.filters import Excludes
 from jobs.engines.humane import format_bytes
 from jobs.engines.progress import Progress, add_speed_point
 from jobs.engines.progress import advance as advance_progress
+from jobs.engines.remote import RemoteRoot
 from jobs.engines.scan import DirTotals, ScanCancelled, scan, totals_from_listing
 from jobs.engines.snapshots import CheckError
 from jobs.queue import huey, local, settings, with_db
@@ -93,10 +95,12 @@ def cancel(run: Run) -> bool:
 
 def retry_failed(run: Run) -> int:
     """Run a partial run's dead-lettered units again, into the same unfinished snapshot."""
-    root = _profile_root(run.profile)
     if run.state != "partial" or not run.snapshot or run.dry_run:
         return 0
-    if not (root / (run.snapshot + snapshots.PARTIAL_SUFFIX)).is_dir() and run.profile.mode == "snapshot":
+    remote = _remote_root(run.profile)
+    there = remote.has_partial(run.snapshot) if remote else \
+        (_profile_root(run.profile) / (run.snapshot + snapshots.PARTIAL_SUFFIX)).is_dir()
+    if not there and run.profile.mode == "snapshot":
         return 0
     with db.atomic():
         current = run.profile.active_run()
@@ -133,7 +137,7 @@ def prepare_run(run_id: int) -> None:
              f"{paused.retry_at:%Y-%m-%d %H:%M} UTC.")
         retry_deferred.schedule((run.id,), eta=paused.retry_at + dt.timedelta(seconds=1))
         return
-    except CheckError as error:
+    except (CheckError, ssh.SshError) as error:
         _end(run, "failed", str(error))
     except ScanCancelled:
         _end(run, "cancelled", "Cancelled while scanning.")
@@ -146,21 +150,28 @@ def prepare_run(run_id: int) -> None:
 
 def _prepare(run: Run) -> None:
     profile = run.profile
-    root, options = _check(profile)
+    remote = _remote_root(profile)
+    root, options = _check_remote(profile, remote) if remote else _check(profile)
     mirror = options["mirror"]
     if not mirror:
-        _remove_stale_partials(run, root)
-    link_from = "" if mirror else (snapshots.latest_snapshot(root) or "")
-    name = "" if mirror or run.dry_run else snapshots.unused_snapshot_name(root, utcnow())
+        _remove_stale_partials(run, root, remote)
+    if remote:
+        link_from = "" if mirror else (remote.latest_snapshot() or "")
+        name = "" if mirror or run.dry_run else remote.unused_name(utcnow())
+    else:
+        link_from = "" if mirror else (snapshots.latest_snapshot(root) or "")
+        name = "" if mirror or run.dry_run else snapshots.unused_snapshot_name(root, utcnow())
     roots = _scan_sources(run, root, options, link_from)
     total_files, total_bytes = sum(r.files for r in roots), sum(r.bytes for r in roots)
     if not mirror and not link_from and not run.dry_run:
-        _check_room(profile.destination, total_bytes)
+        _check_room(profile.destination, total_bytes, remote)
     ceiling = _ceiling(profile)
     the_plan = planner.plan(roots, _children_reader(run), ceiling, settings.min_unit_size)
     options["split"] = {str(i): the_plan.split_folders(i) for i in range(len(roots))}
     _create_units(run, the_plan)
-    if name:
+    if name and remote:
+        remote.make_dir(name + snapshots.PARTIAL_SUFFIX)
+    elif name:
         (root / (name + snapshots.PARTIAL_SUFFIX)).mkdir()
     run.move(("scanning",), "running", snapshot=name, link_from=link_from, options=options,
              total_files=total_files, total_bytes=total_bytes, concurrency=ceiling,
@@ -205,10 +216,41 @@ def _check(profile: Profile) -> tuple[Path, dict]:
     return root, options
 
 
+def _check_remote(profile: Profile, remote: RemoteRoot) -> tuple[Path, dict]:
+    """Sources here, the destination a folder on a host: reachable (through its breaker),
+    its folder made, able to hold hardlinks (or the profile is a mirror)."""
+    for source in profile.sources:
+        snapshots.check_source(source)
+    _check_host(profile.destination)
+    remote.make_dir()
+    mirror = profile.mode == "mirror"
+    fstype = remote.filesystem_type()
+    if not mirror and not remote.supports_hardlinks():
+        raise CheckError(f"Destination {profile.destination} is on a {fstype} filesystem that "
+                         "cannot hold hardlinks, so snapshots are not possible there. Switch "
+                         "this profile to mirror mode, or use another folder on the host.")
+    # ACLs, xattrs and owners are the host user's to keep or not: not asked for.
+    return Path(remote.root), {"filesystem": fstype, "mirror": mirror, "acls": False,
+                               "xattrs": False, "super_user": False, "remote": True}
+
+
+def _remote_root(profile: Profile) -> RemoteRoot | None:
+    """The profile's folder of snapshots on a host, if its destination is on one."""
+    remote = hosts.remote_source(profile.destination)
+    if not remote:
+        return None
+    host = hosts.host_for(remote[0])
+    if host is None:
+        raise CheckError(f"{remote[0]} is not an added host: add it on the Hosts page, pin its "
+                         "key, and give it Cairn's key.")
+    return RemoteRoot(remote[0], posixpath.join(remote[1], profile.slug),
+                      ssh.key_path(hosts.ssh_dir()), hosts.known_hosts(host))
+
+
 def _scan_sources(run: Run, root: Path, options: dict, link_from: str) -> list[DirTotals]:
     """Scan every source; meanwhile ask rsync whether the destination keeps ACLs and xattrs
     (two short rsync runs that would otherwise wait for each other and for the scan)."""
-    if options["mirror"]:
+    if options["mirror"] or options.get("remote"):
         return [_scan_source(run, source, False) for source in run.profile.sources]
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="cairn-probe") as pool:
         probe = pool.submit(snapshots.probe_attributes, str(root))
@@ -318,25 +360,29 @@ def _ceiling(profile: Profile) -> int:
     return max(1, min(profile.max_parallel, threads, local.allowed or threads))
 
 
-def _check_room(destination: str, needed: int) -> None:
-    free = snapshots.free_bytes(destination)
+def _check_room(destination: str, needed: int, remote: RemoteRoot | None = None) -> None:
+    free = remote.free_bytes() if remote else snapshots.free_bytes(destination)
     if needed > free:
         raise CheckError(f"The first snapshot needs {format_bytes(needed)} but destination "
                          f"{destination} has only {format_bytes(free)} free.")
 
 
-def _remove_stale_partials(run: Run, root: Path) -> None:
+def _remove_stale_partials(run: Run, root: Path, remote: RemoteRoot | None = None) -> None:
     """An unfinished snapshot of an earlier run that nobody will retry any more."""
-    try:
-        names = [e.name for e in os.scandir(root) if e.name.endswith(snapshots.PARTIAL_SUFFIX)]
-    except FileNotFoundError:
-        return
-    for entry in names:
-        name = entry.removesuffix(snapshots.PARTIAL_SUFFIX)
+    if remote:
+        names = remote.partials()
+    else:
+        try:
+            names = [e.name.removesuffix(snapshots.PARTIAL_SUFFIX) for e in os.scandir(root)
+                     if e.name.endswith(snapshots.PARTIAL_SUFFIX)]
+        except FileNotFoundError:
+            return
+    for name in names:
         if not snapshots.SNAPSHOT_NAME.match(name):
             continue
-        if snapshots.remove_partial(root, name):
-            run.add_message("warning", f"Removed the unfinished snapshot {entry} of an earlier run.")
+        if remote.remove_partial(name) if remote else snapshots.remove_partial(root, name):
+            run.add_message("warning", f"Removed the unfinished snapshot {name}"
+                            f"{snapshots.PARTIAL_SUFFIX} of an earlier run.")
 
 
 def _linked_snapshot_kept_xattrs(profile: Profile, link_from: str) -> bool:
@@ -418,11 +464,12 @@ class _CancelWatch:
 def _children_reader(run: Run):
     scans = list(Scan.select().where(Scan.run == run).order_by(Scan.id))
 
-    remote = [bool(hosts.remote_source(s)) for s in run.profile.sources]
+    pushed = bool(hosts.remote_source(run.profile.destination))
+    remote = [pushed or bool(hosts.remote_source(s)) for s in run.profile.sources]
 
     def children_of(source: int, path: str) -> list[DirTotals]:
         if remote[source]:
-            return []   # a host's folder is one rsync over one ssh connection
+            return []   # one rsync over one ssh connection per folder
         rows = (ScanDir.select(ScanDir.path, ScanDir.depth, ScanDir.own_files,
                                ScanDir.own_bytes, ScanDir.files, ScanDir.bytes, ScanDir.dirs,
                                ScanDir.subdirs)
@@ -490,13 +537,24 @@ def _dispatch(run: Run) -> None:
 
 
 def _stop_run(run: Run) -> None:
+    try:
+        _stop_run_here(run)
+    except ssh.SshError as error:   # the host went away meanwhile
+        _end(run, "failed", f"{run.fail_reason or 'Cancelled.'} The unfinished snapshot could "
+             f"not be removed from the host: {error}")
+
+
+def _stop_run_here(run: Run) -> None:
     """Every rsync of a cancelled (or doomed) run has stopped: remove its snapshot, end it.
     An interrupted run keeps its unfinished snapshot for when the drive is back."""
     if run.interrupt_reason:
         _end(run, "interrupted", f"{run.interrupt_reason} The run continues where it stopped "
              "when the drive is back.")
         return
-    if run.snapshot and not run.dry_run:
+    remote = _remote_root(run.profile)
+    if run.snapshot and not run.dry_run and remote:
+        remote.remove_partial(run.snapshot)
+    elif run.snapshot and not run.dry_run:
         snapshots.remove_partial(_profile_root(run.profile), run.snapshot)
     _collect_logs(run)
     if run.options.get("mirror") or run.dry_run:
@@ -553,6 +611,9 @@ def _transfer(run: Run, unit: Unit) -> rsync.Transfer:
         inside = snapshots.in_snapshot(unit.source)
         source, rsh = unit.source, None
     mirror = bool(run.options.get("mirror"))
+    pushed = _remote_root(profile)
+    if pushed:
+        return _push_transfer(run, unit, pushed, source, inside)
     if mirror:
         dest = root / snapshots.MIRROR / inside
     elif run.dry_run:
@@ -571,6 +632,30 @@ def _transfer(run: Run, unit: Unit) -> rsync.Transfer:
     return rsync.Transfer(source=source, rsh=rsh, dest=str(dest), link_dest=link_dest,
                           rules=tuple(unit.rules), excludes=tuple(profile.excludes),
                           one_file_system=profile.one_file_system, bwlimit_kib=bwlimit,
+                          dry_run=run.dry_run, **_run_flags(run))
+
+
+def _push_transfer(run: Run, unit: Unit, remote: RemoteRoot, source: str,
+                   inside: str) -> rsync.Transfer:
+    """A local folder into the run's snapshot on a host."""
+    if run.options.get("mirror"):
+        base = snapshots.MIRROR
+    elif run.dry_run:
+        base = run.link_from or ".cairn-no-snapshot-yet"
+    else:
+        base = run.snapshot + snapshots.PARTIAL_SUFFIX
+    if not run.dry_run:
+        remote.make_dir(base, inside)
+    link_dest = None
+    if run.link_from and not run.dry_run and not run.options.get("mirror"):
+        link_dest = remote.path(run.link_from, inside)
+    bwlimit = run.profile.bwlimit_kib
+    if bwlimit:
+        bwlimit = max(1, bwlimit // max(1, run.concurrency))
+    return rsync.Transfer(source=source, dest=remote.spec(base, inside), link_dest=link_dest,
+                          rsh=hosts.rsh(hosts.host_for(remote.target)),
+                          rules=tuple(unit.rules), excludes=tuple(run.profile.excludes),
+                          one_file_system=run.profile.one_file_system, bwlimit_kib=bwlimit,
                           dry_run=run.dry_run, **_run_flags(run))
 
 
@@ -742,8 +827,9 @@ def _finalize(run: Run) -> tuple[str, str]:
     if run.dry_run:
         return "succeeded", _dry_run_summary(totals)
     failed = list(Unit.select().where((Unit.run == run) & (Unit.state == "failed")))
-    tree = _tree(run)
-    warnings = _restore_hardlinks(run, tree) + _fix_folder_times(run, tree)
+    remote = _remote_root(run.profile)
+    # On a host, no folder was split between parts, so there is nothing to mend.
+    warnings = 0 if remote else _restore_hardlinks(run, _tree(run)) + _fix_folder_times(run, _tree(run))
     if failed:
         return "partial", (f"{len(failed)} of {sum(run.unit_states().values())} part(s) failed "
                            "after retries; the snapshot is kept unfinished so that retrying the "
@@ -751,7 +837,9 @@ def _finalize(run: Run) -> tuple[str, str]:
     missing = drive_missing(run.profile)
     if missing:
         raise DriveAbsent(missing)
-    if not run.options.get("mirror"):
+    if not run.options.get("mirror") and remote:
+        remote.finalize(run.snapshot)
+    elif not run.options.get("mirror"):
         snapshots.finalize(_profile_root(run.profile), run.snapshot)
     Run.update(progress=1.0, eta_seconds=None).where(Run.id == run.id).execute()
     copied = f"{totals['files']:,} files, {totals['new_files'] + totals['changed_files']:,} new or changed"

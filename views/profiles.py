@@ -230,6 +230,10 @@ class ProfileForm(ScheduleForm):
         if outside:
             self.sources.errors = [outside]
             return None
+        unknown = unknown_hosts([values.destination])
+        if unknown:
+            self.destination.errors = [unknown]
+            return None
         same_name = Profile.by_name(values.name)
         if same_name is not None and (editing is None or same_name.id != editing.id):
             self.name.errors = [f"A profile named {values.name} already exists."]

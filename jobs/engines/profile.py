@@ -126,10 +126,20 @@ def _excludes(excludes: list[str], errors: dict[str, str]) -> list[str]:
 
 def _destination(raw: str, sources: list[str], errors: dict[str, str]) -> str:
     try:
-        check_path_text(raw, "destination folder")
-    except CheckError as error:
+        remote = ssh.split_remote(raw or "")
+        check_path_text(remote[1] if remote else raw, "destination folder")
+    except (CheckError, ValueError) as error:
         errors["destination"] = str(error)
         return raw
+    if remote:
+        # Snapshots pushed to a folder on a host: rsync copies between this box and one host.
+        path = os.path.normpath(remote[1])
+        if path == "/":
+            errors["destination"] = "Choose a folder, not the root of the host's filesystem."
+        elif any(ssh.split_remote(source) for source in sources):
+            errors["destination"] = ("A folder on a host cannot be backed up to a host: one of "
+                                     "the two must be a folder of this box.")
+        return f"{remote[0]}:{path}"
     path = os.path.normpath(raw)
     if path == "/":
         errors["destination"] = "Choose a folder, not the root of the filesystem."

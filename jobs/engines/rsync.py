@@ -261,7 +261,7 @@ class _Reader:
             length = int(line[13:end]) if end > 13 else 0
             counts.files += 1
             counts.bytes += length
-            if line[1] == 62:  # ord(">"): data came over
+            if line[1] == 62 or line[1] == 60:  # ">" received here, "<" sent to a host
                 counts.sent_bytes += length
                 if line[3] == 43:  # ord("+"): a new file
                     counts.new_files += 1

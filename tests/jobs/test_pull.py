@@ -3,6 +3,7 @@ into snapshots like any local folder, and a run deferred while its host cannot b
 
 import datetime as dt
 import os
+import pwd
 
 import pytest
 
@@ -87,3 +88,43 @@ def test_a_source_on_an_unknown_host_or_a_missing_folder_fails_with_the_reason(l
     run = Run.get_by_id(backup.request_run(missing).id)
     assert run.state == "failed" and "Cannot list" in run.message
     assert "No such file or directory" in run.message
+
+
+def test_this_boxs_folders_are_pushed_into_snapshots_on_a_host(laptop, sshd, tmp_path):
+    host, _ = laptop
+    offsite = sshd.share / "offsite"
+    offsite.mkdir()
+    os.chown(offsite, pwd.getpwnam(SSH_TEST_USER).pw_uid, -1)
+    source = tmp_path / "Photos"
+    write(source / "cat.jpg", os.urandom(20_000), mtime=1_600_000_000)
+    write(source / "trip" / "beach.jpg", os.urandom(30_000))
+    destination = f"{SSH_TEST_USER}@127.0.0.1:{host.port}:{offsite}"
+    profile = make_profile(sources=[source], dest=destination, create_dest=False)
+    first = Run.get_by_id(backup.request_run(profile).id)
+    assert first.state == "succeeded", first.message
+    root = offsite / profile.slug
+    tree = root / first.snapshot / snapshots.in_snapshot(str(source))
+    assert describe(tree) == describe(source)
+    assert os.readlink(root / "latest") == first.snapshot
+    write(source / "new.txt", "new")
+    second = Run.get_by_id(backup.request_run(profile).id)
+    assert second.state == "succeeded" and (second.new_files, second.changed_files) == (1, 0)
+    assert second.link_from == first.snapshot
+    again = root / second.snapshot / snapshots.in_snapshot(str(source))
+    assert os.stat(again / "cat.jpg").st_ino == os.stat(tree / "cat.jpg").st_ino   # --link-dest
+    assert sorted(p.name for p in root.iterdir()) == sorted([first.snapshot, second.snapshot, "latest"])
+    dry = Run.get_by_id(backup.request_run(profile, dry_run=True).id)
+    assert dry.state == "succeeded" and "0 new and 0 changed" in dry.message
+
+
+def test_a_push_to_a_folder_the_host_user_cannot_write_fails_and_keeps_nothing(laptop, sshd,
+                                                                               tmp_path):
+    host, _ = laptop
+    locked = sshd.share / "locked"
+    locked.mkdir(mode=0o755)   # root's: the host user may not write here
+    source = write(tmp_path / "src" / "a.txt", "a").parent
+    profile = make_profile(sources=[source], create_dest=False,
+                           dest=f"{SSH_TEST_USER}@127.0.0.1:{host.port}:{locked}")
+    run = Run.get_by_id(backup.request_run(profile).id)
+    assert run.state == "failed" and "Permission denied" in run.message
+    assert list(locked.iterdir()) == []

@@ -413,3 +413,17 @@ def test_a_folder_on_another_machine_needs_an_added_host_with_a_pinned_key(clien
     assert profiles()[0].sources == [remote, f"{home}/Photos"]
     bad = post(client, "/profiles/", form(home, name="Other", sources="ada@lap top:/x"))
     assert "not a host name" in messages(bad)["sources"]
+
+
+def test_snapshots_can_go_to_a_folder_on_a_pinned_host(client, ada, home):
+    log_in(client, ada)
+    unknown = post(client, "/profiles/", form(home, destination="ada@nas:/srv/backups"))
+    assert "ada@nas is not an added host" in messages(unknown)["destination"]
+    with db.connection_context():
+        Host.create(user="ada", hostname="nas", port=2222, key_line="ssh-ed25519 AAAA")
+    saved = post(client, "/profiles/", form(home, destination="ada@nas:2222:/srv//backups/"))
+    assert saved.status_code == 302, messages(saved)
+    assert profiles()[0].destination == "ada@nas:2222:/srv/backups"
+    both = post(client, "/profiles/", form(home, name="Both", sources="ada@nas:2222:/home",
+                                           destination="ada@nas:2222:/srv/b"))
+    assert "cannot be backed up to a host" in messages(both)["destination"]
