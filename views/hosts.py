@@ -15,7 +15,7 @@ from wtforms import StringField
 from jobs import breakers
 from jobs import hosts as host_jobs
 from jobs.engines import ssh
-from models import Breaker, Event, Host, WorkerProcess, db, utcnow
+from models import Breaker, Event, Host, Profile, WorkerProcess, db, utcnow
 from models.user import ADMIN, OPERATOR, VIEWER
 from views import feed
 from views.audit import audit
@@ -152,12 +152,25 @@ def test(host_id: int):
 @require_role(ADMIN)
 def delete(host_id: int):
     host = _host_or_404(host_id)
+    using = [p.name for p in Profile.select().order_by(Profile.name)
+             if any(_on(host, place) for place in [*p.sources, p.destination])]
+    if using:
+        return _changed(f"{host.target} is used by {', '.join(using)}: change "
+                        f"{'that profile' if len(using) == 1 else 'those profiles'} first.", 409)
     with db.atomic():
         Breaker.delete().where(Breaker.name == host.breaker_name).execute()
         host.delete_instance()
     host_jobs.known_hosts(host).unlink(missing_ok=True)
     audit("host.delete", target=host.target)
     return _changed(f"{host.target} removed.")
+
+
+def _on(host: Host, place: str) -> bool:
+    try:
+        remote = ssh.split_remote(place)
+    except ValueError:
+        return False
+    return bool(remote) and host_jobs.host_for(remote[0]) == host
 
 
 @bp.route("/health/")

@@ -4,7 +4,7 @@ sshd (jobs run inline); breakers listed with a reset for operators."""
 import pytest
 
 from jobs import hosts as host_jobs
-from models import AuditEntry, Breaker, Event, Host, db, utcnow
+from models import AuditEntry, Breaker, Event, Host, Profile, db, utcnow
 from tests.conftest import SSH_TEST_USER, html, log_in, post
 
 
@@ -94,3 +94,18 @@ def test_the_health_page_lists_breakers_and_operators_reset_them(client, otto, v
         assert (reset.state, reset.failures) == ("closed", 0)
         assert Event.select().where(Event.kind == "breaker.reset").exists()
     assert "Nothing outside this box" not in client.get("/health/").get_data(as_text=True)
+
+
+def test_a_host_in_use_by_a_profile_is_not_removed(client, ada):
+    with db.connection_context():
+        host = Host.create(user="ada", hostname="nas", port=22, key_line="ssh-ed25519 AAAA")
+        Profile.create(name="Offsite", slug="offsite", sources=["/home/a"],
+                       destination="ada@nas:/srv/backups")
+    log_in(client, ada)
+    refused = post(client, f"/hosts/{host.id}/delete", follow_redirects=True)
+    assert "ada@nas is used by Offsite" in refused.get_data(as_text=True)
+    with db.connection_context():
+        Profile.delete().execute()
+    assert post(client, f"/hosts/{host.id}/delete").status_code == 303
+    with db.connection_context():
+        assert not Host.select().exists()
