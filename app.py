@@ -56,6 +56,7 @@ def create_app(test_config: Mapping[str, str] | None = None) -> Flask:
     views.init_app(app)
     app.cli.add_command(commands.profile_cli)
     app.cli.add_command(commands.backup_cli)
+    app.cli.add_command(commands.prune_command)
     return app
 
 

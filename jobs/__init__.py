@@ -3,7 +3,7 @@
 Importing this package registers every task with `jobs.queue.huey`.
 """
 
-from jobs import backup, drives, hosts, schedules, worker  # noqa: F401  (registers hooks and tasks)
+from jobs import backup, drives, hosts, retention, schedules, worker  # noqa: F401  (registers hooks and tasks)
 from jobs.queue import huey
 
 __all__ = ["huey"]

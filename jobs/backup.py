@@ -15,7 +15,6 @@ import datetime as dt
 import gzip
 import logging
 import os
-import posixpath
 import shutil
 import socket
 import time
@@ -24,7 +23,7 @@ from pathlib import Path
 
 import psutil
 
-from jobs import breakers, hosts
+from jobs import breakers, hosts, retention
 from jobs.engines import drives as drives_engine
 from jobs.engines import plan as planner
 from jobs.engines import rsync, snapshots, ssh
@@ -97,7 +96,7 @@ def retry_failed(run: Run) -> int:
     """Run a partial run's dead-lettered units again, into the same unfinished snapshot."""
     if run.state != "partial" or not run.snapshot or run.dry_run:
         return 0
-    remote = _remote_root(run.profile)
+    remote = hosts.destination_root(run.profile)
     there = remote.has_partial(run.snapshot) if remote else \
         (_profile_root(run.profile) / (run.snapshot + snapshots.PARTIAL_SUFFIX)).is_dir()
     if not there and run.profile.mode == "snapshot":
@@ -150,7 +149,7 @@ def prepare_run(run_id: int) -> None:
 
 def _prepare(run: Run) -> None:
     profile = run.profile
-    remote = _remote_root(profile)
+    remote = hosts.destination_root(profile)
     root, options = _check_remote(profile, remote) if remote else _check(profile)
     mirror = options["mirror"]
     if not mirror:
@@ -232,19 +231,6 @@ def _check_remote(profile: Profile, remote: RemoteRoot) -> tuple[Path, dict]:
     # ACLs, xattrs and owners are the host user's to keep or not: not asked for.
     return Path(remote.root), {"filesystem": fstype, "mirror": mirror, "acls": False,
                                "xattrs": False, "super_user": False, "remote": True}
-
-
-def _remote_root(profile: Profile) -> RemoteRoot | None:
-    """The profile's folder of snapshots on a host, if its destination is on one."""
-    remote = hosts.remote_source(profile.destination)
-    if not remote:
-        return None
-    host = hosts.host_for(remote[0])
-    if host is None:
-        raise CheckError(f"{remote[0]} is not an added host: add it on the Hosts page, pin its "
-                         "key, and give it Cairn's key.")
-    return RemoteRoot(remote[0], posixpath.join(remote[1], profile.slug),
-                      ssh.key_path(hosts.ssh_dir()), hosts.known_hosts(host))
 
 
 def _scan_sources(run: Run, root: Path, options: dict, link_from: str) -> list[DirTotals]:
@@ -551,7 +537,7 @@ def _stop_run_here(run: Run) -> None:
         _end(run, "interrupted", f"{run.interrupt_reason} The run continues where it stopped "
              "when the drive is back.")
         return
-    remote = _remote_root(run.profile)
+    remote = hosts.destination_root(run.profile)
     if run.snapshot and not run.dry_run and remote:
         remote.remove_partial(run.snapshot)
     elif run.snapshot and not run.dry_run:
@@ -611,7 +597,7 @@ def _transfer(run: Run, unit: Unit) -> rsync.Transfer:
         inside = snapshots.in_snapshot(unit.source)
         source, rsh = unit.source, None
     mirror = bool(run.options.get("mirror"))
-    pushed = _remote_root(profile)
+    pushed = hosts.destination_root(profile)
     if pushed:
         return _push_transfer(run, unit, pushed, source, inside)
     if mirror:
@@ -815,6 +801,8 @@ def finalize_run(run_id: int) -> None:
         state, message = "failed", f"Internal error while finishing the run: {error}"
     _collect_logs(run)
     _end(run, state, message)
+    if state == "succeeded" and not run.dry_run:
+        retention.prune_profile(run.profile.id)
 
 
 def _finalize(run: Run) -> tuple[str, str]:
@@ -827,7 +815,7 @@ def _finalize(run: Run) -> tuple[str, str]:
     if run.dry_run:
         return "succeeded", _dry_run_summary(totals)
     failed = list(Unit.select().where((Unit.run == run) & (Unit.state == "failed")))
-    remote = _remote_root(run.profile)
+    remote = hosts.destination_root(run.profile)
     # On a host, no folder was split between parts, so there is nothing to mend.
     warnings = 0 if remote else _restore_hardlinks(run, _tree(run)) + _fix_folder_times(run, _tree(run))
     if failed:

@@ -14,10 +14,11 @@ from pathlib import Path
 import click
 from flask.cli import AppGroup
 
-from jobs import backup
-from jobs.engines import schedule, snapshots
+from jobs import backup, retention
+from jobs.engines import schedule, snapshots, ssh
 from jobs.engines.humane import format_bytes, format_duration
 from jobs.engines.profile import ProfileInvalid, clean
+from jobs.engines.snapshots import CheckError
 from jobs.queue import settings, with_db
 from models import ACTIVE_STATES, AlreadyRunning, Drive, Profile, Run, WorkerProcess, utcnow
 
@@ -46,15 +47,22 @@ WAIT_POLL_SECONDS = 1.0
               help="Read the schedule's times on this zone's clock, e.g. Europe/Berlin.")
 @click.option("--run-on-connect", is_flag=True,
               help="Run whenever the destination's adopted drive is plugged in.")
+@click.option("--keep-last", type=int, default=0, help="Retention: keep the newest N snapshots.")
+@click.option("--keep-daily", type=int, default=0, help="...and the newest of each of N days.")
+@click.option("--keep-weekly", type=int, default=0, help="...of N weeks.")
+@click.option("--keep-monthly", type=int, default=0, help="...of N months.")
+@click.option("--keep-yearly", type=int, default=0, help="...of N years.")
+@click.option("--keep-min-free", type=float, default=None, metavar="PERCENT",
+              help="Delete the oldest snapshots while less than PERCENT is free.")
 @with_db
 def profile_add(name, sources, excludes, dest, mirror, one_file_system, max_parallel, bwlimit,
-                retries, cron, timezone, run_on_connect):
+                retries, cron, timezone, run_on_connect, **keep):
     """Create a backup profile NAME."""
     try:
         profile = clean(name, list(sources), list(excludes), dest,
                         mode="mirror" if mirror else "snapshot", one_file_system=one_file_system,
                         max_parallel=max_parallel, bandwidth=bwlimit, retries=retries,
-                        cron=cron, schedule_tz=timezone)
+                        cron=cron, schedule_tz=timezone, keep=keep)
     except ProfileInvalid as invalid:
         raise click.ClickException("\n  ".join(["The profile was not saved:",
                                                 *invalid.errors.values()])) from None
@@ -87,6 +95,36 @@ def profile_list():
         result = f"{last.state} {last.created_at:%Y-%m-%d %H:%M} UTC" if last else "never run"
         click.echo(f"{profile.name}\t{profile.mode}\t{result}\t"
                    f"{', '.join(profile.sources)} -> {profile.destination}")
+
+
+@click.command("prune")
+@click.argument("name")
+@click.option("--dry-run", is_flag=True, help="Say what the policy keeps and deletes; delete nothing.")
+@with_db
+def prune_command(name, dry_run):
+    """Apply profile NAME's retention policy to its snapshots, here and now.
+
+    Run it as the user the worker runs as (or root): it deletes on the destination itself."""
+    profile = Profile.by_name(name)
+    if profile is None:
+        raise click.ClickException(f"No profile named {name!r} (see `profile list`).")
+    policy = retention.policy_of(profile)
+    click.echo(f"{profile.name}: {policy.describe()}.")
+    try:
+        result = retention.prune(profile, dry_run=dry_run)
+    except (OSError, ValueError, CheckError, ssh.SshError) as error:
+        raise click.ClickException(f"Nothing more was deleted: {error}") from None
+    if not result.decisions:
+        click.echo("Every snapshot is kept: the policy keeps them all." if not dry_run
+                   else "No snapshots.")
+    gone = "would delete" if dry_run else "deleted"
+    for decision in result.decisions:
+        if decision.name in result.for_space:
+            click.echo(f"{decision.name}\t{gone}\tto free space")
+        elif decision.keep:
+            click.echo(f"{decision.name}\tkeep\t{'; '.join(decision.reasons)}")
+        else:
+            click.echo(f"{decision.name}\t{gone}\tno rule keeps it")
 
 
 @backup_cli.command("run")

@@ -8,13 +8,16 @@ fetches and pins the new key.
 
 from __future__ import annotations
 
+import posixpath
 import socket
 from pathlib import Path
 
 from jobs import breakers
 from jobs.engines import ssh
+from jobs.engines.remote import RemoteRoot
+from jobs.engines.snapshots import CheckError
 from jobs.queue import huey, settings, with_db
-from models import Event, Host, utcnow
+from models import Event, Host, Profile, utcnow
 
 
 def ssh_dir() -> Path:
@@ -51,6 +54,19 @@ def rsh(host: Host) -> str:
 def rsync_source(source: str) -> str:
     target, path = ssh.split_remote(source)
     return ssh.remote_spec(target, path)
+
+
+def destination_root(profile: Profile) -> RemoteRoot | None:
+    """The profile's folder of snapshots on a host, if its destination is on one."""
+    remote = remote_source(profile.destination)
+    if not remote:
+        return None
+    host = host_for(remote[0])
+    if host is None:
+        raise CheckError(f"{remote[0]} is not an added host: add it on the Hosts page, pin its "
+                         "key, and give it Cairn's key.")
+    return RemoteRoot(remote[0], posixpath.join(remote[1], profile.slug),
+                      ssh.key_path(ssh_dir()), known_hosts(host))
 
 
 def pin(host: Host) -> None:

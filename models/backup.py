@@ -88,6 +88,13 @@ class Profile(BaseModel):
     schedule_looked_at = DateTimeField(null=True)
     # Start a run whenever the destination's drive is plugged in (and mounted).
     run_on_connect = BooleanField(default=False)
+    # Retention (jobs/engines/retention.py): all zeros keep every snapshot.
+    keep_last = IntegerField(default=0)
+    keep_daily = IntegerField(default=0)
+    keep_weekly = IntegerField(default=0)
+    keep_monthly = IntegerField(default=0)
+    keep_yearly = IntegerField(default=0)
+    keep_min_free = FloatField(null=True)      # percent: delete the oldest while less is free
 
     @classmethod
     def by_name(cls, name: str) -> Profile | None:
@@ -169,6 +176,7 @@ class Run(Stateful, BaseModel):
     cancel_requested = BooleanField(default=False)
     fail_reason = TextField(default="")       # set when a run is stopped because it cannot go on
     interrupt_reason = TextField(default="")  # ...or because its drive went away: it waits for it
+    pruned_at = DateTimeField(null=True)      # its snapshot was deleted by the retention policy
     warning_count = IntegerField(default=0)
     error_count = IntegerField(default=0)
     message = TextField(default="")

@@ -14,12 +14,21 @@ from dataclasses import asdict
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, IntegerField, RadioField, SelectField, StringField, TextAreaField
+from wtforms import (
+    BooleanField,
+    FloatField,
+    IntegerField,
+    RadioField,
+    SelectField,
+    StringField,
+    TextAreaField,
+)
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import InputRequired, NumberRange
+from wtforms.validators import InputRequired, NumberRange, Optional
 
 from jobs import backup
 from jobs import hosts as host_jobs
+from jobs import retention as retention_jobs
 from jobs.engines import schedule
 from jobs.engines.profile import ProfileInvalid, clean
 from jobs.engines.rsync import format_bandwidth
@@ -184,6 +193,15 @@ class ProfileForm(ScheduleForm):
     retries = IntegerField("Retries of a failed part", default=3, validators=[
         InputRequired("Enter a number from 0 to 10."),
         NumberRange(0, 10, "Retry a failed part between 0 and 10 times.")])
+    keep_last = IntegerField("Newest", default=0, validators=[Optional()])
+    keep_daily = IntegerField("Daily", default=0, validators=[Optional()])
+    keep_weekly = IntegerField("Weekly", default=0, validators=[Optional()])
+    keep_monthly = IntegerField("Monthly", default=0, validators=[Optional()])
+    keep_yearly = IntegerField("Yearly", default=0, validators=[Optional()])
+    keep_min_free = FloatField("Keep this much free (%)", validators=[Optional()])
+
+    KEEP = ("keep_last", "keep_daily", "keep_weekly", "keep_monthly", "keep_yearly",
+            "keep_min_free")
 
     @classmethod
     def of(cls, profile: Profile) -> ProfileForm:
@@ -191,7 +209,8 @@ class ProfileForm(ScheduleForm):
                    excludes="\n".join(profile.excludes), destination=profile.destination,
                    mode=profile.mode, one_file_system=profile.one_file_system,
                    max_parallel=profile.max_parallel, bandwidth=format_bandwidth(profile.bwlimit_kib),
-                   retries=profile.retries, run_on_connect=profile.run_on_connect)
+                   retries=profile.retries, run_on_connect=profile.run_on_connect,
+                   **{name: getattr(profile, name) for name in cls.KEEP})
         form.fill_schedule(profile.schedule, profile.schedule_tz)
         return form
 
@@ -212,10 +231,12 @@ class ProfileForm(ScheduleForm):
                            mode=self.mode.data, one_file_system=bool(self.one_file_system.data),
                            max_parallel=self.max_parallel.data, bandwidth=self.bandwidth.data or "",
                            retries=self.retries.data, cron=expression or "",
-                           schedule_tz=tz or "UTC")
+                           schedule_tz=tz or "UTC",
+                           keep={name: getattr(self, name).data for name in self.KEEP})
         except ProfileInvalid as invalid:
             for name, message in invalid.errors.items():
-                field = self.schedule_field() if name == "schedule" else getattr(self, name)
+                field = {"schedule": self.schedule_field(), "retention": self.keep_last}.get(
+                    name) or getattr(self, name)
                 field.errors = [message]
             return None
         if expression is None or tz is None:
@@ -313,6 +334,8 @@ def detail(profile_id: int):
         except schedule.ScheduleError:
             pass
     return render_template("profiles/detail.html", profile=profile, runs=runs,
+                           policy=retention_jobs.policy_of(profile),
+                           kept=retention_jobs.decisions_from_runs(profile, now),
                            active=profile.active_run(), last_good=profile.last_good_run(),
                            action_form=EmptyForm(), now=now, next_runs=upcoming,
                            bandwidth=format_bandwidth(profile.bwlimit_kib))

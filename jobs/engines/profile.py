@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from jobs.engines import filters, rsync, schedule, ssh
+from jobs.engines import filters, retention, rsync, schedule, ssh
 from jobs.engines.snapshots import CheckError, check_path_text, within
 
 MAX_NAME = 100
@@ -39,12 +39,18 @@ class CleanProfile:
     schedule: str = ""                 # cron expression; "" runs only when asked
     schedule_tz: str = "UTC"
     run_on_connect: bool = False       # checked against the drives by the caller
+    keep_last: int = 0                 # retention: all zeros keep every snapshot
+    keep_daily: int = 0
+    keep_weekly: int = 0
+    keep_monthly: int = 0
+    keep_yearly: int = 0
+    keep_min_free: float | None = None
 
 
 def clean(name: str, sources: list[str], excludes: list[str], destination: str, *,
           mode: str = "snapshot", one_file_system: bool = False, max_parallel: int = 4,
           bandwidth: str = "", retries: int = 3, cron: str = "",
-          schedule_tz: str = "UTC") -> CleanProfile:
+          schedule_tz: str = "UTC", keep: dict | None = None) -> CleanProfile:
     """Return the profile with normalized values, or raise ProfileInvalid naming each field."""
     errors: dict[str, str] = {}
     name = (name or "").strip()
@@ -71,10 +77,20 @@ def clean(name: str, sources: list[str], excludes: list[str], destination: str, 
         expression = schedule.validate(cron) if (cron or "").strip() else ""
     except schedule.ScheduleError as error:
         errors["schedule"] = str(error)
+    keep = {k: v for k, v in (keep or {}).items() if v is not None}
+    try:
+        policy = retention.Policy(**{k.removeprefix("keep_").replace("min_free", "min_free_percent"): v
+                                     for k, v in keep.items()})
+    except (retention.PolicyError, TypeError) as error:
+        errors["retention"] = str(error)
+        policy = retention.Policy()
     if errors:
         raise ProfileInvalid(errors)
     return CleanProfile(name, clean_sources, clean_excludes, destination, mode, one_file_system,
-                        max_parallel, bwlimit, retries, expression, schedule_tz)
+                        max_parallel, bwlimit, retries, expression, schedule_tz,
+                        keep_last=policy.last, keep_daily=policy.daily,
+                        keep_weekly=policy.weekly, keep_monthly=policy.monthly,
+                        keep_yearly=policy.yearly, keep_min_free=policy.min_free_percent)
 
 
 def clean_selection(sources: list[str], excludes: list[str]) -> tuple[list[str], list[str]]:

@@ -84,6 +84,21 @@ class RemoteRoot:
         self._run(["rm", "-rf", "--one-file-system", "--", self.path(name + PARTIAL_SUFFIX)])
         return True
 
+    def remove_snapshot(self, name: str) -> bool:
+        """Delete a complete snapshot that retention let go (never the latest)."""
+        if not SNAPSHOT_NAME.match(name):
+            raise ValueError(f"{name!r} is not a snapshot name")
+        if name not in self.list_snapshots():
+            return False
+        if name == self.latest_snapshot():
+            raise ValueError(f"{name} is the latest snapshot")
+        self._run(["rm", "-rf", "--one-file-system", "--", self.path(name)])
+        return True
+
+    def free_percent(self) -> float:
+        fields = self._run(["df", "-P", "-B1", "--", self.root]).splitlines()[-1].split()
+        return 100.0 * int(fields[3]) / max(1, int(fields[1]))
+
     def finalize(self, name: str) -> None:
         if not SNAPSHOT_NAME.match(name):
             raise ValueError(f"{name!r} is not a snapshot name")

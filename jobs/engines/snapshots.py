@@ -115,6 +115,27 @@ def remove_partial(root: Path, name: str) -> bool:
     return True
 
 
+def remove_snapshot(root: Path, name: str) -> bool:
+    """Delete a complete snapshot that retention let go. Refuses anything that is not a
+    snapshot folder (a name Cairn gives, a real folder, not a link) and the one `latest`
+    points at."""
+    if not SNAPSHOT_NAME.match(name):
+        raise ValueError(f"{name!r} is not a snapshot name")
+    folder = root / name
+    if folder.is_symlink() or not folder.is_dir():
+        return False
+    if os.path.islink(root / LATEST) and os.readlink(root / LATEST) == name:
+        raise ValueError(f"{name} is the latest snapshot")
+    subprocess.run(["rm", "-rf", "--one-file-system", "--", str(folder)], check=True,
+                   capture_output=True)
+    return True
+
+
+def snapshot_time(name: str) -> dt.datetime:
+    """When a snapshot was taken, from its name (naive UTC)."""
+    return dt.datetime.strptime(name, TIMESTAMP_FORMAT)
+
+
 # --- filesystems -----------------------------------------------------------------------------
 
 @dataclass(frozen=True)

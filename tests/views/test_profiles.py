@@ -427,3 +427,29 @@ def test_snapshots_can_go_to_a_folder_on_a_pinned_host(client, ada, home):
     both = post(client, "/profiles/", form(home, name="Both", sources="ada@nas:2222:/home",
                                            destination="ada@nas:2222:/srv/b"))
     assert "cannot be backed up to a host" in messages(both)["destination"]
+
+
+# --- retention ------------------------------------------------------------------------------------
+
+def test_an_admin_sets_retention_and_the_profile_page_says_what_each_snapshot_is_kept_for(
+        client, ada, home):
+    log_in(client, ada)
+    bad = post(client, "/profiles/", form(home, keep_daily="-3"))
+    assert bad.status_code == 422 and "a whole number from 0" in messages(bad)["keep_last"]
+    saved = post(client, "/profiles/", form(home, keep_last="1", keep_weekly="2",
+                                            keep_min_free="12.5"))
+    assert saved.status_code == 302, messages(saved)
+    [profile] = profiles()
+    assert (profile.keep_last, profile.keep_weekly, profile.keep_min_free) == (1, 2, 12.5)
+    with db.connection_context():
+        for name in ("2026-11-02T030000Z", "2026-11-03T030000Z", "2026-11-20T030000Z"):
+            Run.create(profile=profile, state="succeeded", snapshot=name, finished_at=utcnow())
+    page = html(client.get(f"/profiles/{profile.id}"))
+    assert page.select_one("[data-figure=policy]").text == \
+        "Keep the last 1, 2 weekly; delete the oldest while less than 12.5% is free."
+    rows = {tr["id"]: tr.select("td")[2].text for tr in page.select("#retention tbody tr")}
+    assert rows["snapshot-2026-11-20T030000Z"].startswith("kept: newest")
+    assert rows["snapshot-2026-11-03T030000Z"] == "kept: newest of week 2026-W45 (weekly 2)"
+    assert "no rule keeps it" in rows["snapshot-2026-11-02T030000Z"]
+    edit = html(client.get(f"/profiles/{profile.id}/edit"))
+    assert edit.select_one("#keep_weekly")["value"] == "2"

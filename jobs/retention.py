@@ -1,0 +1,109 @@
+"""Retention applied: after each successful run (and on demand) delete the snapshots the
+profile's policy lets go, never one a run is using, and say which and why.
+
+The decision is jobs/engines/retention.py's, on the snapshots that are really there (listed
+on the destination, not taken from the database). Deleted snapshots are marked on their runs
+(`pruned_at`) so the pages stop offering them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+from dataclasses import dataclass, field
+
+from jobs import hosts
+from jobs.engines import retention, snapshots
+from jobs.queue import huey, with_db
+from models import ACTIVE_STATES, Event, Profile, Run, utcnow
+
+
+def policy_of(profile: Profile) -> retention.Policy:
+    return retention.Policy(profile.keep_last, profile.keep_daily, profile.keep_weekly,
+                            profile.keep_monthly, profile.keep_yearly, profile.keep_min_free)
+
+
+def protected(profile: Profile) -> set[str]:
+    """Snapshots a run of the profile reads from or links to right now."""
+    names = set()
+    for run in Run.select(Run.link_from, Run.snapshot).where(
+            (Run.profile == profile) & Run.state.in_(ACTIVE_STATES)):
+        names.update(n for n in (run.link_from, run.snapshot) if n)
+    return names
+
+
+def decisions_from_runs(profile: Profile, now: dt.datetime) -> list[retention.Decision]:
+    """The policy's decisions on the snapshots the database knows (for the pages, which
+    cannot list the destination)."""
+    names = [r.snapshot for r in Run.select(Run.snapshot).where(
+        (Run.profile == profile) & Run.good() & (Run.snapshot != "") & Run.pruned_at.is_null())]
+    return retention.decide([(n, snapshots.snapshot_time(n)) for n in set(names)],
+                            policy_of(profile), now, protected(profile), profile.schedule_tz)
+
+
+@dataclass
+class PruneResult:
+    decisions: list[retention.Decision]
+    deleted: list[str] = field(default_factory=list)
+    for_space: list[str] = field(default_factory=list)   # deleted by the free-space rule
+
+
+def prune(profile: Profile, now: dt.datetime | None = None, dry_run: bool = False) -> PruneResult:
+    """Apply the profile's policy on its destination (a dry run only decides)."""
+    now = now or utcnow()
+    policy = policy_of(profile)
+    if not dry_run and policy.keeps_everything and policy.min_free_percent is None:
+        return PruneResult([])
+    remote = hosts.destination_root(profile)
+    root = profile.root()
+    names = remote.list_snapshots() if remote else snapshots.list_snapshots(root)
+    busy = protected(profile)
+    decisions = retention.decide([(n, snapshots.snapshot_time(n)) for n in names], policy, now,
+                                 busy, profile.schedule_tz)
+    result = PruneResult(decisions)
+    if dry_run:
+        return result
+    for decision in reversed(decisions):
+        if not decision.keep and _delete(root, remote, decision.name):
+            result.deleted.append(decision.name)
+    if policy.min_free_percent:
+        for name in retention.oldest_deletable(decisions, busy):
+            if name in result.deleted:
+                continue
+            if _free_percent(root, remote) >= policy.min_free_percent:
+                break
+            if _delete(root, remote, name):
+                result.for_space.append(name)
+    gone = result.deleted + result.for_space
+    if gone:
+        Run.update(pruned_at=now).where((Run.profile == profile) & Run.snapshot.in_(gone)).execute()
+        Event.publish("retention.pruned", f"profile:{profile.id}",
+                      f"Retention deleted {len(gone)} snapshot(s) of {profile.name} "
+                      f"({policy.describe().lower()}): {', '.join(sorted(gone))}.",
+                      profile=profile.id, deleted=len(gone))
+    return result
+
+
+def _delete(root, remote, name: str) -> bool:
+    return remote.remove_snapshot(name) if remote else snapshots.remove_snapshot(root, name)
+
+
+def _free_percent(root, remote) -> float:
+    if remote:
+        return remote.free_percent()
+    usage = shutil.disk_usage(root)
+    return 100.0 * usage.free / max(1, usage.total)
+
+
+@huey.task()
+@with_db
+def prune_profile(profile_id: int) -> None:
+    profile = Profile.get_or_none(Profile.id == profile_id)
+    if profile is None:
+        return
+    try:
+        prune(profile)
+    except Exception as error:  # retention failing must not look like the backup failing
+        Event.publish("retention.failed", f"profile:{profile.id}",
+                      f"Retention of {profile.name} could not delete old snapshots: {error}",
+                      level="warning", profile=profile.id)
