@@ -32,13 +32,15 @@ def protected(profile: Profile) -> set[str]:
     return names
 
 
-def decisions_from_runs(profile: Profile, now: dt.datetime) -> list[retention.Decision]:
-    """The policy's decisions on the snapshots the database knows (for the pages, which
-    cannot list the destination)."""
+def decisions_from_runs(profile: Profile, now: dt.datetime,
+                        policy: retention.Policy | None = None) -> list[retention.Decision]:
+    """The decisions of `policy` (the profile's own by default) on the snapshots the database
+    knows (for the pages, which cannot list the destination)."""
     names = [r.snapshot for r in Run.select(Run.snapshot).where(
         (Run.profile == profile) & Run.good() & (Run.snapshot != "") & Run.pruned_at.is_null())]
     return retention.decide([(n, snapshots.snapshot_time(n)) for n in set(names)],
-                            policy_of(profile), now, protected(profile), profile.schedule_tz)
+                            policy or policy_of(profile), now, protected(profile),
+                            profile.schedule_tz)
 
 
 @dataclass

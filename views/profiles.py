@@ -29,6 +29,7 @@ from wtforms.validators import InputRequired, NumberRange, Optional
 from jobs import backup
 from jobs import hosts as host_jobs
 from jobs import retention as retention_jobs
+from jobs.engines import retention as retention_engine
 from jobs.engines import schedule
 from jobs.engines.profile import ProfileInvalid, clean
 from jobs.engines.rsync import format_bandwidth
@@ -339,6 +340,42 @@ def detail(profile_id: int):
                            active=profile.active_run(), last_good=profile.last_good_run(),
                            action_form=EmptyForm(), now=now, next_runs=upcoming,
                            bandwidth=format_bandwidth(profile.bwlimit_kib))
+
+
+@bp.route("/<id:profile_id>/retention")
+@require_role(ADMIN)
+def retention_preview(profile_id: int):
+    """What the Keep fields as typed would keep and delete of this profile's snapshots."""
+    profile = get_profile_or_404(profile_id)
+    form = ProfileForm(request.args, meta={"csrf": False})
+    problem, decisions, policy = "", [], None
+    try:
+        policy = retention_engine.Policy(**{
+            name.removeprefix("keep_").replace("min_free", "min_free_percent"): value
+            for name in ProfileForm.KEEP
+            if (value := getattr(form, name).data) is not None})
+    except (retention_engine.PolicyError, TypeError) as error:
+        problem = str(error)
+    if any(getattr(form, name).process_errors for name in ProfileForm.KEEP):
+        problem = "Each count is a whole number, the free space a percentage."
+    if not problem:
+        decisions = retention_jobs.decisions_from_runs(profile, utcnow(), policy)
+    return render_template("profiles/_retention.html", policy=policy, kept=decisions,
+                           problem=problem, preview=True)
+
+
+@bp.route("/<id:profile_id>/prune", methods=["POST"])
+@require_role(ADMIN)
+def prune(profile_id: int):
+    profile = get_profile_or_404(profile_id)
+    if not EmptyForm().validate_on_submit():
+        abort(400)
+    retention_jobs.prune_profile(profile.id)
+    audit("retention.prune", target=profile.name, detail=retention_jobs.policy_of(profile).describe())
+    policy = retention_jobs.policy_of(profile).describe().lower()
+    note = "" if WorkerProcess.status().alive else " The worker is not running: it waits for it."
+    flash(f"Applying the retention policy of {profile.name}: {policy}.{note}", "success")
+    return redirect(url_for("profiles.detail", profile_id=profile.id), code=303)
 
 
 @bp.route("/<id:profile_id>/edit")

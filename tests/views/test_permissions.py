@@ -42,6 +42,8 @@ MATRIX = {
     ("profiles.run", "POST"): ("/profiles/{profile}/run", OPERATOR),
     ("profiles.dry_run", "POST"): ("/profiles/{profile}/dry-run", OPERATOR),
     ("profiles.schedule_preview", "GET"): ("/profiles/schedule", ADMIN),
+    ("profiles.retention_preview", "GET"): ("/profiles/{profile}/retention", ADMIN),
+    ("profiles.prune", "POST"): ("/profiles/{profile}/prune", ADMIN),
     ("drives.index", "GET"): ("/drives/", VIEWER),
     ("drives.adopt", "POST"): ("/drives/{drive}/adopt", ADMIN),
     ("drives.eject", "POST"): ("/drives/{drive}/eject", OPERATOR),

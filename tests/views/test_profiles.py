@@ -453,3 +453,35 @@ def test_an_admin_sets_retention_and_the_profile_page_says_what_each_snapshot_is
     assert "no rule keeps it" in rows["snapshot-2026-11-02T030000Z"]
     edit = html(client.get(f"/profiles/{profile.id}/edit"))
     assert edit.select_one("#keep_weekly")["value"] == "2"
+
+
+def test_the_form_previews_a_policy_as_it_is_typed_and_an_admin_applies_it_now(
+        client, ada, otto, home):
+    names = ["2026-11-02T030000Z", "2026-11-03T030000Z", "2026-11-20T030000Z"]
+    profile = make(home)
+    backups = home.parent.parent / "backups" / profile.slug
+    with db.connection_context():
+        for name in names:
+            Run.create(profile=profile, state="succeeded", snapshot=name, finished_at=utcnow())
+            write(backups / name / "localhost" / "f", name)
+    log_in(client, ada)
+    edit = html(client.get(f"/profiles/{profile.id}/edit"))
+    assert edit.select_one(f"fieldset[hx-get='/profiles/{profile.id}/retention']")
+    preview = html(client.get(f"/profiles/{profile.id}/retention",
+                              query_string={"keep_last": "2"}))
+    assert "Keep the last 2. (as typed, not saved yet)" in preview.select_one("[data-figure=policy]").text
+    rows = {tr["id"]: tr.text for tr in preview.select("tbody tr")}
+    assert "no rule keeps it" in rows["snapshot-2026-11-02T030000Z"]
+    wrong = html(client.get(f"/profiles/{profile.id}/retention", query_string={"keep_last": "x"}))
+    assert "whole number" in wrong.select_one(".error-text").text
+    with db.connection_context():
+        Profile.update(keep_last=2).where(Profile.id == profile.id).execute()
+    log_in(client, otto)
+    assert post(client, f"/profiles/{profile.id}/prune").status_code == 403
+    log_in(client, ada)
+    page = html(client.get(f"/profiles/{profile.id}"))
+    assert page.select_one("#retention form button").text == "Apply retention now"
+    assert post(client, f"/profiles/{profile.id}/prune").status_code == 303
+    assert sorted(p.name for p in backups.iterdir()) == names[1:]
+    with db.connection_context():
+        assert AuditEntry.select().where(AuditEntry.action == "retention.prune").exists()
