@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from jobs.engines import ssh
-from jobs.engines.snapshots import LATEST, PARTIAL_SUFFIX, SNAPSHOT_NAME, snapshot_name
+from jobs.engines.snapshots import LATEST, PARTIAL_SUFFIX, SNAPSHOT_NAME, next_name
 
 _LIST = 'test -d "$1" || exit 0; find "$1" -mindepth 1 -maxdepth 1 -printf "%y %f\\n"'
 _FINALIZE = ('set -e; if [ -d "$1/$2.partial" ]; then mv -T -- "$1/$2.partial" "$1/$2"; fi; '
@@ -63,12 +63,9 @@ class RemoteRoot:
                 and SNAPSHOT_NAME.match(name.removesuffix(PARTIAL_SUFFIX))]
 
     def unused_name(self, now: dt.datetime) -> str:
-        taken = {name for _, name in self.entries()}
-        while True:
-            name = snapshot_name(now)
-            if name not in taken and name + PARTIAL_SUFFIX not in taken:
-                return name
-            now += dt.timedelta(seconds=1)
+        """As snapshots.unused_snapshot_name: names only ever grow."""
+        names = [name.removesuffix(PARTIAL_SUFFIX) for _, name in self.entries()]
+        return next_name([n for n in names if SNAPSHOT_NAME.match(n)], now)
 
     def make_dir(self, *parts: str) -> None:
         self._run(["mkdir", "-p", "--", self.path(*parts)])

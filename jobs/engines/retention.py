@@ -6,7 +6,7 @@ newest snapshot of each of the D most recent days that have one (a box that was 
 month does not lose its history); likewise weeks (ISO weeks), months and years. Days are
 counted on the clock of one time zone. Whatever the policy says, these are always kept: the
 newest snapshot, every snapshot named in `protected` (a run reads from or links to it), and
-a snapshot dated after `now` (the clock went back; nobody should decide on it now). A policy
+a snapshot dated well after `now` (the clock went back; nobody should decide on it now). A policy
 of all zeros keeps everything.
 
 "Keep deleting the oldest while the destination has less than X% free" depends on what each
@@ -22,6 +22,10 @@ from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
 MAX_COUNT = 10_000
+# Snapshot names are their run's start, a second later when that name is taken, so runs in
+# quick succession are named a little ahead of the clock. Only a snapshot further ahead than
+# this is "dated after now" (the clock went back).
+FUTURE_SLACK = dt.timedelta(minutes=10)
 
 
 class PolicyError(ValueError):
@@ -102,7 +106,7 @@ def decide(snapshots: Iterable[tuple[str, dt.datetime]], policy: Policy, now: dt
             reasons[name].append("newest")
         if name in protected:
             reasons[name].append("in use by a run")
-        if at > now:
+        if at > now + FUTURE_SLACK:
             reasons[name].append("dated after now")
         if keep_all:
             reasons[name].append("the policy keeps every snapshot")

@@ -46,12 +46,23 @@ def snapshot_name(now: dt.datetime) -> str:
 
 
 def unused_snapshot_name(root: Path, now: dt.datetime) -> str:
-    """A timestamp name not yet taken in `root`, complete or partial (one second later if so)."""
-    while True:
-        name = snapshot_name(now)
-        if not (root / name).exists() and not (root / (name + PARTIAL_SUFFIX)).exists():
-            return name
-        now += dt.timedelta(seconds=1)
+    """The name of a new snapshot in `root`: `now`, or one second after the newest name there
+    (complete or partial) if that is not earlier. Names only ever grow, so the newest snapshot
+    is always the last by name, even when runs follow each other within a second, retention
+    has freed an older name, or the clock went back."""
+    try:
+        names = [e.name.removesuffix(PARTIAL_SUFFIX) for e in os.scandir(root)]
+    except FileNotFoundError:
+        names = []
+    return next_name([n for n in names if SNAPSHOT_NAME.match(n)], now)
+
+
+def next_name(taken: list[str], now: dt.datetime) -> str:
+    newest = max(taken, default="")
+    name = snapshot_name(now)
+    if name > newest:
+        return name
+    return snapshot_name(dt.datetime.strptime(newest, TIMESTAMP_FORMAT) + dt.timedelta(seconds=1))
 
 
 def in_snapshot(source: str, host: str = LOCAL_HOST) -> str:

@@ -20,6 +20,14 @@ def test_names_are_utc_timestamps_and_never_collide(tmp_path):
     assert snapshots.unused_snapshot_name(tmp_path, NOW) == "2026-11-22T101502Z"
 
 
+def test_new_names_only_ever_grow(tmp_path):
+    # A freed older name (retention) or a clock that went back never gives an older name.
+    (tmp_path / "2026-11-22T101503Z").mkdir()
+    assert snapshots.unused_snapshot_name(tmp_path, NOW) == "2026-11-22T101504Z"
+    assert snapshots.unused_snapshot_name(tmp_path, NOW.replace(year=2027)) == "2027-11-22T101500Z"
+    assert snapshots.unused_snapshot_name(tmp_path / "none-yet", NOW) == "2026-11-22T101500Z"
+
+
 def test_a_partial_snapshot_is_never_listed_or_linked_as_complete(tmp_path):
     for name in ["2026-01-01T000000Z", "2026-02-01T000000Z.partial", "notes", "latest"]:
         (tmp_path / name).mkdir()
