@@ -587,7 +587,6 @@ def _copy(run: Run, unit: Unit) -> None:
 
 def _transfer(run: Run, unit: Unit) -> rsync.Transfer:
     profile = run.profile
-    root = _profile_root(profile)
     remote = hosts.remote_source(unit.source)
     if remote:
         host = hosts.host_for(remote[0])
@@ -597,51 +596,32 @@ def _transfer(run: Run, unit: Unit) -> rsync.Transfer:
         inside = snapshots.in_snapshot(unit.source)
         source, rsh = unit.source, None
     mirror = bool(run.options.get("mirror"))
-    pushed = hosts.destination_root(profile)
-    if pushed:
-        return _push_transfer(run, unit, pushed, source, inside)
     if mirror:
-        dest = root / snapshots.MIRROR / inside
-    elif run.dry_run:
-        # Compare against the last snapshot itself (or nothing): rsync -n writes nothing.
-        dest = root / (run.link_from or ".cairn-no-snapshot-yet") / inside
-    else:
-        dest = root / (run.snapshot + snapshots.PARTIAL_SUFFIX) / inside
-    link_dest = None
-    if run.link_from and not run.dry_run and not mirror:
-        link_dest = str(root / run.link_from / inside)
-    if not run.dry_run:
-        dest.mkdir(parents=True, exist_ok=True)
-    bwlimit = profile.bwlimit_kib
-    if bwlimit:
-        bwlimit = max(1, bwlimit // max(1, run.concurrency))  # the limit is the run's, shared
-    return rsync.Transfer(source=source, rsh=rsh, dest=str(dest), link_dest=link_dest,
-                          rules=tuple(unit.rules), excludes=tuple(profile.excludes),
-                          one_file_system=profile.one_file_system, bwlimit_kib=bwlimit,
-                          dry_run=run.dry_run, **_run_flags(run))
-
-
-def _push_transfer(run: Run, unit: Unit, remote: RemoteRoot, source: str,
-                   inside: str) -> rsync.Transfer:
-    """A local folder into the run's snapshot on a host."""
-    if run.options.get("mirror"):
         base = snapshots.MIRROR
     elif run.dry_run:
+        # Compare against the last snapshot itself (or nothing): rsync -n writes nothing.
         base = run.link_from or ".cairn-no-snapshot-yet"
     else:
         base = run.snapshot + snapshots.PARTIAL_SUFFIX
-    if not run.dry_run:
-        remote.make_dir(base, inside)
-    link_dest = None
-    if run.link_from and not run.dry_run and not run.options.get("mirror"):
-        link_dest = remote.path(run.link_from, inside)
-    bwlimit = run.profile.bwlimit_kib
+    link_from = run.link_from if run.link_from and not run.dry_run and not mirror else None
+    pushed = hosts.destination_root(profile)
+    if pushed:   # the snapshot is on a host (the source is then on this box)
+        if not run.dry_run:
+            pushed.make_dir(base, inside)
+        dest, rsh = pushed.spec(base, inside), hosts.rsh(hosts.host_for(pushed.target))
+        link_dest = pushed.path(link_from, inside) if link_from else None
+    else:
+        root = _profile_root(profile)
+        if not run.dry_run:
+            (root / base / inside).mkdir(parents=True, exist_ok=True)
+        dest = str(root / base / inside)
+        link_dest = str(root / link_from / inside) if link_from else None
+    bwlimit = profile.bwlimit_kib
     if bwlimit:
-        bwlimit = max(1, bwlimit // max(1, run.concurrency))
-    return rsync.Transfer(source=source, dest=remote.spec(base, inside), link_dest=link_dest,
-                          rsh=hosts.rsh(hosts.host_for(remote.target)),
-                          rules=tuple(unit.rules), excludes=tuple(run.profile.excludes),
-                          one_file_system=run.profile.one_file_system, bwlimit_kib=bwlimit,
+        bwlimit = max(1, bwlimit // max(1, run.concurrency))  # the limit is the run's, shared
+    return rsync.Transfer(source=source, rsh=rsh, dest=dest, link_dest=link_dest,
+                          rules=tuple(unit.rules), excludes=tuple(profile.excludes),
+                          one_file_system=profile.one_file_system, bwlimit_kib=bwlimit,
                           dry_run=run.dry_run, **_run_flags(run))
 
 
@@ -668,8 +648,7 @@ class _UnitTracker:
         if not self.on_drive or now < self.next_drive_check:
             return False
         self.next_drive_check = now + CANCEL_CHECK_SECONDS
-        missing = drive_missing(self.run.profile)
-        return bool(missing) and (interrupt(self.run, missing) or True)
+        return _interrupt_if_drive_gone(self.run)
 
     def started(self, pid: int) -> None:
         Unit.update(pid=pid).where(Unit.id == self.unit.id).execute()
@@ -745,10 +724,15 @@ def _record(run: Run, unit: Unit, result: rsync.Result) -> None:
 
 def _waits_for_drive(run: Run) -> bool:
     current = Run.get_by_id(run.id)
-    if current.interrupt_reason:
-        return True
-    missing = drive_missing(current.profile)
-    return bool(missing) and (interrupt(current, missing) or True)
+    return bool(current.interrupt_reason) or _interrupt_if_drive_gone(current)
+
+
+def _interrupt_if_drive_gone(run: Run) -> bool:
+    """Whether the run's drive is gone; if so the run is asked to stop as interrupted."""
+    missing = drive_missing(run.profile)
+    if missing:
+        interrupt(run, missing)
+    return bool(missing)
 
 
 def _retry_or_bury(run: Run, unit: Unit, result: rsync.Result, fields: dict) -> None:
@@ -817,7 +801,11 @@ def _finalize(run: Run) -> tuple[str, str]:
     failed = list(Unit.select().where((Unit.run == run) & (Unit.state == "failed")))
     remote = hosts.destination_root(run.profile)
     # On a host, no folder was split between parts, so there is nothing to mend.
-    warnings = 0 if remote else _restore_hardlinks(run, _tree(run)) + _fix_folder_times(run, _tree(run))
+    if remote:
+        warnings = 0
+    else:
+        tree = _tree(run)
+        warnings = _restore_hardlinks(run, tree) + _fix_folder_times(run, tree)
     if failed:
         return "partial", (f"{len(failed)} of {sum(run.unit_states().values())} part(s) failed "
                            "after retries; the snapshot is kept unfinished so that retrying the "

@@ -19,8 +19,7 @@ from models import ACTIVE_STATES, Event, Profile, Run, utcnow
 
 
 def policy_of(profile: Profile) -> retention.Policy:
-    return retention.Policy(profile.keep_last, profile.keep_daily, profile.keep_weekly,
-                            profile.keep_monthly, profile.keep_yearly, profile.keep_min_free)
+    return retention.Policy.from_fields(**{f: getattr(profile, f) for f in retention.KEEP_FIELDS})
 
 
 def protected(profile: Profile) -> set[str]:

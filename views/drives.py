@@ -15,10 +15,11 @@ from flask import Blueprint, abort, current_app, flash, redirect, render_templat
 
 from jobs import drives as drive_jobs
 from jobs.engines.drives import MIRROR_ONLY
-from models import Drive, Event, Profile, Run, WorkerProcess, utcnow
+from models import Drive, Event, Profile, Run, utcnow
 from models.user import ADMIN, OPERATOR, VIEWER
 from views import feed
 from views.audit import audit
+from views.health import worker_note
 from views.security import is_htmx, require_role
 
 bp = Blueprint("drives", __name__, url_prefix="/drives")
@@ -89,12 +90,6 @@ def _drive_or_404(drive_id: int) -> Drive:
     return drive
 
 
-def _no_worker() -> str:
-    if WorkerProcess.status().alive:
-        return ""
-    return " The worker is not running, so this waits for it (systemctl start cairn-worker)."
-
-
 def _changed(note: str, status: int = 200):
     """After an action: htmx gets the fresh list and a notice; a plain form, the page."""
     level = "error" if status >= 400 else "success"
@@ -126,7 +121,7 @@ def adopt(drive_id: int):
                         f"{'already adopted' if drive.adopted else drive.state_label.lower()}.", 409)
     audit("drive.adopt", target=drive.name, detail=f"UUID {drive.uuid}, {drive.fstype}")
     return _changed(f"Adopting {drive.name}: the worker mounts it at "
-                    f"{drive.root(drive_root())} and marks it as Cairn's." + _no_worker())
+                    f"{drive.root(drive_root())} and marks it as Cairn's." + worker_note())
 
 
 @bp.route("/<id:drive_id>/eject", methods=["POST"])
@@ -137,4 +132,4 @@ def eject(drive_id: int):
         return _changed(f"{drive.name} cannot be ejected now: it is "
                         f"{drive.state_label.lower()}.", 409)
     audit("drive.eject", target=drive.name, detail=f"UUID {drive.uuid}")
-    return _changed(f"Ejecting {drive.name}: wait for “Safe to unplug”." + _no_worker())
+    return _changed(f"Ejecting {drive.name}: wait for “Safe to unplug”." + worker_note())

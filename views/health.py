@@ -13,6 +13,13 @@ bp = Blueprint("health", __name__)
 log = logging.getLogger(__name__)
 
 
+def worker_note() -> str:
+    """Said after handing work to the worker, when no worker is running to take it."""
+    if WorkerProcess.status().alive:
+        return ""
+    return " The worker is not running, so this waits for it (systemctl start cairn-worker)."
+
+
 @bp.route("/healthz")
 def healthz():
     now = utcnow()

@@ -15,10 +15,11 @@ from wtforms import StringField
 from jobs import breakers
 from jobs import hosts as host_jobs
 from jobs.engines import ssh
-from models import Breaker, Event, Host, Profile, WorkerProcess, db, utcnow
+from models import Breaker, Event, Host, Profile, db, utcnow
 from models.user import ADMIN, OPERATOR, VIEWER
 from views import feed
 from views.audit import audit
+from views.health import worker_note
 from views.security import is_htmx, require_role
 
 bp = Blueprint("hosts", __name__)
@@ -55,12 +56,6 @@ def index():
 def _page(form: HostForm, status: int = 200):
     return render_template("hosts/page.html", form=form, public_key=host_jobs.public_key(),
                            **hosts_context()), status
-
-
-def _no_worker() -> str:
-    if WorkerProcess.status().alive:
-        return ""
-    return " The worker is not running, so this waits for it (systemctl start cairn-worker)."
 
 
 def _changed(note: str, status: int = 200, page: str = "hosts"):
@@ -101,7 +96,7 @@ def add():
     host_jobs.fetch_host_key(host.id)
     audit("host.add", target=host.target)
     flash(f"{host.target} added. Cairn asks it for its host key: compare the fingerprint shown "
-          "with the host's own before you pin it." + _no_worker(), "success")
+          "with the host's own before you pin it." + worker_note(), "success")
     return redirect(url_for("hosts.index"), code=303)
 
 
@@ -112,7 +107,7 @@ def fetch_key(host_id: int):
     if not Host.update(busy="fetching").where((Host.id == host.id) & (Host.busy == "")).execute():
         return _changed(f"{host.target} is busy; try again in a moment.", 409)
     host_jobs.fetch_host_key(host.id)
-    return _changed(f"Asking {host.target} for its host key." + _no_worker())
+    return _changed(f"Asking {host.target} for its host key." + worker_note())
 
 
 @bp.route("/hosts/<id:host_id>/pin", methods=["POST"])
@@ -145,7 +140,7 @@ def test(host_id: int):
     if not Host.update(busy="testing").where((Host.id == host.id) & (Host.busy == "")).execute():
         return _changed(f"{host.target} is busy; try again in a moment.", 409)
     host_jobs.test_host(host.id)
-    return _changed(f"Testing ssh and rsync on {host.target}." + _no_worker())
+    return _changed(f"Testing ssh and rsync on {host.target}." + worker_note())
 
 
 @bp.route("/hosts/<id:host_id>/delete", methods=["POST"])

@@ -37,6 +37,7 @@ from models import AlreadyRunning, Drive, Profile, Run, WorkerProcess, db, utcno
 from models.user import ADMIN, OPERATOR, VIEWER
 from views.audit import audit
 from views.forms import EmptyForm, text_lines
+from views.health import worker_note
 from views.picker import outside_roots, roots_context, source_roots
 from views.security import get_profile_or_404, require_role
 
@@ -201,8 +202,7 @@ class ProfileForm(ScheduleForm):
     keep_yearly = IntegerField("Yearly", default=0, validators=[Optional()])
     keep_min_free = FloatField("Keep this much free (%)", validators=[Optional()])
 
-    KEEP = ("keep_last", "keep_daily", "keep_weekly", "keep_monthly", "keep_yearly",
-            "keep_min_free")
+    KEEP = retention_engine.KEEP_FIELDS
 
     @classmethod
     def of(cls, profile: Profile) -> ProfileForm:
@@ -350,10 +350,8 @@ def retention_preview(profile_id: int):
     form = ProfileForm(request.args, meta={"csrf": False})
     problem, decisions, policy = "", [], None
     try:
-        policy = retention_engine.Policy(**{
-            name.removeprefix("keep_").replace("min_free", "min_free_percent"): value
-            for name in ProfileForm.KEEP
-            if (value := getattr(form, name).data) is not None})
+        policy = retention_engine.Policy.from_fields(
+            **{name: getattr(form, name).data for name in ProfileForm.KEEP})
     except (retention_engine.PolicyError, TypeError) as error:
         problem = str(error)
     if any(getattr(form, name).process_errors for name in ProfileForm.KEEP):
@@ -373,8 +371,7 @@ def prune(profile_id: int):
     retention_jobs.prune_profile(profile.id)
     audit("retention.prune", target=profile.name, detail=retention_jobs.policy_of(profile).describe())
     policy = retention_jobs.policy_of(profile).describe().lower()
-    note = "" if WorkerProcess.status().alive else " The worker is not running: it waits for it."
-    flash(f"Applying the retention policy of {profile.name}: {policy}.{note}", "success")
+    flash(f"Applying the retention policy of {profile.name}: {policy}.{worker_note()}", "success")
     return redirect(url_for("profiles.detail", profile_id=profile.id), code=303)
 
 

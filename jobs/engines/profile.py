@@ -77,11 +77,9 @@ def clean(name: str, sources: list[str], excludes: list[str], destination: str, 
         expression = schedule.validate(cron) if (cron or "").strip() else ""
     except schedule.ScheduleError as error:
         errors["schedule"] = str(error)
-    keep = {k: v for k, v in (keep or {}).items() if v is not None}
     try:
-        policy = retention.Policy(**{k.removeprefix("keep_").replace("min_free", "min_free_percent"): v
-                                     for k, v in keep.items()})
-    except (retention.PolicyError, TypeError) as error:
+        policy = retention.Policy.from_fields(**(keep or {}))
+    except (retention.PolicyError, TypeError, KeyError) as error:
         errors["retention"] = str(error)
         policy = retention.Policy()
     if errors:

@@ -93,8 +93,8 @@ class RemoteRoot:
         return True
 
     def free_percent(self) -> float:
-        fields = self._run(["df", "-P", "-B1", "--", self.root]).splitlines()[-1].split()
-        return 100.0 * int(fields[3]) / max(1, int(fields[1]))
+        total, free = self._df()
+        return 100.0 * free / max(1, total)
 
     def finalize(self, name: str) -> None:
         if not SNAPSHOT_NAME.match(name):
@@ -112,5 +112,9 @@ class RemoteRoot:
         return True
 
     def free_bytes(self) -> int:
-        lines = self._run(["df", "-P", "-B1", "--", self.root]).splitlines()
-        return int(lines[-1].split()[3])
+        return self._df()[1]
+
+    def _df(self) -> tuple[int, int]:
+        """(total, free) bytes of the host's filesystem that holds the root."""
+        fields = self._run(["df", "-P", "-B1", "--", self.root]).splitlines()[-1].split()
+        return int(fields[1]), int(fields[3])

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
 MAX_COUNT = 10_000
+KEEP_FIELDS = ("keep_last", "keep_daily", "keep_weekly", "keep_monthly", "keep_yearly",
+               "keep_min_free")
 # Snapshot names are their run's start, a second later when that name is taken, so runs in
 # quick succession are named a little ahead of the clock. Only a snapshot further ahead than
 # this is "dated after now" (the clock went back).
@@ -48,6 +50,14 @@ class Policy:
                 raise PolicyError(f"Keep {name}: a whole number from 0 to {MAX_COUNT:,}.")
         if self.min_free_percent is not None and not 0 < self.min_free_percent < 100:
             raise PolicyError("Free space to keep: a percentage between 0 and 100.")
+
+    @classmethod
+    def from_fields(cls, **keep: int | float | None) -> Policy:
+        """The policy of a profile's `keep_*` fields (None or missing: not set)."""
+        names = {"keep_last": "last", "keep_daily": "daily", "keep_weekly": "weekly",
+                 "keep_monthly": "monthly", "keep_yearly": "yearly",
+                 "keep_min_free": "min_free_percent"}
+        return cls(**{names[k]: v for k, v in keep.items() if v is not None})
 
     @property
     def keeps_everything(self) -> bool:
