@@ -23,10 +23,10 @@ from pathlib import Path
 
 import psutil
 
-from jobs import breakers, hosts, retention
+from jobs import breakers, catalog, hosts, retention
 from jobs.engines import drives as drives_engine
+from jobs.engines import manifest, rsync, snapshots, ssh
 from jobs.engines import plan as planner
-from jobs.engines import rsync, snapshots, ssh
 from jobs.engines.filters import Excludes
 from jobs.engines.humane import format_bytes
 from jobs.engines.progress import Progress, add_speed_point
@@ -815,8 +815,10 @@ def _finalize(run: Run) -> tuple[str, str]:
         raise DriveAbsent(missing)
     if not run.options.get("mirror") and remote:
         remote.finalize(run.snapshot)
+        catalog.index_failed(catalog.record(run), catalog.REMOTE_NOT_INDEXED)
     elif not run.options.get("mirror"):
         snapshots.finalize(_profile_root(run.profile), run.snapshot)
+        warnings += _index(run)
     Run.update(progress=1.0, eta_seconds=None).where(Run.id == run.id).execute()
     copied = f"{totals['files']:,} files, {totals['new_files'] + totals['changed_files']:,} new or changed"
     if totals["errors"]:
@@ -824,6 +826,23 @@ def _finalize(run: Run) -> tuple[str, str]:
     if totals["warnings"] or warnings:
         return "succeeded", f"{copied}; {totals['warnings'] + warnings:,} warning(s)."
     return "succeeded", copied + "."
+
+
+def _index(run: Run) -> int:
+    """Write the new snapshot's manifest; a failure is a warning: the snapshot is complete."""
+    snapshot = catalog.record(run)
+    try:
+        summary = catalog.index(snapshot, run.link_from)
+    except (OSError, manifest.ManifestError) as error:
+        log.warning("indexing snapshot %s of run %s failed", run.snapshot, run.id, exc_info=True)
+        catalog.index_failed(snapshot, str(error))
+        run.add_message("warning", f"Could not write the snapshot's manifest: {error}")
+        return 1
+    run.add_message("info", f"Manifest: {summary.files:,} files, {summary.new_files:,} new "
+                    f"({format_bytes(summary.hashed_bytes)} read) in {summary.seconds:.1f} s.")
+    for problem in summary.unreadable:
+        run.add_message("warning", f"Could not read for the manifest: {problem}")
+    return len(summary.unreadable)
 
 
 def _tree(run: Run) -> Path:

@@ -12,7 +12,7 @@ import datetime as dt
 import shutil
 from dataclasses import dataclass, field
 
-from jobs import hosts
+from jobs import catalog, hosts
 from jobs.engines import retention, snapshots
 from jobs.queue import huey, with_db
 from models import ACTIVE_STATES, Event, Profile, Run, utcnow
@@ -78,6 +78,7 @@ def prune(profile: Profile, now: dt.datetime | None = None, dry_run: bool = Fals
     gone = result.deleted + result.for_space
     if gone:
         Run.update(pruned_at=now).where((Run.profile == profile) & Run.snapshot.in_(gone)).execute()
+        catalog.forget(profile, gone, now)
         Event.publish("retention.pruned", f"profile:{profile.id}",
                       f"Retention deleted {len(gone)} snapshot(s) of {profile.name} "
                       f"({policy.describe().lower()}): {', '.join(sorted(gone))}.",

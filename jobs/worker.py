@@ -18,7 +18,7 @@ import threading
 
 from huey import crontab
 
-from jobs import backup, drives
+from jobs import backup, catalog, drives
 from jobs.engines import resources
 from jobs.queue import huey, local, settings, with_db
 from models import Event, WorkerProcess, db, open_database, utcnow
@@ -64,6 +64,7 @@ class Heartbeat:
             Event.publish("worker.online", "system", f"Worker started on {host}.",
                           worker=self._process.id)
             backup.resume(startup=True)
+            catalog.index_missing()   # snapshots made before manifests existed
         # After resume(): a drive plugged in while no worker ran resumes its runs now.
         drives.watcher.start()
         self._governor = resources.Governor(

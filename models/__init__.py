@@ -19,14 +19,14 @@ from models.db import db, open_database, utcnow
 from models.drive import Drive
 from models.event import Event
 from models.host import Host
+from models.snapshot import Restore, Snapshot, Verification
 from models.user import SetupToken, User
 from models.worker import WorkerProcess
 
 ALL_MODELS = [User, SetupToken, AuditEntry, Event, WorkerProcess, Profile, Run, Unit, RunMessage,
-              Scan, ScanDir, ScanLink, ExcludePreview, Drive, Host, Breaker]
+              Scan, ScanDir, ScanLink, ExcludePreview, Drive, Host, Breaker, Snapshot, Verification, Restore]
 
 __all__ = ["ACTIVE_STATES", "ALL_MODELS", "AlreadyRunning", "AuditEntry", "Breaker", "Drive", "Event",
-           "ExcludePreview",
-           "FINISHED_STATES", "Host",
-           "Profile", "Run", "RunMessage", "Scan", "ScanDir", "ScanLink", "SetupToken", "Unit", "User",
+           "ExcludePreview", "FINISHED_STATES", "Host", "Profile", "Restore", "Run", "RunMessage",
+           "Scan", "ScanDir", "ScanLink", "SetupToken", "Snapshot", "Unit", "User", "Verification",
            "WorkerProcess", "db", "open_database", "utcnow"]

@@ -95,6 +95,10 @@ class Profile(BaseModel):
     keep_monthly = IntegerField(default=0)
     keep_yearly = IntegerField(default=0)
     keep_min_free = FloatField(null=True)      # percent: delete the oldest while less is free
+    # Verification (jobs/verify.py): a cron expression in `schedule_tz`, and how much to read.
+    verify_schedule = CharField(max_length=200, default="")
+    verify_percent = FloatField(null=True)     # None: every file
+    verify_looked_at = DateTimeField(null=True)
 
     @classmethod
     def by_name(cls, name: str) -> Profile | None:

@@ -1,0 +1,206 @@
+"""Complete snapshots, with what their manifest counted; verifications of them; restores
+from them.
+
+A Snapshot row is made when a run finishes a snapshot (and, for snapshots older than
+manifests, by migration 0013). Its manifest file lives in the data dir (see
+jobs/engines/manifest.py); the row holds the totals the lists show, and the verification state.
+Verification states: queued → running → intact | damaged | failed | cancelled. Restore
+states: queued → running → succeeded | partial | failed | cancelled.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from peewee import (
+    BigIntegerField,
+    BooleanField,
+    CharField,
+    DateTimeField,
+    FloatField,
+    ForeignKeyField,
+    JSONField,
+    TextField,
+)
+
+from models.backup import Profile, Run
+from models.base import BaseModel, Stateful
+from models.db import utcnow
+from models.host import Host
+from models.worker import WorkerProcess
+
+VERIFY_ACTIVE = ("queued", "running")
+VERIFY_FINISHED = ("intact", "damaged", "failed", "cancelled")
+VERIFY_LABELS = {"queued": "Queued", "running": "Checking", "intact": "Intact",
+                 "damaged": "Damaged", "failed": "Could not check", "cancelled": "Cancelled"}
+RESTORE_ACTIVE = ("queued", "running")
+RESTORE_FINISHED = ("succeeded", "partial", "failed", "cancelled")
+RESTORE_LABELS = {"queued": "Queued", "running": "Restoring", "succeeded": "Restored",
+                  "partial": "Partly restored", "failed": "Failed", "cancelled": "Cancelled"}
+
+
+class Snapshot(BaseModel):
+    profile = ForeignKeyField(Profile, backref="snapshots", on_delete="CASCADE")
+    name = CharField(max_length=32)                   # its folder's name: when it was taken
+    run = ForeignKeyField(Run, null=True, on_delete="SET NULL")
+    taken_at = DateTimeField()
+    indexed_at = DateTimeField(null=True)             # its manifest was written then
+    index_error = TextField(default="")
+    files = BigIntegerField(default=0)
+    dirs = BigIntegerField(default=0)
+    bytes = BigIntegerField(default=0)                # logical: every file's full size
+    new_files = BigIntegerField(default=0)            # not hardlinks of the previous snapshot
+    new_bytes = BigIntegerField(default=0)
+    verify_state = CharField(max_length=16, default="")   # the newest finished verification's
+    verified_at = DateTimeField(null=True)
+    pruned_at = DateTimeField(null=True)              # retention deleted it
+
+    class Meta:
+        indexes = ((("profile", "name"), True),)
+
+    @property
+    def subject(self) -> str:
+        return f"snapshot:{self.id}"
+
+    @classmethod
+    def record(cls, profile: Profile, name: str, taken_at: dt.datetime,
+               run: Run | None = None) -> Snapshot:
+        snapshot, _ = cls.get_or_create(profile=profile, name=name,
+                                        defaults={"taken_at": taken_at, "run": run})
+        return snapshot
+
+    @classmethod
+    def kept(cls, profile: Profile):
+        """The profile's snapshots that are still there, newest first."""
+        return (cls.select().where((cls.profile == profile) & cls.pruned_at.is_null())
+                .order_by(cls.name.desc()))
+
+    @classmethod
+    def named(cls, profile: Profile, name: str) -> Snapshot | None:
+        return cls.get_or_none((cls.profile == profile) & (cls.name == name)
+                               & cls.pruned_at.is_null())
+
+    @classmethod
+    def unindexed(cls):
+        return cls.select().where(cls.indexed_at.is_null() & cls.pruned_at.is_null()
+                                  & (cls.index_error == ""))
+
+    @property
+    def verify_label(self) -> str:
+        return VERIFY_LABELS.get(self.verify_state, "Not verified")
+
+
+class Verification(Stateful, BaseModel):
+    """One re-read of a snapshot against its manifest, or a test restore of a sample."""
+
+    profile = ForeignKeyField(Profile, on_delete="CASCADE")
+    snapshot = ForeignKeyField(Snapshot, backref="verifications", on_delete="CASCADE")
+    kind = CharField(max_length=16, default="verify")     # verify | test_restore
+    sample_percent = FloatField(null=True)                # None: every file
+    state = CharField(max_length=16, default="queued", index=True)
+    trigger = CharField(max_length=16, default="manual")  # manual | schedule | cli
+    requested_by = CharField(max_length=64, default="")
+    owner = ForeignKeyField(WorkerProcess, null=True, on_delete="SET NULL")
+    created_at = DateTimeField(default=utcnow, index=True)
+    started_at = DateTimeField(null=True)
+    finished_at = DateTimeField(null=True)
+    total_files = BigIntegerField(default=0)
+    chosen_files = BigIntegerField(default=0)
+    checked_files = BigIntegerField(default=0)
+    checked_bytes = BigIntegerField(default=0)
+    missing = BigIntegerField(default=0)
+    changed = BigIntegerField(default=0)
+    unreadable = BigIntegerField(default=0)
+    problems = JSONField(default=list)                    # the first damaged files, named
+    cancel_requested = BooleanField(default=False)
+    message = TextField(default="")
+
+    @property
+    def subject(self) -> str:
+        return f"verification:{self.id}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.state in VERIFY_ACTIVE
+
+    @property
+    def state_label(self) -> str:
+        return VERIFY_LABELS.get(self.state, self.state)
+
+    @property
+    def what(self) -> str:
+        sample = "every file" if self.sample_percent is None else f"{self.sample_percent:g}% sample"
+        return ("Test restore" if self.kind == "test_restore" else "Verification") + f" ({sample})"
+
+    @property
+    def progress(self) -> float:
+        return self.checked_files / self.chosen_files if self.chosen_files else 0.0
+
+    def finish(self, state: str, message: str) -> bool:
+        if not self.move(VERIFY_ACTIVE, state, message=message, finished_at=utcnow(), owner=None):
+            return False
+        if state in ("intact", "damaged"):
+            Snapshot.update(verify_state=state, verified_at=self.finished_at).where(
+                Snapshot.id == self.snapshot_id).execute()
+        return True
+
+    @classmethod
+    def last_failed(cls) -> set[int]:
+        """Profiles whose newest finished verification found damage or could not run."""
+        newest = {}
+        for profile_id, state in (cls.select(cls.profile, cls.state)
+                                  .where(cls.state.in_(("intact", "damaged", "failed")))
+                                  .order_by(cls.id).tuples()):
+            newest[profile_id] = state
+        return {p for p, state in newest.items() if state != "intact"}
+
+
+class Restore(Stateful, BaseModel):
+    """Files and folders of a snapshot copied back, to where they were or elsewhere; a dry
+    run only lists what would be created and what would be overwritten."""
+
+    profile = ForeignKeyField(Profile, on_delete="CASCADE")
+    snapshot = ForeignKeyField(Snapshot, backref="restores", on_delete="CASCADE")
+    paths = JSONField()                       # inside the snapshot: localhost/home/ada/x
+    target = TextField()                      # a folder; on `host` when set
+    host = ForeignKeyField(Host, null=True, on_delete="SET NULL")
+    overwrite = BooleanField(default=False)   # replace files that exist at the target
+    dry_run = BooleanField(default=False)
+    state = CharField(max_length=16, default="queued", index=True)
+    requested_by = CharField(max_length=64, default="")
+    owner = ForeignKeyField(WorkerProcess, null=True, on_delete="SET NULL")
+    created_at = DateTimeField(default=utcnow, index=True)
+    started_at = DateTimeField(null=True)
+    finished_at = DateTimeField(null=True)
+    total_files = BigIntegerField(default=0)
+    total_bytes = BigIntegerField(default=0)
+    files_done = BigIntegerField(default=0)
+    bytes_done = BigIntegerField(default=0)
+    created = BigIntegerField(default=0)      # files that did not exist at the target
+    overwritten = BigIntegerField(default=0)  # files that did, and were (or would be) replaced
+    kept = BigIntegerField(default=0)         # files that did, and were left as they are
+    items = JSONField(default=list)           # a dry run's first lines: [action, path]
+    errors = JSONField(default=list)
+    cancel_requested = BooleanField(default=False)
+    message = TextField(default="")
+
+    @property
+    def subject(self) -> str:
+        return f"restore:{self.id}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.state in RESTORE_ACTIVE
+
+    @property
+    def state_label(self) -> str:
+        return RESTORE_LABELS.get(self.state, self.state)
+
+    @property
+    def progress(self) -> float:
+        if self.state in RESTORE_FINISHED and self.state != "cancelled":
+            return 1.0
+        return min(1.0, self.bytes_done / self.total_bytes) if self.total_bytes else 0.0
+
+    def finish(self, state: str, message: str) -> bool:
+        return self.move(RESTORE_ACTIVE, state, message=message, finished_at=utcnow(), owner=None)

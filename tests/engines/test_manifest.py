@@ -1,0 +1,201 @@
+"""Manifests written from real trees: every entry with its hash, hashes reused across
+hardlinked snapshots, folders listed, found and compared, files re-read and checked."""
+
+import os
+import random
+import subprocess
+
+import pytest
+import xxhash
+
+from jobs.engines import manifest
+from tests.trees import awkward_tree, write
+
+
+def index(tree, out, previous=None):
+    return manifest.write(tree, out, previous)
+
+
+def test_every_entry_is_listed_with_its_hash(tmp_path):
+    tree = awkward_tree(tmp_path / "snap")
+    summary = index(tree, tmp_path / "m.sqlite")
+    with manifest.Manifest(tmp_path / "m.sqlite") as m:
+        report = m.entry("docs/report.txt")
+        assert report.kind == "f" and report.size == 10 and report.mode & 0o777 == 0o640
+        assert report.mtime_ns == 1_600_000_000 * 10**9
+        assert report.hash == xxhash.xxh3_128(b"quarterly\n").digest()
+        assert m.entry("dangling").kind == "l" and m.entry("dangling").target == "/nonexistent/target"
+        assert m.entry("empty/nested-empty").kind == "d"
+        assert m.entry("names/latin1-\udce9t\udce9/caf\udce9.txt").size == len(b"invalid utf-8 name")
+        assert m.entry("names/new\nline/file").kind == "f"
+        files = [e for e in m.files()]
+    on_disk = sum(len(f) for _, _, f in os.walk(tree))
+    # symlinks count as entries, not files
+    assert summary.files == len(files) == on_disk - 2
+    assert summary.bytes == sum(e.size for e in files)
+
+
+def test_folders_carry_the_totals_of_everything_below_them(tmp_path):
+    tree = tmp_path / "snap"
+    write(tree / "a" / "b" / "one", b"x" * 100)
+    write(tree / "a" / "two", b"x" * 20)
+    write(tree / "three", b"x" * 3)
+    index(tree, tmp_path / "m.sqlite")
+    with manifest.Manifest(tmp_path / "m.sqlite") as m:
+        assert (m.entry("a").size, m.entry("a").files) == (120, 2)
+        assert (m.entry("a/b").size, m.entry("a/b").files) == (100, 1)
+        assert (m.entry("").size, m.entry("").files) == (123, 3)
+
+
+def test_a_hardlinked_snapshot_reuses_the_previous_hashes_and_reads_only_new_data(tmp_path):
+    first = tmp_path / "2026-01-01T000000Z"
+    write(first / "big.bin", os.urandom(300_000))
+    write(first / "small.txt", "unchanged")
+    index(first, tmp_path / "first.sqlite")
+    second = tmp_path / "2026-01-02T000000Z"
+    subprocess.run(["rsync", "-a", f"--link-dest={first}", f"{first}/", f"{second}/"], check=True)
+    write(second / "added.txt", "new file")
+    summary = index(second, tmp_path / "second.sqlite", tmp_path / "first.sqlite")
+    assert (summary.reused, summary.new_files, summary.hashed_bytes) == (2, 1, len("new file"))
+    with manifest.Manifest(tmp_path / "second.sqlite") as m:
+        assert m.entry("big.bin").hash == xxhash.xxh3_128((first / "big.bin").read_bytes()).digest()
+        assert not m.entry("big.bin").new and m.entry("added.txt").new
+
+
+def test_a_file_changed_in_place_is_hashed_again(tmp_path):
+    first = tmp_path / "one"
+    write(first / "f", "aaaa", mtime=1_600_000_000)
+    index(first, tmp_path / "1.sqlite")
+    second = tmp_path / "two"
+    write(second / "f", "bbbb", mtime=1_600_000_000)   # another inode, same size and time
+    summary = index(second, tmp_path / "2.sqlite", tmp_path / "1.sqlite")
+    assert summary.reused == 0
+    with manifest.Manifest(tmp_path / "2.sqlite") as m:
+        assert m.entry("f").hash == xxhash.xxh3_128(b"bbbb").digest()
+
+
+def test_a_manifest_is_whole_or_absent(tmp_path):
+    out = tmp_path / "m.sqlite"
+    with pytest.raises(FileNotFoundError):
+        index(tmp_path / "missing", out)
+    assert not out.exists()
+
+
+class TestReading:
+    @pytest.fixture
+    def folder(self, tmp_path):
+        tree = tmp_path / "snap"
+        for i in range(250):
+            write(tree / "big" / f"file{i:03}.txt", b"x" * i, mtime=1_600_000_000 + (i * 7) % 250)
+        (tree / "big" / "sub").mkdir()
+        os.utime(tree / "big" / "sub", (1_500_000_000, 1_500_000_000))
+        index(tree, tmp_path / "m.sqlite")
+        with manifest.Manifest(tmp_path / "m.sqlite") as m:
+            yield m
+
+    def test_a_folder_pages_with_its_folders_first(self, folder):
+        assert folder.count("big") == 251
+        first = folder.children("big", limit=3)
+        assert [e.name for e in first] == ["sub", "file000.txt", "file001.txt"]
+        assert [e.name for e in folder.children("big", offset=250)] == ["file249.txt"]
+
+    def test_it_sorts_by_size_and_time_both_ways(self, folder):
+        assert folder.children("big", sort="size", descending=True, limit=1)[0].name == "file249.txt"
+        newest = folder.children("big", sort="mtime", descending=True, limit=1)[0]
+        assert newest.mtime_ns == max(e.mtime_ns for e in folder.files())
+
+    def test_find_matches_part_of_a_name_ignoring_case_and_treats_wildcards_literally(self, folder):
+        assert [e.path for e in folder.find("FILE24")] == [f"big/file24{i}.txt" for i in range(10)]
+        assert folder.find("%") == [] and folder.find("_") == []
+
+
+def test_compare_counts_and_lists_added_removed_and_changed_files(tmp_path):
+    old, new = tmp_path / "old", tmp_path / "new"
+    for tree in (old, new):
+        write(tree / "same.txt", "same", mtime=1_600_000_000)
+    write(old / "gone.txt", "bye")
+    write(old / "edited.txt", "before")
+    write(new / "edited.txt", "after!")
+    write(new / "sub" / "added.txt", "hello")
+    index(old, tmp_path / "old.sqlite")
+    index(new, tmp_path / "new.sqlite")
+    diff = manifest.compare(tmp_path / "old.sqlite", tmp_path / "new.sqlite")
+    assert diff.counts == {"added": 1, "removed": 1, "changed": 1}
+    assert [e.path for e in diff.added] == ["sub/added.txt"]
+    assert [e.path for e in diff.removed] == ["gone.txt"]
+    assert [e.path for e in diff.changed] == ["edited.txt"]
+
+
+class TestVerify:
+    @pytest.fixture
+    def snap(self, tmp_path):
+        tree = tmp_path / "snap"
+        for i in range(20):
+            write(tree / "d" / f"f{i}", os.urandom(5000))
+        index(tree, tmp_path / "m.sqlite")
+        return tree
+
+    def check(self, tmp_path, snap, percent=None):
+        with manifest.Manifest(tmp_path / "m.sqlite") as m:
+            return manifest.verify(snap, m, manifest.choose(m, percent, random.Random(4)))
+
+    def test_an_untouched_snapshot_is_intact(self, tmp_path, snap):
+        result = self.check(tmp_path, snap)
+        assert result.intact and result.checked == 20 and result.bytes == 100_000
+
+    def test_one_flipped_byte_is_found(self, tmp_path, snap):
+        with open(snap / "d" / "f7", "r+b") as fh:
+            fh.seek(2500)
+            byte = fh.read(1)
+            fh.seek(2500)
+            fh.write(bytes([byte[0] ^ 1]))
+        result = self.check(tmp_path, snap)
+        assert result.changed == ["d/f7 (content differs from the manifest)"] and not result.intact
+
+    def test_missing_replaced_and_unreadable_files_are_told_apart(self, tmp_path, snap):
+        (snap / "d" / "f1").unlink()
+        (snap / "d" / "f2").unlink()
+        os.symlink("f3", snap / "d" / "f2")
+        (snap / "d" / "f4").unlink()
+        os.mkfifo(snap / "d" / "f4")
+        result = self.check(tmp_path, snap)
+        assert result.missing == ["d/f1"]
+        assert sorted(result.changed) == ["d/f2 (is no longer a file)", "d/f4 (is no longer a file)"]
+
+    def test_a_sample_reads_that_share_of_the_files(self, tmp_path, snap):
+        result = self.check(tmp_path, snap, percent=25)
+        assert result.chosen == result.checked == 5 and result.total == 20
+
+    def test_a_symlinked_folder_cannot_lead_the_check_out_of_the_snapshot(self, tmp_path, snap):
+        outside = tmp_path / "outside"
+        (snap / "d").rename(outside)
+        os.symlink(outside, snap / "d")
+        result = self.check(tmp_path, snap)
+        assert result.checked == 20 and len(result.unreadable) + len(result.changed) == 20
+
+
+@pytest.mark.parametrize("path", ["/etc/passwd", "../x", "a/../../x", "a/./b", "a//b", "..",
+                                  "a\x00b", "x/" + "y" * 5000])
+def test_paths_that_leave_or_bend_the_snapshot_are_refused(path):
+    with pytest.raises(manifest.PathRefused):
+        manifest.clean_path(path)
+
+
+@pytest.mark.parametrize("path,clean", [("", ""), ("a/b/", "a/b"), ("%2e%2e", "%2e%2e"),
+                                        ("..a/b..", "..a/b..")])
+def test_plain_paths_pass(path, clean):
+    assert manifest.clean_path(path) == clean
+
+
+def test_opening_inside_a_snapshot_never_follows_a_symlink(tmp_path):
+    root = tmp_path / "snap"
+    write(root / "real" / "f", "inside")
+    write(tmp_path / "secret", "outside")
+    os.symlink(tmp_path, root / "escape")
+    os.symlink(tmp_path / "secret", root / "real" / "link")
+    fd = manifest.open_inside(str(root), "real/f")
+    assert os.read(fd, 100) == b"inside"
+    os.close(fd)
+    for path in ("escape/secret", "real/link"):
+        with pytest.raises(OSError):
+            manifest.open_inside(str(root), path)

@@ -1,0 +1,72 @@
+"""Every finished snapshot gets a row and a manifest in the data dir; the next one reads only
+its new data; retention takes both away; older snapshots are indexed when the worker starts."""
+
+import os
+
+import pytest
+
+from jobs import backup, catalog
+from jobs.engines import manifest
+from models import Run, Snapshot
+from tests.jobs.conftest import make_profile
+from tests.trees import write
+
+pytestmark = pytest.mark.usefixtures("inline")
+
+
+def run_now(profile) -> Run:
+    return Run.get_by_id(backup.request_run(profile).id)
+
+
+def test_a_finished_snapshot_has_a_manifest_and_its_totals(tmp_path):
+    source = tmp_path / "src"
+    write(source / "a.txt", "hello")
+    write(source / "photos" / "b.jpg", os.urandom(40_000))
+    profile = make_profile(sources=[source], dest=tmp_path / "backups")
+    run = run_now(profile)
+    snapshot = Snapshot.get(Snapshot.profile == profile)
+    assert snapshot.name == run.snapshot and snapshot.run_id == run.id
+    assert (snapshot.files, snapshot.bytes, snapshot.new_files) == (2, 40_005, 2)
+    path = catalog.manifest_path(snapshot)
+    assert path.parent.parent == catalog.manifests_dir()
+    inside = f"localhost{source}/photos/b.jpg"
+    with manifest.Manifest(path) as m:
+        assert m.entry(inside).size == 40_000
+
+
+def test_the_next_snapshot_reads_only_what_changed(tmp_path):
+    source = tmp_path / "src"
+    write(source / "big.bin", os.urandom(500_000))
+    profile = make_profile(sources=[source], dest=tmp_path / "backups")
+    backup.request_run(profile)
+    write(source / "new.txt", "new")
+    second = run_now(profile)
+    snapshot = Snapshot.get(Snapshot.name == second.snapshot)
+    assert (snapshot.files, snapshot.new_files, snapshot.new_bytes) == (2, 1, 3)
+    assert any("Manifest: 2 files, 1 new (3 B read)" in m for m in second.messages("info"))
+
+
+def test_retention_takes_the_manifest_away_with_the_snapshot(tmp_path):
+    source = tmp_path / "src"
+    write(source / "a.txt", "a")
+    profile = make_profile(sources=[source], dest=tmp_path / "backups", keep_last=1)
+    first = run_now(profile)
+    old = Snapshot.get(Snapshot.name == first.snapshot)
+    backup.request_run(profile)
+    old = Snapshot.get_by_id(old.id)
+    assert old.pruned_at is not None and not catalog.manifest_path(old).exists()
+    assert [s.name for s in Snapshot.kept(profile)] != [first.snapshot]
+
+
+def test_snapshots_older_than_manifests_are_indexed_when_the_worker_starts(tmp_path):
+    source = tmp_path / "src"
+    write(source / "a.txt", "abc")
+    profile = make_profile(sources=[source], dest=tmp_path / "backups")
+    run = run_now(profile)
+    snapshot = Snapshot.get(Snapshot.name == run.snapshot)
+    catalog.manifest_path(snapshot).unlink()
+    Snapshot.update(indexed_at=None, files=0).execute()
+    catalog.index_missing()
+    snapshot = Snapshot.get_by_id(snapshot.id)
+    assert snapshot.indexed_at is not None and snapshot.files == 1
+    assert catalog.manifest_path(snapshot).exists()
