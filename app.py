@@ -16,7 +16,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 import config
 import views
-from jobs import commands, huey
+from jobs import commands, huey, snapshot_commands
 from models import open_database
 from models.migrate import migrate
 
@@ -57,6 +57,9 @@ def create_app(test_config: Mapping[str, str] | None = None) -> Flask:
     app.cli.add_command(commands.profile_cli)
     app.cli.add_command(commands.backup_cli)
     app.cli.add_command(commands.prune_command)
+    app.cli.add_command(snapshot_commands.snapshot_cli)
+    app.cli.add_command(snapshot_commands.verify_command)
+    app.cli.add_command(snapshot_commands.restore_command)
     return app
 
 

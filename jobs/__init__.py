@@ -3,7 +3,17 @@
 Importing this package registers every task with `jobs.queue.huey`.
 """
 
-from jobs import backup, drives, hosts, retention, schedules, worker  # noqa: F401  (registers hooks and tasks)
+from jobs import (  # noqa: F401  (registers hooks and tasks)
+    backup,
+    catalog,
+    drives,
+    hosts,
+    restores,
+    retention,
+    schedules,
+    verify,
+    worker,
+)
 from jobs.queue import huey
 
 __all__ = ["huey"]

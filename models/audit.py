@@ -30,6 +30,11 @@ ACTION_LABELS = {
     "run.start": "Backup started by hand",
     "run.cancel": "Run cancelled",
     "run.retry": "Failed parts retried",
+    "restore.start": "Restore started",
+    "restore.preview": "Restore previewed",
+    "restore.cancel": "Restore cancelled",
+    "snapshot.download": "Downloaded from a snapshot",
+    "snapshot.verify": "Verification started",
 }
 
 

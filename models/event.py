@@ -12,7 +12,8 @@ from models.db import utcnow
 LEVELS = ("info", "warning", "error")
 # Live figures of a running job: pushed to whoever watches it, kept out of the activity list,
 # and deleted when the job ends.
-PROGRESS_KINDS = ("run.progress", "run.scanning", "scan.progress", "preview.progress")
+PROGRESS_KINDS = ("run.progress", "run.scanning", "scan.progress", "preview.progress",
+                  "verification.progress", "restore.progress")
 
 
 class Event(BaseModel):

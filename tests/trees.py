@@ -89,3 +89,33 @@ def inodes(root: Path) -> dict[bytes, int]:
             path = os.path.join(folder, name)
             out[path[len(base) + 1:]] = os.lstat(path).st_ino
     return out
+
+
+def torture_tree(root: Path) -> Path:
+    """awkward_tree, plus a sparse file and extended attributes (where the filesystem keeps
+    them): everything a restore must give back unchanged."""
+    awkward_tree(root)
+    with open(root / "sparse.img", "wb") as fh:
+        fh.seek(20 * 1024 * 1024)
+        fh.write(b"end")
+    os.utime(root / "sparse.img", (1_600_000_300, 1_600_000_300))
+    try:
+        os.setxattr(root / "docs" / "report.txt", "user.origin", b"scanner")
+    except OSError:
+        pass   # tmpfs before 6.6 keeps no user.* attributes; xattrs(root) then shows none
+    return root
+
+
+def xattrs(root: Path) -> dict[bytes, dict[str, bytes]]:
+    """The user.* extended attributes of every file and folder below `root`."""
+    out = {}
+    base = os.fsencode(str(root))
+    for folder, dirs, files in os.walk(base):
+        for name in dirs + files:
+            path = os.path.join(folder, name)
+            if os.path.islink(path):
+                continue
+            found = {a: os.getxattr(path, a) for a in os.listxattr(path) if a.startswith("user.")}
+            if found:
+                out[path[len(base) + 1:]] = found
+    return out

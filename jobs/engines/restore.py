@@ -1,0 +1,216 @@
+"""Giving files back: where a snapshot path came from, where it goes, and the rsync that
+copies it there (never with --delete: a restore adds and, when told to, replaces; it never
+removes anything at the target).
+
+Paths inside a snapshot start with the machine they came from: `localhost/home/ada/Photos`
+was /home/ada/Photos on this box, `nas.lan/srv/music` was /srv/music on the host nas.lan.
+"""
+
+from __future__ import annotations
+
+import filecmp
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from jobs.engines import manifest, rsync
+from jobs.engines.snapshots import LOCAL_HOST, PARTIAL_SUFFIX, SNAPSHOT_NAME
+
+RESTORED_PREFIX = "cairn-restore-"
+
+
+class RestoreError(ValueError):
+    """A restore that cannot be done as asked, with a message for people."""
+
+
+def original(path: str) -> tuple[str, str]:
+    """(machine, absolute path) a snapshot path was backed up from."""
+    machine, _, rest = manifest.clean_path(path).partition("/")
+    return machine, "/" + rest
+
+
+def snapshot_path(source_path: str, machine: str = LOCAL_HOST) -> str:
+    """The place in a snapshot of a path as it was on its machine: /home/ada → localhost/home/ada."""
+    if not source_path.startswith("/"):
+        raise RestoreError(f"{source_path!r}: give the absolute path it had on the source.")
+    return manifest.clean_path(machine + "/" + source_path.strip("/"))
+
+
+def beside_original(paths: list[str], snapshot: str) -> str:
+    """The default target: a new folder next to the first item, named after the snapshot."""
+    _machine, where = original(paths[0])
+    parent = os.path.dirname(where.rstrip("/")) or "/"
+    return os.path.join(parent, RESTORED_PREFIX + snapshot)
+
+
+def check_target(target: str) -> str:
+    """An absolute, plain folder path to restore into; never inside a snapshot folder."""
+    if not target.startswith("/") or "\x00" in target:
+        raise RestoreError("Restore to an absolute folder path, such as /home/ada/restored.")
+    norm = os.path.normpath(target)
+    if any(part == ".." for part in target.split("/")):
+        raise RestoreError("A restore target cannot contain '..'.")
+    for part in norm.split("/"):
+        if SNAPSHOT_NAME.match(part.removesuffix(PARTIAL_SUFFIX)):
+            raise RestoreError("Restoring into a snapshot would change it; choose another folder.")
+    return norm
+
+
+@dataclass(frozen=True)
+class Group:
+    """Items that go into one folder: the folder, and their paths inside the snapshot."""
+
+    dest: str
+    paths: tuple[str, ...]
+
+
+def plan(paths: list[str], target: str | None) -> list[Group]:
+    """Where each item goes: all into `target`, or (None) each back to its own folder."""
+    if target is not None:
+        return [Group(target, tuple(paths))]
+    groups: dict[str, list[str]] = {}
+    for path in paths:
+        _machine, where = original(path)
+        if where == "/":
+            raise RestoreError("A whole machine cannot go back to its original place at once; "
+                               "pick its folders, or restore it to another folder.")
+        groups.setdefault(os.path.dirname(where), []).append(path)
+    return [Group(dest, tuple(items)) for dest, items in groups.items()]
+
+
+@dataclass(frozen=True)
+class Transfer:
+    """One rsync: items of a snapshot into a folder (on this box, or on a host via `rsh`)."""
+
+    tree: str                          # the snapshot folder
+    paths: tuple[str, ...]             # inside it
+    dest: str                          # a folder, or user@host:/folder with rsh
+    overwrite: bool = False
+    dry_run: bool = False
+    acls: bool = False
+    xattrs: bool = False
+    super_user: bool = False
+    rsh: str | None = None
+
+    def command(self) -> list[str]:
+        args = [rsync.RSYNC, "--recursive", "--links", "--times", "--perms", "--group", "--owner",
+                "--devices", "--specials", "--hard-links", "--numeric-ids", "--sparse"]
+        args += ["--super"] if self.super_user else []
+        args += ["--acls"] if self.acls else []
+        args += ["--xattrs"] if self.xattrs else []
+        args += ["--dry-run"] if self.dry_run else []
+        # A dry run lists what exists too (to say what would be overwritten or kept).
+        args += ["--ignore-existing"] if not self.overwrite and not self.dry_run else []
+        args += ["--itemize-changes", "--itemize-changes", f"--out-format={rsync.OUT_FORMAT}",
+                 "--stats", "--protect-args", "--mkpath"]
+        args += ["--rsh", self.rsh] if self.rsh else []
+        sources = [os.path.join(self.tree, p) for p in self.paths]
+        return [*args, "--", *sources, self.dest.rstrip("/") + "/"]
+
+
+@dataclass
+class Preview:
+    """What a restore would do, from an itemized dry run."""
+
+    files: int = 0
+    bytes: int = 0
+    created: int = 0
+    overwritten: int = 0        # exist and differ: replaced if overwriting, else kept
+    unchanged: int = 0
+    items: list[tuple[str, str]] = None   # (create | overwrite | keep, path) for the first lines
+
+    def __post_init__(self) -> None:
+        self.items = self.items or []
+
+
+def classify(line: str, overwrite: bool) -> tuple[str, str] | None:
+    """An itemized line (`>f+++++++++ 123 path`) as (action, path); None for unchanged ones."""
+    code, _, rest = line.partition(" ")
+    path = rest.partition(" ")[2]
+    if len(code) < 11 or code[0] not in "><ch.":
+        return None
+    if code[2:11] == "+++++++++":
+        return "create", path
+    if code[0] in "><" or code[0] == "c":
+        return ("overwrite" if overwrite else "keep"), path
+    return None
+
+
+def preview(result: rsync.Result, overwrite: bool) -> Preview:
+    out = Preview(files=result.counts.files, bytes=result.counts.bytes,
+                  created=result.counts.new_files, overwritten=result.counts.changed_files)
+    out.unchanged = out.files - out.created - out.overwritten
+    for line in result.items:
+        action = classify(line, overwrite)
+        if action:
+            out.items.append(action)
+    return out
+
+
+# --- test restore ----------------------------------------------------------------------------
+
+def test_restore(tree: Path, chosen: list[manifest.Entry], *, scratch: str | None = None,
+                 on_progress: Callable[[manifest.Check], None] | None = None,
+                 should_stop: Callable[[], bool] | None = None) -> manifest.Check:
+    """Restore `chosen` files with rsync into a fresh temporary folder, compare each byte for
+    byte with the snapshot and by hash with the manifest, and remove the folder."""
+    check = manifest.Check(chosen=len(chosen))
+    folder = tempfile.mkdtemp(prefix="cairn-test-restore-", dir=scratch)
+    try:
+        listing = os.path.join(folder, ".files")
+        with open(listing, "wb") as fh:
+            fh.write(b"\0".join(os.fsencode(e.path) for e in chosen))
+        into = os.path.join(folder, "restored")
+        result = rsync.run(_SampleTransfer(str(tree), listing, into), should_stop=should_stop)
+        check.stopped = result.stopped
+        buffer = bytearray(manifest.BUFFER_BYTES)
+        for entry in chosen:
+            if check.stopped:
+                break
+            _compare(tree, into, entry, check, buffer)
+            check.checked += 1
+            if on_progress and check.checked % 100 == 0:
+                on_progress(check)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    return check
+
+
+def _compare(tree: Path, into: str, entry: manifest.Entry, check: manifest.Check,
+             buffer: bytearray) -> None:
+    restored = os.path.join(into, os.fsencode(entry.path).decode("utf-8", "surrogateescape"))
+    original_file = os.path.join(str(tree), entry.path)
+    if not os.path.lexists(original_file):
+        check.missing.append(entry.path)
+        return
+    if not os.path.isfile(restored) or os.path.islink(restored):
+        check.unreadable.append(f"{entry.path}: not restored")
+        return
+    try:
+        same = filecmp.cmp(original_file, restored, shallow=False)
+        digest, read = manifest.hash_file(restored, buffer)
+    except OSError as error:
+        check.unreadable.append(f"{entry.path}: {error.strerror}")
+        return
+    check.bytes += read
+    if not same:
+        check.changed.append(f"{entry.path} (the restored copy differs from the snapshot)")
+    elif entry.hash is not None and digest != entry.hash:
+        check.changed.append(f"{entry.path} (content differs from the manifest)")
+
+
+@dataclass(frozen=True)
+class _SampleTransfer:
+    tree: str
+    listing: str
+    dest: str
+    dry_run: bool = False
+
+    def command(self) -> list[str]:
+        return [rsync.RSYNC, "--archive", "--from0", f"--files-from={self.listing}",
+                "--itemize-changes", f"--out-format={rsync.OUT_FORMAT}", "--stats",
+                "--protect-args", "--", self.tree.rstrip("/") + "/", self.dest + "/"]
+

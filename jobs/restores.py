@@ -1,0 +1,241 @@
+"""Restores: files and folders of a snapshot copied back with rsync, to where they were or to
+another folder, on this box or on a host; a dry run first says what would be created and what
+already exists (overwritten only when the person asked for it).
+
+Each restore is a job like a backup: a row with live progress, an event when it ends, and the
+audit entry of whoever asked for it (written by the view or the command line).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from jobs import backup, catalog, hosts
+from jobs.engines import manifest, rsync, ssh
+from jobs.engines import restore as engine
+from jobs.engines.humane import format_bytes
+from jobs.queue import huey, local, with_db
+from models import Event, Host, Restore, Snapshot, utcnow
+
+log = logging.getLogger(__name__)
+
+PROGRESS_SECONDS = 0.5
+KEPT_ITEMS = 1000
+
+
+class CannotRestore(Exception):
+    """A restore that cannot start; the message says why."""
+
+
+def request(snapshot: Snapshot, paths: list[str], *, target: str | None, host: Host | None = None,
+            overwrite: bool = False, dry_run: bool = False, requested_by: str = "",
+            enqueue: bool = True) -> Restore:
+    """A queued restore of `paths` (inside the snapshot) into `target` (None: each back to its
+    original place), checked before anything is queued."""
+    paths = _known(snapshot, paths)
+    if target is not None:
+        target = engine.check_target(target)
+    elif host is None:
+        machines = {engine.original(p)[0] for p in paths}
+        if machines != {engine.LOCAL_HOST}:
+            raise engine.RestoreError("Items from another machine go back there through its host "
+                                      "entry: choose the host, or restore them to a folder here.")
+    restore = Restore.create(profile=snapshot.profile_id, snapshot=snapshot, paths=paths,
+                             target=target or "", host=host, overwrite=overwrite, dry_run=dry_run,
+                             requested_by=requested_by)
+    Event.publish("restore.queued", restore.subject, f"{_what(restore)} queued.",
+                  restore=restore.id, profile=snapshot.profile_id)
+    if enqueue:
+        run_restore(restore.id)
+    return restore
+
+
+def _known(snapshot: Snapshot, paths: list[str]) -> list[str]:
+    """The paths, checked: plain paths inside the snapshot (PathRefused otherwise) that its
+    manifest lists, when it has one."""
+    paths = [manifest.clean_path(p) for p in paths]
+    if not paths or "" in paths:
+        raise engine.RestoreError("Pick at least one file or folder to restore.")
+    if snapshot.indexed_at is not None and catalog.manifest_path(snapshot).exists():
+        with manifest.Manifest(catalog.manifest_path(snapshot)) as index:
+            unknown = [p for p in paths if index.entry(p) is None]
+        if unknown:
+            raise engine.RestoreError(f"Snapshot {snapshot.name} holds no {unknown[0]!r}.")
+    return paths
+
+
+def cancel(restore: Restore) -> bool:
+    return bool(Restore.update(cancel_requested=True).where(
+        (Restore.id == restore.id) & Restore.state.in_(("queued", "running"))).execute())
+
+
+@huey.task()
+@with_db
+def run_restore(restore_id: int) -> None:
+    perform(restore_id)
+
+
+def perform(restore_id: int) -> Restore:
+    restore = Restore.get_or_none(Restore.id == restore_id)
+    if restore is None or not restore.move(("queued",), "running", started_at=utcnow(),
+                                           owner=local.worker_id):
+        return restore
+    try:
+        state, message = _restore(restore)
+    except (CannotRestore, engine.RestoreError, ssh.SshError) as reason:
+        state, message = "failed", str(reason)
+    except Exception as error:
+        log.exception("restore %s failed", restore_id)
+        state, message = "failed", f"Internal error while restoring: {error}"
+    _end(restore, state, message)
+    return Restore.get_by_id(restore_id)
+
+
+def _restore(restore: Restore) -> tuple[str, str]:
+    snapshot = Snapshot.get_by_id(restore.snapshot_id)
+    tree = _tree(snapshot)
+    groups = engine.plan(list(restore.paths), restore.target or None)
+    rsh = _rsh(restore)
+    flags = _flags(snapshot)
+    watch = _Watch(restore)
+    if watch.should_stop():
+        return "cancelled", "Cancelled before it started."
+    found = engine.Preview()
+    for group in groups:   # the dry run: totals for progress, and what exists already
+        result = rsync.run(engine.Transfer(str(tree), group.paths, _dest(restore, group.dest),
+                                           overwrite=restore.overwrite, dry_run=True, rsh=rsh,
+                                           **flags), should_stop=watch.should_stop)
+        if result.stopped:
+            return "cancelled", "Cancelled before anything was copied."
+        _fail_on(result)
+        _merge(found, engine.preview(result, restore.overwrite))
+    kept = 0 if restore.overwrite else found.overwritten
+    Restore.update(total_files=found.files, total_bytes=found.bytes, created=found.created,
+                   overwritten=found.overwritten if restore.overwrite else 0, kept=kept,
+                   items=[list(i) for i in found.items[:KEPT_ITEMS]]).where(
+        Restore.id == restore.id).execute()
+    if restore.dry_run:
+        return "succeeded", _preview_message(found, restore.overwrite)
+    return _copy(restore, tree, groups, rsh, flags, watch, found)
+
+
+def _copy(restore, tree, groups, rsh, flags, watch, found) -> tuple[str, str]:
+    errors: list[str] = []
+    done_files = done_bytes = 0
+    for group in groups:
+        watch.base = (done_files, done_bytes)
+        result = rsync.run(engine.Transfer(str(tree), group.paths, _dest(restore, group.dest),
+                                           overwrite=restore.overwrite, rsh=rsh, **flags),
+                           on_progress=watch.progress, should_stop=watch.should_stop)
+        done_files += result.counts.files
+        done_bytes += result.counts.bytes
+        errors += result.errors
+        if result.stopped:
+            return "cancelled", f"Cancelled after {done_files:,} files; what was copied stays."
+        if result.outcome in ("fatal", "retry") and not result.errors:
+            errors.append(f"rsync stopped with exit code {result.exit_code}.")
+    Restore.update(files_done=done_files, bytes_done=done_bytes, errors=errors[:200]).where(
+        Restore.id == restore.id).execute()
+    where = restore.target or "their original places"
+    summary = (f"{found.created:,} created, "
+               + (f"{found.overwritten:,} overwritten" if restore.overwrite
+                  else f"{found.overwritten:,} existing left as they were")
+               + f" ({format_bytes(found.bytes)}) in {where}")
+    if errors:
+        return "partial", f"{summary}; {len(errors):,} problem(s), see the errors."
+    return "succeeded", summary + "."
+
+
+def _fail_on(result: rsync.Result) -> None:
+    if result.outcome in ("fatal", "retry"):
+        detail = "; ".join(result.errors[:3]) or f"exit code {result.exit_code}"
+        raise CannotRestore(f"rsync could not read or reach the target: {detail}")
+
+
+def _merge(into: engine.Preview, more: engine.Preview) -> None:
+    for name in ("files", "bytes", "created", "overwritten", "unchanged"):
+        setattr(into, name, getattr(into, name) + getattr(more, name))
+    into.items += more.items
+
+
+def _preview_message(found: engine.Preview, overwrite: bool) -> str:
+    existing = (f"{found.overwritten:,} existing file(s) would be overwritten" if overwrite
+                else f"{found.overwritten:,} existing file(s) differ and would be left as they are "
+                     "(choose to overwrite them to replace them)")
+    return (f"Preview: {found.created:,} file(s) and folder(s) would be created, {existing}, "
+            f"{found.unchanged:,} already identical; {format_bytes(found.bytes)} in all.")
+
+
+def _tree(snapshot: Snapshot):
+    if hosts.destination_root(snapshot.profile):
+        raise CannotRestore("This snapshot is on another machine: restore it there with rsync "
+                            "from its folder; Cairn restores snapshots on this box's disks.")
+    missing = backup.drive_missing(snapshot.profile)
+    if missing:
+        raise CannotRestore(f"{missing} Plug it in and restore again.")
+    tree = catalog.tree(snapshot)
+    if not tree.is_dir():
+        raise CannotRestore(f"The snapshot folder {tree} is not there any more.")
+    return tree
+
+
+def _rsh(restore: Restore) -> str | None:
+    if restore.host_id is None:
+        return None
+    host = Host.get_by_id(restore.host_id)
+    if host.blocked or not host.pinned:
+        raise CannotRestore(f"{host.target} cannot be used until its host key is pinned "
+                            "(see Hosts).")
+    return hosts.rsh(host)
+
+
+def _dest(restore: Restore, folder: str) -> str:
+    if restore.host_id is None:
+        return folder
+    host = Host.get_by_id(restore.host_id)
+    return ssh.remote_spec(hosts.target_of(host), folder)
+
+
+def _flags(snapshot: Snapshot) -> dict[str, bool]:
+    options = snapshot.run.options if snapshot.run_id and snapshot.run else {}
+    return {name: bool(options.get(name)) for name in ("acls", "xattrs", "super_user")}
+
+
+class _Watch:
+    def __init__(self, restore: Restore) -> None:
+        self.restore = restore
+        self.next_save = 0.0
+        self.base = (0, 0)
+
+    def should_stop(self) -> bool:
+        return bool(Restore.select(Restore.cancel_requested)
+                    .where(Restore.id == self.restore.id).scalar())
+
+    def progress(self, counts: rsync.Counts) -> None:
+        now = time.monotonic()
+        if now < self.next_save:
+            return
+        self.next_save = now + PROGRESS_SECONDS
+        files, size = self.base[0] + counts.files, self.base[1] + counts.bytes
+        Restore.update(files_done=files, bytes_done=size).where(
+            Restore.id == self.restore.id).execute()
+        Event.publish("restore.progress", self.restore.subject, f"{files:,} files",
+                      restore=self.restore.id)
+
+
+def _what(restore: Restore) -> str:
+    snapshot = Snapshot.get_by_id(restore.snapshot_id)
+    what = "Restore preview" if restore.dry_run else "Restore"
+    items = restore.paths[0] if len(restore.paths) == 1 else f"{len(restore.paths)} items"
+    return f"{what} of {items} from {snapshot.profile.name} {snapshot.name}"
+
+
+def _end(restore: Restore, state: str, message: str) -> None:
+    if not restore.finish(state, message):
+        return
+    Event.drop_progress(restore.subject)
+    level = {"succeeded": "info", "cancelled": "info", "partial": "warning"}.get(state, "error")
+    Event.publish("restore.finished", restore.subject,
+                  f"{_what(restore)}: {restore.state_label.lower()}. {message}", level=level,
+                  restore=restore.id, profile=restore.profile_id, state=state)

@@ -1,0 +1,120 @@
+"""Verification for real: snapshots re-read against their manifests, damage found and named,
+test restores compared byte for byte, schedules, and the command line's exit codes."""
+
+import datetime as dt
+import os
+import shutil
+
+import pytest
+
+from jobs import backup, catalog, verify
+from jobs.queue import huey
+from models import Event, Profile, Run, Snapshot, Verification
+from tests.jobs.conftest import make_profile
+from tests.jobs.test_commands import flask
+from tests.trees import write
+
+
+def backed_up(tmp_path, name="Home", **fields):
+    source = tmp_path / "src"
+    for i in range(30):
+        write(source / "photos" / f"img{i:02}.jpg", os.urandom(3000 + i))
+    profile = make_profile(name=name, sources=[source], dest=tmp_path / "backups", **fields)
+    run = Run.get_by_id(backup.request_run(profile).id)
+    assert run.state == "succeeded", run.message
+    return Snapshot.get(Snapshot.name == run.snapshot)
+
+
+def flip_a_byte(snapshot, name="img07.jpg"):
+    path = next(catalog.tree(snapshot).rglob(name))
+    # A snapshot file shares its inode with the next snapshot's; damage it in place, as a
+    # failing disk would.
+    with open(path, "r+b") as fh:
+        first = fh.read(1)
+        fh.seek(0)
+        fh.write(bytes([first[0] ^ 0xFF]))
+    return path
+
+
+@pytest.mark.usefixtures("inline")
+class TestVerification:
+    def test_an_untouched_snapshot_is_intact(self, tmp_path):
+        snap = backed_up(tmp_path)
+        done = verify.request(snap)
+        assert done.state == "intact", done.message
+        assert (done.checked_files, done.total_files) == (30, 30)
+        assert Snapshot.get_by_id(snap.id).verify_state == "intact"
+        assert Verification.last_failed() == set()
+
+    def test_a_corrupted_byte_is_found_and_the_profile_is_marked(self, tmp_path):
+        snap = backed_up(tmp_path)
+        flip_a_byte(snap)
+        done = verify.request(snap)
+        assert done.state == "damaged" and done.changed == 1
+        assert done.problems[0].endswith("photos/img07.jpg (content differs from the manifest)")
+        assert Snapshot.get_by_id(snap.id).verify_state == "damaged"
+        assert Verification.last_failed() == {snap.profile_id}
+        said = Event.get(Event.kind == "verification.finished")
+        assert said.level == "error" and "damaged" in said.message
+
+    def test_a_missing_file_is_named(self, tmp_path):
+        snap = backed_up(tmp_path)
+        next(catalog.tree(snap).rglob("img03.jpg")).unlink()
+        done = verify.request(snap)
+        assert done.state == "damaged" and done.missing == 1 and "img03.jpg" in done.problems[0]
+
+    def test_a_sample_reads_that_share(self, tmp_path):
+        snap = backed_up(tmp_path)
+        done = verify.request(snap, percent=10)
+        assert done.state == "intact" and done.chosen_files == done.checked_files == 3
+        assert "3 of 30 files" in done.message
+
+    def test_a_test_restore_compares_restored_copies_and_cleans_up(self, tmp_path):
+        snap = backed_up(tmp_path)
+        done = verify.request(snap, kind="test_restore", percent=50)
+        assert done.state == "intact" and done.checked_files == 15, done.message
+        assert "restored and compared" in done.message
+        flip_a_byte(snap)
+        damaged = verify.request(snap, kind="test_restore")
+        assert damaged.state == "damaged" and damaged.changed == 1
+
+    def test_a_snapshot_that_is_gone_cannot_be_checked_and_says_so(self, tmp_path):
+        snap = backed_up(tmp_path)
+        shutil.rmtree(catalog.tree(snap))
+        done = verify.request(snap)
+        assert done.state == "failed" and "is not there" in done.message
+        assert Verification.last_failed() == {snap.profile_id}
+
+    def test_a_snapshot_without_a_manifest_is_indexed_first_and_says_so(self, tmp_path):
+        snap = backed_up(tmp_path)
+        catalog.manifest_path(snap).unlink()
+        done = verify.request(snap)
+        assert done.state == "intact" and "It had no manifest" in done.message
+
+
+@pytest.mark.usefixtures("inline")
+def test_the_verification_schedule_checks_the_newest_snapshot(tmp_path):
+    backed_up(tmp_path, verify_schedule="0 3 * * 0", verify_percent=50.0)
+    newest = Snapshot.get(Snapshot.name == max(s.name for s in Snapshot.select()))
+    Profile.update(verify_looked_at=dt.datetime(2026, 11, 29, 2, 0)).execute()
+    assert verify.start_due(dt.datetime(2026, 11, 29, 2, 59)) == []
+    started = verify.start_due(dt.datetime(2026, 11, 29, 3, 0, 30))
+    assert [v.snapshot_id for v in started] == [newest.id]
+    assert started[0].sample_percent == 50.0 and started[0].trigger == "schedule"
+    assert verify.start_due(dt.datetime(2026, 11, 29, 3, 1, 30)) == []   # once per occurrence
+
+
+@pytest.mark.slow
+def test_verify_from_the_command_line_exits_1_and_names_the_damage(tmp_path, shared_db):
+    huey.immediate = True
+    try:
+        snap = backed_up(tmp_path)
+    finally:
+        huey.immediate = False
+    intact = flask("verify", "Home")
+    assert intact.returncode == 0 and "Intact" in intact.stdout, intact.stdout + intact.stderr
+    flip_a_byte(snap, "img11.jpg")
+    damaged = flask("verify", "Home", snap.name, "--sample", "100")
+    assert damaged.returncode == 1
+    assert "photos/img11.jpg (content differs from the manifest)" in damaged.stdout
+    assert f"{snap.name}\tdamaged\t30 files" in flask("snapshot", "list", "Home").stdout
