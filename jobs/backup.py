@@ -920,7 +920,7 @@ def _publish_finished(run: Run) -> None:
     what = "Dry run" if run.dry_run else "Backup"
     Event.publish("run.finished", run.subject,
                   f"{what} of {run.profile.name}: {run.state_label.lower()}. {run.message}",
-                  level=level, run=run.id, state=run.state)
+                  level=level, run=run.id, state=run.state, profile=run.profile_id)
 
 
 # --- logs ------------------------------------------------------------------------------------

@@ -128,7 +128,7 @@ class _Watch:
         _save(self.verification, check)
         Event.publish("verification.progress", self.verification.subject,
                       f"{check.checked:,} of {check.chosen:,} files",
-                      verification=self.verification.id)
+                      verification=self.verification.id, profile=self.verification.profile_id)
 
 
 def _save(verification: Verification, check: manifest.Check) -> None:

@@ -1,6 +1,7 @@
 """The worker process's life: connect, migrate, keep a heartbeat, announce coming and going.
 
-The first thread also starts the drive watcher (jobs/drives.py). Each beat also picks up
+The first thread also starts the drive watcher (jobs/drives.py) and the file server that
+streams downloads from snapshots to the web (jobs/fileserver.py). Each beat also picks up
 work of workers that died (jobs/backup.py `resume`) and lets the
 resource monitor lower or raise how many rsync processes a run may use.
 
@@ -18,7 +19,7 @@ import threading
 
 from huey import crontab
 
-from jobs import backup, catalog, drives
+from jobs import backup, catalog, drives, fileserver
 from jobs.engines import resources
 from jobs.queue import huey, local, settings, with_db
 from models import Event, WorkerProcess, db, open_database, utcnow
@@ -67,6 +68,7 @@ class Heartbeat:
             catalog.index_missing()   # snapshots made before manifests existed
         # After resume(): a drive plugged in while no worker ran resumes its runs now.
         drives.watcher.start()
+        fileserver.start(settings.data_dir)
         self._governor = resources.Governor(
             resources.Thresholds(settings.throttle_load, settings.throttle_memory,
                                  settings.throttle_iowait), ceiling=settings.workers)
@@ -77,6 +79,7 @@ class Heartbeat:
 
     def _stop(self) -> None:
         drives.watcher.stop()
+        fileserver.stop()
         self._stopping.set()
         self._thread.join(timeout=HEARTBEAT_INTERVAL.total_seconds() * 2)
         with db.connection_context():

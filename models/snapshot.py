@@ -145,14 +145,18 @@ class Verification(Stateful, BaseModel):
         return True
 
     @classmethod
+    def newest_bad(cls) -> dict[int, Verification]:
+        """Per profile, its newest finished verification, if that found damage or could not
+        run: the dashboard shows those profiles red until a later one finds them intact."""
+        newest: dict[int, Verification] = {}
+        for check in (cls.select().where(cls.state.in_(("intact", "damaged", "failed")))
+                      .order_by(cls.id)):
+            newest[check.profile_id] = check
+        return {p: check for p, check in newest.items() if check.state != "intact"}
+
+    @classmethod
     def last_failed(cls) -> set[int]:
-        """Profiles whose newest finished verification found damage or could not run."""
-        newest = {}
-        for profile_id, state in (cls.select(cls.profile, cls.state)
-                                  .where(cls.state.in_(("intact", "damaged", "failed")))
-                                  .order_by(cls.id).tuples()):
-            newest[profile_id] = state
-        return {p for p, state in newest.items() if state != "intact"}
+        return set(cls.newest_bad())
 
 
 class Restore(Stateful, BaseModel):

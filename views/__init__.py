@@ -25,6 +25,7 @@ from views import (
     picker,
     profiles,
     runs,
+    snapshots,
     users,
 )
 from views.extensions import csrf, limiter, login_manager, sock
@@ -46,7 +47,7 @@ HTMX_CONFIG = {
 }
 
 BLUEPRINTS = (auth.bp, dashboard.bp, profiles.bp, runs.bp, history.bp, logs.bp, picker.bp, users.bp,
-              account.bp, audit.bp, health.bp, drives.bp, hosts.bp)
+              account.bp, audit.bp, health.bp, drives.bp, hosts.bp, snapshots.bp)
 
 
 class IdConverter(IntegerConverter):
@@ -97,7 +98,9 @@ def _init_templates(app: Flask) -> None:
     app.jinja_env.filters.update(
         bytes=format.format_bytes, count=format.format_count, duration=format.format_duration,
         percent=format.format_percent, ago=format.format_ago,
-        time=lambda value, seconds=False: format.format_time(value, g.get("tz", "UTC"), seconds))
+        time=lambda value, seconds=False: format.format_time(value, g.get("tz", "UTC"), seconds),
+        filetime=lambda seconds: format.format_file_time(seconds, g.get("tz", "UTC")),
+        filemode=format.format_mode)
     app.jinja_env.globals.update(htmx_config=HTMX_CONFIG, ROLES=ROLES, ADMIN=ADMIN,
                                  OPERATOR=OPERATOR, VIEWER=VIEWER, next_run=profiles.next_run,
                                  overdue_before=profiles.overdue_before,

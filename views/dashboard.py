@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from flask import Blueprint, current_app, render_template
 
 from jobs.engines.system import SystemSample, sample
-from models import Drive, Event, Profile, Run, WorkerProcess, utcnow
+from models import Drive, Event, Profile, Run, Verification, WorkerProcess, utcnow
 from models.user import VIEWER
 from views import drives, feed
 from views.security import require_role
@@ -82,12 +82,14 @@ def backups_context(arg: str | None = None) -> dict:
     now = utcnow()
     adopted = [d for d in Drive.listing() if d.adopted]
     return {"profiles": profiles, "active": active, "spaces": spaces, "now": now,
-            "problems": Event.problems(PROBLEMS_SHOWN), "drives": drives.views_of(adopted, now)}
+            "problems": Event.problems(PROBLEMS_SHOWN), "drives": drives.views_of(adopted, now),
+            "damaged": Verification.newest_bad()}
 
 
 # Any change to a run can change a card: its bar, its last result, its snapshot's age; a
 # drive coming or going changes its own card.
-feed.on_event(lambda event: event.subject.startswith(("run:", "drive:")), lambda event: "backups")
+feed.on_event(lambda event: event.subject.startswith(("run:", "drive:"))
+              or event.kind == "verification.finished", lambda event: "backups")
 
 
 @bp.route("/")

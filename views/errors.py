@@ -13,9 +13,11 @@ MESSAGES = {
     403: ("Not allowed", "Your role does not allow this. Ask an admin if you need it."),
     404: ("Not found", "There is nothing at this address."),
     405: ("Not allowed here", "This address does not take that kind of request."),
+    409: ("Not possible now", "That cannot be done in the present state."),
     410: ("Gone", "This page is no longer available."),
     413: ("Too large", "That is more than Cairn accepts in one request."),
     429: ("Too many attempts", "Wait a minute before you try again."),
+    503: ("Not available", "A part of Cairn that this needs is not running."),
     500: ("Something went wrong", "Cairn hit an error and logged it. Nothing was half-saved: "
                                   "try again, and if it keeps happening, check the service log."),
 }
@@ -37,7 +39,9 @@ def _http_error(error: HTTPException):
         return render_error(400, CSRF_MESSAGE)
     if isinstance(error, InternalServerError):
         return render_error(500)
-    return render_error(error.code or 500)
+    # abort(code, description=...) says what went wrong; werkzeug's own texts are not ours.
+    said = error.description if error.description != type(error).description else None
+    return render_error(error.code or 500, said)
 
 
 def register(app: Flask) -> None:

@@ -7,14 +7,15 @@ from `jobs/engines/humane.py`, which jobs use for their messages too.
 from __future__ import annotations
 
 import datetime as dt
+import stat
 from zoneinfo import ZoneInfo
 
 from markupsafe import Markup, escape
 
 from jobs.engines.humane import format_bytes, format_count, format_duration
 
-__all__ = ["format_ago", "format_bytes", "format_count", "format_duration", "format_percent",
-           "format_time", "to_local", "utc_day_start"]
+__all__ = ["format_ago", "format_bytes", "format_count", "format_duration", "format_file_time",
+           "format_mode", "format_percent", "format_time", "to_local", "utc_day_start"]
 
 def format_percent(value: float | None) -> str:
     return "–" if value is None else f"{value:.0f}%"
@@ -46,3 +47,17 @@ def format_ago(value: dt.datetime | None, now: dt.datetime) -> str:
     if value is None:
         return "never"
     return f"{format_duration((now - value).total_seconds())} ago"
+
+
+def format_file_time(seconds: float, tz: str) -> Markup:
+    """A file's modification time (seconds since the epoch) in the viewer's zone."""
+    try:
+        value = dt.datetime.fromtimestamp(seconds, dt.UTC).replace(tzinfo=None)
+    except (OverflowError, OSError, ValueError):
+        return Markup("–")
+    return format_time(value, tz)
+
+
+def format_mode(mode: int) -> str:
+    """`drwxr-x---`, as ls shows it."""
+    return stat.filemode(mode)

@@ -4,16 +4,19 @@ A new route makes `test_every_route_is_in_the_matrix` fail until it is added her
 least role it needs.
 """
 
+import datetime as dt
+
 import pytest
 
-from models import Breaker, Drive, Host, Profile, Run, db
+from models import Breaker, Drive, Host, Profile, Restore, Run, Snapshot, Verification, db
 from tests.conftest import csrf_token, log_in
 
 PUBLIC, VIEWER, OPERATOR, ADMIN = None, "viewer", "operator", "admin"
 RANK = {None: -1, "viewer": 0, "operator": 1, "admin": 2}
 
 # (endpoint, method) -> (path, least role). {user} is vera's id, {profile} a backup profile's,
-# {run} a finished run's, {drive} a connected drive's.
+# {run} a finished run's, {drive} a connected drive's, {snap} a snapshot's name (with a
+# {verification} and a {restore} of it).
 MATRIX = {
     ("auth.login", "GET"): ("/login", PUBLIC),
     ("auth.login", "POST"): ("/login", PUBLIC),
@@ -69,6 +72,19 @@ MATRIX = {
     ("picker.scan", "POST"): ("/picker/scan", ADMIN),
     ("picker.preview", "POST"): ("/picker/preview", ADMIN),
     ("picker.preview_result", "GET"): ("/picker/preview/1", ADMIN),
+    ("snapshots.index", "GET"): ("/profiles/{profile}/snapshots/", VIEWER),
+    ("snapshots.browse", "GET"): ("/profiles/{profile}/snapshots/{snap}/", VIEWER),
+    ("snapshots.find", "GET"): ("/profiles/{profile}/snapshots/find?q=a", VIEWER),
+    ("snapshots.compare", "GET"): ("/profiles/{profile}/snapshots/compare?a={snap}&b={snap}", VIEWER),
+    ("snapshots.start_verify", "POST"): ("/profiles/{profile}/snapshots/{snap}/verify", OPERATOR),
+    ("snapshots.verification", "GET"): ("/verifications/{verification}", VIEWER),
+    ("snapshots.cancel_verification", "POST"): ("/verifications/{verification}/cancel", OPERATOR),
+    ("snapshots.restore", "GET"): ("/profiles/{profile}/snapshots/{snap}/restore", OPERATOR),
+    ("snapshots.restore", "POST"): ("/profiles/{profile}/snapshots/{snap}/restore", OPERATOR),
+    ("snapshots.restore_page", "GET"): ("/restores/{restore}", VIEWER),
+    ("snapshots.restore_go", "POST"): ("/restores/{restore}/go", OPERATOR),
+    ("snapshots.restore_cancel", "POST"): ("/restores/{restore}/cancel", OPERATOR),
+    ("snapshots.download", "GET"): ("/profiles/{profile}/snapshots/{snap}/download?path=x", OPERATOR),
     # The WebSocket: any logged-in user; refusals are tested in test_feed.py.
     ("__flask_sock.feed", "GET"): ("/ws", VIEWER),
 }
@@ -95,8 +111,14 @@ def test_the_role_decides_access(client, ada, otto, vera, persona, route, tmp_pa
         drive = Drive.create(uuid="1234-ABCD", label="STICK", fstype="ext4")
         host = Host.create(user="ada", hostname="cairn-test.invalid", port=22)
         breaker = Breaker.create(name="host:x", label="ada@cairn-test.invalid", state="open")
+        snap = Snapshot.create(profile=profile, name="2026-11-20T023000Z",
+                               taken_at=dt.datetime(2026, 11, 20, 2, 30))
+        check = Verification.create(profile=profile, snapshot=snap, state="intact")
+        restore = Restore.create(profile=profile, snapshot=snap, paths=["localhost/x"],
+                                 target=str(tmp_path / "out"), state="succeeded")
     path = path.format(user=vera.id, profile=profile.id, run=run.id, src=tmp_path / "src",
-                       drive=drive.id, host=host.id, breaker=breaker.id)
+                       drive=drive.id, host=host.id, breaker=breaker.id, snap=snap.name,
+                       verification=check.id, restore=restore.id)
     if persona != "anonymous":
         log_in(client, {"ada": ada, "otto": otto, "vera": vera}[persona])
     token = csrf_token(client, "/login" if persona == "anonymous" else "/account/") \
