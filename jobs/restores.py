@@ -9,6 +9,7 @@ audit entry of whoever asked for it (written by the view or the command line).
 from __future__ import annotations
 
 import logging
+import os
 import time
 
 from jobs import backup, catalog, hosts
@@ -109,7 +110,7 @@ def _restore(restore: Restore) -> tuple[str, str]:
         if result.stopped:
             return "cancelled", "Cancelled before anything was copied."
         _fail_on(result)
-        _merge(found, engine.preview(result, restore.overwrite))
+        _merge(found, engine.preview(result, restore.overwrite), group.dest)
     kept = 0 if restore.overwrite else found.overwritten
     Restore.update(total_files=found.files, total_bytes=found.bytes, created=found.created,
                    overwritten=found.overwritten if restore.overwrite else 0, kept=kept,
@@ -153,10 +154,11 @@ def _fail_on(result: rsync.Result) -> None:
         raise CannotRestore(f"rsync could not read or reach the target: {detail}")
 
 
-def _merge(into: engine.Preview, more: engine.Preview) -> None:
+def _merge(into: engine.Preview, more: engine.Preview, dest: str) -> None:
+    """Add a group's preview to the whole one, its lines named where they would be written."""
     for name in ("files", "bytes", "created", "overwritten", "unchanged"):
         setattr(into, name, getattr(into, name) + getattr(more, name))
-    into.items += more.items
+    into.items += [(action, os.path.join(dest, path)) for action, path in more.items]
 
 
 def _preview_message(found: engine.Preview, overwrite: bool) -> str:

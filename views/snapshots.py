@@ -37,7 +37,6 @@ from models import Host, Profile, Restore, Snapshot, Verification, utcnow
 from models.user import OPERATOR, VIEWER
 from views import feed
 from views.audit import audit
-from views.forms import EmptyForm
 from views.pagination import Page, url_with
 from views.security import get_profile_or_404, is_htmx, require_role
 
@@ -92,8 +91,7 @@ def list_context(arg: str | None) -> dict:
     for check in (Verification.select().where(Verification.profile == profile)
                   .order_by(Verification.id)):
         checks[check.snapshot_id] = check   # the newest per snapshot
-    return {"profile": profile, "snapshots": snapshots, "checks": checks, "now": utcnow(),
-            "verify_form": VerifyForm(prefix="v")}
+    return {"profile": profile, "snapshots": snapshots, "checks": checks, "now": utcnow()}
 
 
 feed.on_event(lambda e: e.kind.startswith(("verification.", "snapshots.", "retention.", "run.finished"))
@@ -324,7 +322,7 @@ def _restore_form(snapshot: Snapshot, paths: list[str], form: RestoreForm, statu
 def restore_context(arg: str | None) -> dict:
     job = (Restore.get_or_none(Restore.id == int(arg))
            if arg and arg.isdigit() and int(arg) < 2**63 else None)
-    return {"job": job, "action_form": EmptyForm()}
+    return {"job": job}
 
 
 feed.on_event(lambda e: e.subject.startswith("restore:"), lambda e: e.subject)
