@@ -54,15 +54,20 @@ WAIT_POLL_SECONDS = 1.0
 @click.option("--keep-yearly", type=int, default=0, help="...of N years.")
 @click.option("--keep-min-free", type=float, default=None, metavar="PERCENT",
               help="Delete the oldest snapshots while less than PERCENT is free.")
+@click.option("--verify-schedule", default="", metavar="CRON",
+              help="Verify the newest snapshot on this cron schedule, e.g. @weekly.")
+@click.option("--verify-percent", type=float, default=None, metavar="PERCENT",
+              help="...re-reading this share of its files (default: all).")
 @with_db
 def profile_add(name, sources, excludes, dest, mirror, one_file_system, max_parallel, bwlimit,
-                retries, cron, timezone, run_on_connect, **keep):
+                retries, cron, timezone, run_on_connect, verify_schedule, verify_percent, **keep):
     """Create a backup profile NAME."""
     try:
         profile = clean(name, list(sources), list(excludes), dest,
                         mode="mirror" if mirror else "snapshot", one_file_system=one_file_system,
                         max_parallel=max_parallel, bandwidth=bwlimit, retries=retries,
-                        cron=cron, schedule_tz=timezone, keep=keep)
+                        cron=cron, schedule_tz=timezone, keep=keep,
+                        verify_cron=verify_schedule, verify_percent=verify_percent)
     except ProfileInvalid as invalid:
         raise click.ClickException("\n  ".join(["The profile was not saved:",
                                                 *invalid.errors.values()])) from None
@@ -74,7 +79,7 @@ def profile_add(name, sources, excludes, dest, mirror, one_file_system, max_para
             f"{settings.drive_root}/<its UUID> (see the Drives page).")
     profile.run_on_connect = run_on_connect
     created = Profile.create(slug=Profile.free_slug(profile.name), schedule_looked_at=utcnow(),
-                             **asdict(profile))
+                             verify_looked_at=utcnow(), **asdict(profile))
     click.echo(f"Profile {created.name!r} saved; snapshots go to "
                f"{Path(created.destination) / created.slug}.")
     if created.schedule:

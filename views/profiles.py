@@ -201,6 +201,8 @@ class ProfileForm(ScheduleForm):
     keep_monthly = IntegerField("Monthly", default=0, validators=[Optional()])
     keep_yearly = IntegerField("Yearly", default=0, validators=[Optional()])
     keep_min_free = FloatField("Keep this much free (%)", validators=[Optional()])
+    verify_schedule = StringField("Verify the newest snapshot")
+    verify_percent = FloatField("Share of files (%)", default=100, validators=[Optional()])
 
     KEEP = retention_engine.KEEP_FIELDS
 
@@ -211,6 +213,8 @@ class ProfileForm(ScheduleForm):
                    mode=profile.mode, one_file_system=profile.one_file_system,
                    max_parallel=profile.max_parallel, bandwidth=format_bandwidth(profile.bwlimit_kib),
                    retries=profile.retries, run_on_connect=profile.run_on_connect,
+                   verify_schedule=profile.verify_schedule,
+                   verify_percent=profile.verify_percent or 100,
                    **{name: getattr(profile, name) for name in cls.KEEP})
         form.fill_schedule(profile.schedule, profile.schedule_tz)
         return form
@@ -233,7 +237,9 @@ class ProfileForm(ScheduleForm):
                            max_parallel=self.max_parallel.data, bandwidth=self.bandwidth.data or "",
                            retries=self.retries.data, cron=expression or "",
                            schedule_tz=tz or "UTC",
-                           keep={name: getattr(self, name).data for name in self.KEEP})
+                           keep={name: getattr(self, name).data for name in self.KEEP},
+                           verify_cron=self.verify_schedule.data or "",
+                           verify_percent=self.verify_percent.data)
         except ProfileInvalid as invalid:
             for name, message in invalid.errors.items():
                 field = {"schedule": self.schedule_field(), "retention": self.keep_last}.get(
@@ -314,6 +320,7 @@ def create():
         return _form_page(form, None, 422)
     with db.atomic():
         profile = Profile.create(slug=Profile.free_slug(values.name), schedule_looked_at=utcnow(),
+                                 verify_looked_at=utcnow(),
                                  **asdict(values))
     audit("profile.create", target=profile.name, detail=f"{', '.join(profile.sources)} -> "
           f"{profile.destination}")
@@ -339,7 +346,9 @@ def detail(profile_id: int):
                            kept=retention_jobs.decisions_from_runs(profile, now),
                            active=profile.active_run(), last_good=profile.last_good_run(),
                            action_form=EmptyForm(), now=now, next_runs=upcoming,
-                           bandwidth=format_bandwidth(profile.bwlimit_kib))
+                           bandwidth=format_bandwidth(profile.bwlimit_kib),
+                           verify_words=schedule.describe(profile.verify_schedule)
+                           if profile.verify_schedule else "")
 
 
 @bp.route("/<id:profile_id>/retention")
@@ -394,6 +403,8 @@ def update(profile_id: int):
     changed = sorted(k for k, v in fields.items() if getattr(profile, k) != v)
     if "schedule" in changed or "schedule_tz" in changed:
         fields["schedule_looked_at"] = utcnow()   # a new schedule owes nothing from before
+    if "verify_schedule" in changed or "schedule_tz" in changed:
+        fields["verify_looked_at"] = utcnow()
     (Profile.update(updated_at=Profile.updated_at.default(), **fields)
      .where(Profile.id == profile.id).execute())
     audit("profile.update", target=values.name, detail=", ".join(changed) or "nothing changed")

@@ -24,7 +24,6 @@ from pathlib import Path
 import xxhash
 
 ALGORITHM = "xxh3-128"
-FORMAT_VERSION = "1"
 BUFFER_BYTES = 1024 * 1024
 BATCH_ROWS = 5000
 PROGRESS_SECONDS = 0.5
@@ -33,9 +32,12 @@ SORTS = {"name": "name", "size": "size", "mtime": "mtime_ns", "kind": "kind"}
 
 SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE folder (
+    id INTEGER PRIMARY KEY,      -- 0 is the snapshot's top
+    path BLOB NOT NULL           -- relative to the snapshot; b'' at the top
+);
 CREATE TABLE entry (
-    id INTEGER PRIMARY KEY,
-    parent BLOB NOT NULL,        -- folder, relative to the snapshot; b'' at the top
+    parent INTEGER NOT NULL,     -- the folder it is in
     name BLOB NOT NULL,
     kind TEXT NOT NULL,          -- f file, d folder, l symlink, o other (fifo, device, socket)
     size INTEGER NOT NULL,       -- a folder's is everything below it
@@ -45,15 +47,17 @@ CREATE TABLE entry (
     uid INTEGER NOT NULL,
     gid INTEGER NOT NULL,
     ino INTEGER NOT NULL,
-    nlink INTEGER NOT NULL,
     hash BLOB,                   -- files only; NULL when the file could not be read
-    target BLOB,                 -- symlinks only
-    new INTEGER NOT NULL         -- 1 when the file's data is not in the previous snapshot
+    target BLOB                  -- symlinks only
 );
 """
-INDEXES = "CREATE UNIQUE INDEX entry_place ON entry (parent, name);"
-COLUMNS = ("parent", "name", "kind", "size", "files", "mtime_ns", "mode", "uid", "gid", "ino",
-           "nlink", "hash", "target", "new")
+# Built after the rows are in: one sort instead of an index kept up to date row by row.
+INDEXES = """
+CREATE UNIQUE INDEX folder_path ON folder (path);
+CREATE UNIQUE INDEX entry_place ON entry (parent, name);
+"""
+INSERT = "INSERT INTO entry VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+FORMAT_VERSION = "2"
 
 
 class ManifestError(Exception):
@@ -165,37 +169,24 @@ def _open_file(path: bytes) -> int:
         return os.open(path, flags)
 
 
-def _kind(mode: int) -> str:
-    if stat.S_ISREG(mode):
-        return "f"
-    if stat.S_ISDIR(mode):
-        return "d"
-    if stat.S_ISLNK(mode):
-        return "l"
-    return "o"
-
-
 class _Reuse:
-    """The previous manifest's hashes by inode: an inode still alive in the previous snapshot
-    is that very file, so its content (and hash) is the same."""
+    """The previous manifest's files by inode. An inode still alive in the previous snapshot
+    is that very file (rsync --link-dest made a hardlink of it): same content, hash, size,
+    time, mode and owner, all attributes of the inode. So for such a file the walk needs no
+    lstat at all: the folder listing's inode number finds the whole row."""
 
     def __init__(self, previous: Path | None, dev: int) -> None:
-        self.hashes: dict[int, tuple[int, int, bytes]] = {}
+        self.rows: dict[int, tuple] = {}
         if previous is None or not previous.exists():
             return
         with _connect(previous, readonly=True) as con:
             meta = dict(con.execute("SELECT key, value FROM meta"))
-            if meta.get("dev") != str(dev) or meta.get("algorithm") != ALGORITHM:
+            if (meta.get("dev") != str(dev) or meta.get("algorithm") != ALGORITHM
+                    or meta.get("format") != FORMAT_VERSION):
                 return
-            rows = con.execute("SELECT ino, size, mtime_ns, hash FROM entry "
+            rows = con.execute("SELECT ino, size, mtime_ns, mode, uid, gid, hash FROM entry "
                                "WHERE kind = 'f' AND hash IS NOT NULL")
-            self.hashes = {ino: (size, mtime, digest) for ino, size, mtime, digest in rows}
-
-    def get(self, st: os.stat_result) -> bytes | None:
-        found = self.hashes.get(st.st_ino)
-        if found and found[0] == st.st_size and found[1] == st.st_mtime_ns:
-            return found[2]
-        return None
+            self.rows = {row[0]: row for row in rows}
 
 
 def write(tree: Path, out: Path, previous: Path | None = None, *,
@@ -213,8 +204,7 @@ def write(tree: Path, out: Path, previous: Path | None = None, *,
     con = _connect(tmp)
     try:
         con.executescript(SCHEMA)
-        folders = _write_entries(con, root, reuse, summary, on_progress)
-        _write_folders(con, folders)
+        _Walk(con, root, reuse.rows, summary, on_progress).run()
         con.executescript(INDEXES)
         summary.seconds = round(time.monotonic() - started, 3)
         meta = {**summary.as_meta(), "algorithm": ALGORITHM, "format": FORMAT_VERSION,
@@ -227,95 +217,133 @@ def write(tree: Path, out: Path, previous: Path | None = None, *,
     return summary
 
 
-def _write_entries(con, root: bytes, reuse: _Reuse, summary: Summary, on_progress) -> dict:
-    """Walk the tree (a stack, not recursion: paths may be thousands of folders deep), insert
-    every non-folder entry in batches and return the folders with their totals."""
-    buffer = bytearray(BUFFER_BYTES)
-    folders: dict[bytes, list] = {}
-    batch: list[tuple] = []
-    stack = [b""]
-    next_report = time.monotonic() + PROGRESS_SECONDS
-    while stack:
-        rel = stack.pop()
-        with os.scandir(os.path.join(root, rel) if rel else root) as entries:
-            for entry in entries:
-                st = entry.stat(follow_symlinks=False)
-                kind = _kind(st.st_mode)
-                row = [rel, entry.name, kind, 0, 0, st.st_mtime_ns, stat.S_IMODE(st.st_mode) |
-                       stat.S_IFMT(st.st_mode), st.st_uid, st.st_gid, st.st_ino, st.st_nlink,
-                       None, None, 0]
-                if kind == "d":
-                    path = join(rel, entry.name)
-                    folders[path] = row
-                    stack.append(path)
-                    summary.dirs += 1
-                    continue
-                if kind == "f":
-                    _index_file(row, entry.path, st, reuse, summary, buffer)
-                    _add_to(folders, rel, st.st_size)
-                elif kind == "l":
-                    row[12] = os.readlink(entry.path)
-                    row[3] = st.st_size
-                    summary.links += 1
-                else:
-                    summary.others += 1
-                batch.append(tuple(row))
-                if len(batch) >= BATCH_ROWS:
-                    _insert(con, batch)
-                    if on_progress and time.monotonic() >= next_report:
-                        next_report = time.monotonic() + PROGRESS_SECONDS
-                        on_progress(summary)
-    _insert(con, batch)
-    return folders
+class _Walk:
+    """The tree, walked with a stack (paths may be thousands of folders deep, too deep for
+    recursion), every non-folder entry inserted in batches as it is met, the folders at the
+    end with the totals of everything below them.
 
+    This loop meets every file of every snapshot, so it is kept lean: a file whose inode the
+    previous manifest knows costs a dictionary lookup and a row, not even an lstat. The inode
+    number comes from the folder listing (d_ino), which is st_ino on local filesystems; the
+    first files are checked against lstat, and one that differs (an overlay, say) has every
+    file lstat'ed instead."""
 
-def _index_file(row: list, path: bytes, st: os.stat_result, reuse: _Reuse, summary: Summary,
-                buffer: bytearray) -> None:
-    row[3], row[4] = st.st_size, 1
-    summary.files += 1
-    summary.bytes += st.st_size
-    digest = reuse.get(st)
-    if digest is not None:
-        summary.reused += 1
-    else:
-        row[13] = 1
+    PROBE_FILES = 64
+
+    def __init__(self, con, root: bytes, known: dict, summary: Summary, on_progress) -> None:
+        self.con, self.root, self.known, self.summary = con, root, known, summary
+        self.on_progress = on_progress
+        self.buffer = bytearray(BUFFER_BYTES)
+        # per folder id: [parent id, name, mtime, mode, uid, gid, ino, size, files, path]
+        self.folders: dict[int, list] = {}
+
+    def run(self) -> None:
+        batch: list[tuple] = []
+        stack = [(0, b"")]
+        paths = [(0, b"")]
+        next_id, next_report = 1, time.monotonic() + PROGRESS_SECONDS
+        summary, folders = self.summary, self.folders
+        insert, scandir, get = self.con.executemany, os.scandir, self.known.get
+        reused = 0
+        probe = self.PROBE_FILES if self.known else 0   # files still to check d_ino on
+        s_ifmt, s_ifreg, s_ifdir, s_iflnk = stat.S_IFMT, stat.S_IFREG, stat.S_IFDIR, stat.S_IFLNK
+        while stack:
+            folder_id, rel = stack.pop()
+            size = files = 0
+            with scandir(self.root + b"/" + rel if rel else self.root) as entries:
+                for entry in entries:
+                    if not probe and entry.is_file(follow_symlinks=False):
+                        found = get(entry.inode())
+                        if found is not None:
+                            ino, length, mtime, mode, uid, gid, digest = found
+                            reused += 1
+                            size += length
+                            files += 1
+                            batch.append((folder_id, entry.name, "f", length, 1, mtime, mode,
+                                          uid, gid, ino, digest, None))
+                            continue
+                    st = entry.stat(follow_symlinks=False)
+                    mode = st.st_mode
+                    if s_ifmt(mode) == s_ifreg:
+                        length, mtime = st.st_size, st.st_mtime_ns
+                        found = get(st.st_ino)
+                        if probe:
+                            probe = probe - 1 if entry.inode() == st.st_ino else -1
+                        if found is not None and found[1] == length and found[2] == mtime:
+                            digest = found[6]
+                            reused += 1
+                        else:
+                            digest = self._hash(entry.path, length)
+                        size += length
+                        files += 1
+                        batch.append((folder_id, entry.name, "f", length, 1, mtime, mode,
+                                      st.st_uid, st.st_gid, st.st_ino, digest, None))
+                    elif s_ifmt(mode) == s_ifdir:
+                        name = entry.name
+                        path = rel + b"/" + name if rel else name
+                        folders[next_id] = [folder_id, name, st.st_mtime_ns, mode,
+                                            st.st_uid, st.st_gid, st.st_ino, 0, 0]
+                        stack.append((next_id, path))
+                        paths.append((next_id, path))
+                        next_id += 1
+                        summary.dirs += 1
+                    else:
+                        link = s_ifmt(mode) == s_iflnk
+                        batch.append((folder_id, entry.name, "l" if link else "o",
+                                      st.st_size if link else 0, 0, st.st_mtime_ns, mode,
+                                      st.st_uid, st.st_gid, st.st_ino, None,
+                                      os.readlink(entry.path) if link else None))
+                        if link:
+                            summary.links += 1
+                        else:
+                            summary.others += 1
+            if folder_id:
+                folders[folder_id][7] += size
+                folders[folder_id][8] += files
+            summary.files += files
+            summary.bytes += size
+            if len(batch) >= BATCH_ROWS:
+                insert(INSERT, batch)
+                batch = []
+                if self.on_progress and time.monotonic() >= next_report:
+                    next_report = time.monotonic() + PROGRESS_SECONDS
+                    summary.reused = reused
+                    self.on_progress(summary)
+        insert(INSERT, batch)
+        summary.reused = reused
+        insert("INSERT INTO folder VALUES (?, ?)", paths)
+        self._write_folders()
+
+    def _hash(self, path: bytes, size: int) -> bytes | None:
+        summary = self.summary
         summary.new_files += 1
-        summary.new_bytes += st.st_size
+        summary.new_bytes += size
         try:
             fd = _open_file(path)
             try:
-                digest, read = hash_fd(fd, buffer)
+                digest, read = hash_fd(fd, self.buffer)
             finally:
                 os.close(fd)
-            summary.hashed_bytes += read
         except OSError as error:
             if len(summary.unreadable) < MAX_LISTED:
                 summary.unreadable.append(f"{os.fsdecode(path)}: {error.strerror}")
-    row[11] = digest
+            return None
+        summary.hashed_bytes += read
+        return digest
 
-
-def _add_to(folders: dict, rel: bytes, size: int) -> None:
-    # Only the direct parent here; _write_folders passes totals up once the walk is done.
-    if rel:
-        folder = folders[rel]
-        folder[3] += size
-        folder[4] += 1
-
-
-def _write_folders(con, folders: dict[bytes, list]) -> None:
-    for path in sorted(folders, key=lambda p: p.count(b"/"), reverse=True):
-        row = folders[path]
-        parent = row[0]
-        if parent:
-            folders[parent][3] += row[3]
-            folders[parent][4] += row[4]
-    _insert(con, [tuple(row) for row in folders.values()])
-
-
-def _insert(con, rows: list[tuple]) -> None:
-    con.executemany(f"INSERT INTO entry ({', '.join(COLUMNS)}) VALUES "
-                    f"({', '.join('?' * len(COLUMNS))})", rows)
-    rows.clear()
+    def _write_folders(self) -> None:
+        folders = self.folders
+        # Children got higher ids than their parents: adding in descending order passes
+        # every folder's totals up before its parent's are passed on.
+        for folder_id in sorted(folders, reverse=True):
+            row = folders[folder_id]
+            if row[0]:
+                parent = folders[row[0]]
+                parent[7] += row[7]
+                parent[8] += row[8]
+        self.con.executemany(INSERT, [
+            (parent, name, "d", size, files, mtime, mode, uid, gid, ino, None, None)
+            for parent, name, mtime, mode, uid, gid, ino, size, files in folders.values()])
 
 
 def _connect(path: Path, readonly: bool = False) -> sqlite3.Connection:
@@ -344,7 +372,6 @@ class Entry:
     gid: int
     hash: bytes | None
     target: str | None
-    new: bool
 
     @property
     def name(self) -> str:
@@ -367,14 +394,15 @@ class Entry:
         return self.hash.hex() if self.hash else ""
 
 
-_SELECT = ("SELECT parent, name, kind, size, files, mtime_ns, mode, uid, gid, hash, target, new "
-           "FROM entry")
+_FIELDS = ("f.path, e.name, e.kind, e.size, e.files, e.mtime_ns, e.mode, e.uid, e.gid, e.hash, "
+           "e.target")
+_SELECT = f"SELECT {_FIELDS} FROM entry e JOIN folder f ON f.id = e.parent"
 
 
 def _entry(row) -> Entry:
-    parent, name, kind, size, files, mtime_ns, mode, uid, gid, digest, target, new = row
-    return Entry(os.fsdecode(join(parent, name)), kind, size, files, mtime_ns, mode, uid, gid,
-                 digest, os.fsdecode(target) if target is not None else None, bool(new))
+    folder, name, kind, size, files, mtime_ns, mode, uid, gid, digest, target = row
+    return Entry(os.fsdecode(join(folder, name)), kind, size, files, mtime_ns, mode, uid, gid,
+                 digest, os.fsdecode(target) if target is not None else None)
 
 
 class Manifest:
@@ -387,6 +415,10 @@ class Manifest:
             self.meta = dict(self.con.execute("SELECT key, value FROM meta"))
         except sqlite3.DatabaseError as error:
             raise ManifestError(f"The manifest {path.name} cannot be read: {error}") from error
+        if self.meta.get("format") != FORMAT_VERSION:
+            self.con.close()
+            raise ManifestError(f"The manifest {path.name} is of an older format; verifying "
+                                "the snapshot writes it again.")
 
     def __enter__(self) -> Manifest:
         return self
@@ -400,45 +432,60 @@ class Manifest:
     def number(self, key: str) -> int:
         return int(float(self.meta.get(key, 0)))
 
+    def _folder(self, path: str) -> int | None:
+        row = self.con.execute("SELECT id FROM folder WHERE path = ?",
+                               (os.fsencode(path),)).fetchone()
+        return row[0] if row else None
+
     def entry(self, path: str) -> Entry | None:
         """The entry at `path` ('' is the top folder, made up from the totals)."""
         if not path:
             return Entry("", "d", self.number("bytes"), self.number("files"), 0, stat.S_IFDIR,
-                         0, 0, None, None, False)
+                         0, 0, None, None)
         parent, name = split(path)
-        row = self.con.execute(_SELECT + " WHERE parent = ? AND name = ?", (parent, name)).fetchone()
+        folder = self._folder(os.fsdecode(parent))
+        if folder is None:
+            return None
+        row = self.con.execute(_SELECT + " WHERE e.parent = ? AND e.name = ?",
+                               (folder, name)).fetchone()
         return _entry(row) if row else None
 
     def count(self, folder: str) -> int:
-        return self.con.execute("SELECT COUNT(*) FROM entry WHERE parent = ?",
-                                (os.fsencode(folder),)).fetchone()[0]
+        found = self._folder(folder)
+        if found is None:
+            return 0
+        return self.con.execute("SELECT COUNT(*) FROM entry WHERE parent = ?", (found,)).fetchone()[0]
 
     def children(self, folder: str, sort: str = "name", descending: bool = False,
                  offset: int = 0, limit: int = 100) -> list[Entry]:
         """One page of a folder's entries; folders first when sorted by name."""
-        column = SORTS.get(sort, "name")
+        found = self._folder(folder)
+        if found is None:
+            return []
+        column = "e." + SORTS.get(sort, "name")
         order = "DESC" if descending else "ASC"
-        first = "kind != 'd', " if column == "name" else ""
+        first = "e.kind != 'd', " if column == "e.name" else ""
         rows = self.con.execute(
-            f"{_SELECT} WHERE parent = ? ORDER BY {first}{column} {order}, name LIMIT ? OFFSET ?",
-            (os.fsencode(folder), limit, offset))
+            f"{_SELECT} WHERE e.parent = ? ORDER BY {first}{column} {order}, e.name "
+            "LIMIT ? OFFSET ?", (found, limit, offset))
         return [_entry(row) for row in rows]
 
     def find(self, text: str, limit: int = 200) -> list[Entry]:
-        """Entries whose name contains `text`, ignoring ASCII case."""
+        """Files and links whose name contains `text`, ignoring ASCII case."""
         escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        rows = self.con.execute(f"{_SELECT} WHERE kind != 'd' AND CAST(name AS TEXT) LIKE ? ESCAPE '\\' "
-                                "ORDER BY parent, name LIMIT ?", (f"%{escaped}%", limit))
+        rows = self.con.execute(f"{_SELECT} WHERE e.kind != 'd' AND CAST(e.name AS TEXT) LIKE ? "
+                                "ESCAPE '\\' ORDER BY f.path, e.name LIMIT ?",
+                                (f"%{escaped}%", limit))
         return [_entry(row) for row in rows]
 
     def files(self, below: str = "") -> Iterator[Entry]:
         """Every file (below a folder, when given), in no particular order."""
         if not below:
-            rows = self.con.execute(_SELECT + " WHERE kind = 'f'")
+            rows = self.con.execute(_SELECT + " WHERE e.kind = 'f'")
         else:
             raw = os.fsencode(below)
             rows = self.con.execute(
-                _SELECT + " WHERE kind = 'f' AND (parent = ? OR substr(parent, 1, ?) = ?)",
+                _SELECT + " WHERE e.kind = 'f' AND (f.path = ? OR substr(f.path, 1, ?) = ?)",
                 (raw, len(raw) + 1, raw + b"/"))
         return (_entry(row) for row in rows)
 
@@ -460,30 +507,36 @@ class Comparison:
     counts: dict[str, int]
 
 
+def _only_in(this: str, other: str) -> str:
+    """Rows of `this` database's entries (files and links) that `other` has no entry for."""
+    return (f"FROM {this}.entry e JOIN {this}.folder f ON f.id = e.parent WHERE e.kind != 'd' "
+            f"AND NOT EXISTS (SELECT 1 FROM {other}.folder of JOIN {other}.entry o "
+            "ON o.parent = of.id WHERE of.path = f.path AND o.name = e.name)")
+
+
 def compare(older: Path, newer: Path, limit: int = 500) -> Comparison:
     """What changed from `older` to `newer`: files and links added, removed or changed (by
     hash, or by size and mtime where a hash is missing). Folders are not counted."""
+    with Manifest(older):   # checks its format
+        pass
     with Manifest(newer) as new:
         new.con.execute("ATTACH DATABASE ? AS old", (f"file:{older}?mode=ro",))
-        same_place = "o.parent = n.parent AND o.name = n.name"
-        differs = ("o.kind != n.kind OR o.size != n.size OR "
-                   "(o.hash IS NOT NULL AND n.hash IS NOT NULL AND o.hash != n.hash) OR "
-                   "((o.hash IS NULL OR n.hash IS NULL) AND o.mtime_ns != n.mtime_ns) OR "
-                   "o.target IS NOT n.target")
+        differs = ("o.kind != e.kind OR o.size != e.size OR "
+                   "(o.hash IS NOT NULL AND e.hash IS NOT NULL AND o.hash != e.hash) OR "
+                   "((o.hash IS NULL OR e.hash IS NULL) AND o.mtime_ns != e.mtime_ns) OR "
+                   "o.target IS NOT e.target")
         queries = {
-            "added": f"FROM main.entry n WHERE n.kind != 'd' AND NOT EXISTS "
-                     f"(SELECT 1 FROM old.entry o WHERE {same_place})",
-            "removed": f"FROM old.entry n WHERE n.kind != 'd' AND NOT EXISTS "
-                       f"(SELECT 1 FROM main.entry o WHERE {same_place})",
-            "changed": f"FROM main.entry n JOIN old.entry o ON {same_place} "
-                       f"WHERE n.kind != 'd' AND ({differs})",
+            "added": _only_in("main", "old"),
+            "removed": _only_in("old", "main"),
+            "changed": ("FROM main.entry e JOIN main.folder f ON f.id = e.parent "
+                        "JOIN old.folder of ON of.path = f.path "
+                        "JOIN old.entry o ON o.parent = of.id AND o.name = e.name "
+                        f"WHERE e.kind != 'd' AND ({differs})"),
         }
-        columns = ", ".join(f"n.{c}" for c in _SELECT.removeprefix("SELECT ").split(" FROM")[0]
-                            .split(", "))
         lists, counts = {}, {}
         for what, query in queries.items():
             counts[what] = new.con.execute(f"SELECT COUNT(*) {query}").fetchone()[0]
-            rows = new.con.execute(f"SELECT {columns} {query} ORDER BY n.parent, n.name LIMIT ?",
+            rows = new.con.execute(f"SELECT {_FIELDS} {query} ORDER BY f.path, e.name LIMIT ?",
                                    (limit,))
             lists[what] = [_entry(row) for row in rows]
         return Comparison(lists["added"], lists["removed"], lists["changed"], counts)

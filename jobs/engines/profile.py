@@ -45,12 +45,15 @@ class CleanProfile:
     keep_monthly: int = 0
     keep_yearly: int = 0
     keep_min_free: float | None = None
+    verify_schedule: str = ""          # cron expression on schedule_tz's clock; "" never
+    verify_percent: float | None = None   # share of files a scheduled check reads; None: all
 
 
 def clean(name: str, sources: list[str], excludes: list[str], destination: str, *,
           mode: str = "snapshot", one_file_system: bool = False, max_parallel: int = 4,
           bandwidth: str = "", retries: int = 3, cron: str = "",
-          schedule_tz: str = "UTC", keep: dict | None = None) -> CleanProfile:
+          schedule_tz: str = "UTC", keep: dict | None = None, verify_cron: str = "",
+          verify_percent: float | None = None) -> CleanProfile:
     """Return the profile with normalized values, or raise ProfileInvalid naming each field."""
     errors: dict[str, str] = {}
     name = (name or "").strip()
@@ -77,6 +80,13 @@ def clean(name: str, sources: list[str], excludes: list[str], destination: str, 
         expression = schedule.validate(cron) if (cron or "").strip() else ""
     except schedule.ScheduleError as error:
         errors["schedule"] = str(error)
+    verify_expression = ""
+    try:
+        verify_expression = schedule.validate(verify_cron) if (verify_cron or "").strip() else ""
+    except schedule.ScheduleError as error:
+        errors["verify_schedule"] = str(error)
+    if verify_percent is not None and not 0 < verify_percent <= 100:
+        errors["verify_percent"] = "Check between 0.01 and 100 percent of the files."
     try:
         policy = retention.Policy.from_fields(**(keep or {}))
     except (retention.PolicyError, TypeError, KeyError) as error:
@@ -88,7 +98,9 @@ def clean(name: str, sources: list[str], excludes: list[str], destination: str, 
                         max_parallel, bwlimit, retries, expression, schedule_tz,
                         keep_last=policy.last, keep_daily=policy.daily,
                         keep_weekly=policy.weekly, keep_monthly=policy.monthly,
-                        keep_yearly=policy.yearly, keep_min_free=policy.min_free_percent)
+                        keep_yearly=policy.yearly, keep_min_free=policy.min_free_percent,
+                        verify_schedule=verify_expression,
+                        verify_percent=None if verify_percent in (None, 100) else verify_percent)
 
 
 def clean_selection(sources: list[str], excludes: list[str]) -> tuple[list[str], list[str]]:

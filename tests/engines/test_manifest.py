@@ -59,7 +59,7 @@ def test_a_hardlinked_snapshot_reuses_the_previous_hashes_and_reads_only_new_dat
     assert (summary.reused, summary.new_files, summary.hashed_bytes) == (2, 1, len("new file"))
     with manifest.Manifest(tmp_path / "second.sqlite") as m:
         assert m.entry("big.bin").hash == xxhash.xxh3_128((first / "big.bin").read_bytes()).digest()
-        assert not m.entry("big.bin").new and m.entry("added.txt").new
+        assert m.entry("added.txt").hash == xxhash.xxh3_128(b"new file").digest()
 
 
 def test_a_file_changed_in_place_is_hashed_again(tmp_path):
@@ -199,3 +199,25 @@ def test_opening_inside_a_snapshot_never_follows_a_symlink(tmp_path):
     for path in ("escape/secret", "real/link"):
         with pytest.raises(OSError):
             manifest.open_inside(str(root), path)
+
+
+def test_rows_taken_from_the_previous_manifest_equal_a_fresh_index(tmp_path):
+    first = tmp_path / "2026-01-01T000000Z"
+    awkward_tree(first)
+    for i in range(100):   # more files than the d_ino probe checks
+        write(first / "many" / f"{i}.txt", f"{i}" * i, mode=0o600 if i % 2 else 0o644)
+    index(first, tmp_path / "first.sqlite")
+    second = tmp_path / "2026-01-02T000000Z"
+    subprocess.run(["rsync", "-aH", f"--link-dest={first}", f"{first}/", f"{second}/"], check=True)
+    write(second / "many" / "new.txt", "new")
+    reused = index(second, tmp_path / "reused.sqlite", tmp_path / "first.sqlite")
+    fresh = index(second, tmp_path / "fresh.sqlite")
+    assert reused.reused == fresh.files - 1 and reused.hashed_bytes == 3
+
+    def rows(path):
+        with manifest.Manifest(path) as m:
+            return sorted(m.con.execute(
+                "SELECT f.path, e.name, e.kind, e.size, e.files, e.mtime_ns, e.mode, e.uid, "
+                "e.gid, e.ino, e.hash, e.target FROM entry e JOIN folder f ON f.id = e.parent"))
+
+    assert rows(tmp_path / "reused.sqlite") == rows(tmp_path / "fresh.sqlite")

@@ -485,3 +485,29 @@ def test_the_form_previews_a_policy_as_it_is_typed_and_an_admin_applies_it_now(
     assert sorted(p.name for p in backups.iterdir()) == names[1:]
     with db.connection_context():
         assert AuditEntry.select().where(AuditEntry.action == "retention.prune").exists()
+
+
+def test_a_verification_schedule_is_saved_and_shown(client, ada, home):
+    log_in(client, ada)
+    response = post(client, "/profiles/", form(home, schedule_tz="UTC", verify_schedule="@weekly",
+                                               verify_percent="10"))
+    assert response.status_code == 302, messages(response)
+    [profile] = profiles()
+    assert (profile.verify_schedule, profile.verify_percent) == ("0 0 * * 0", 10.0)
+    assert profile.verify_looked_at is not None
+    shown = html(client.get(response.headers["Location"])).select_one("[data-figure=verify-schedule]")
+    assert shown.text.strip() == "At 00:00, only on Sunday, 10% of the files"
+    edit = html(client.get(f"/profiles/{profile.id}/edit"))
+    assert edit.select_one("#verify_schedule")["value"] == "0 0 * * 0"
+
+
+@pytest.mark.parametrize("fields, field", [
+    ({"verify_schedule": "every sunday"}, "verify_schedule"),
+    ({"verify_schedule": "@weekly", "verify_percent": "0"}, "verify_percent"),
+    ({"verify_schedule": "@weekly", "verify_percent": "250"}, "verify_percent"),
+])
+def test_a_bad_verification_schedule_is_refused_beside_its_field(client, ada, home, fields, field):
+    log_in(client, ada)
+    response = post(client, "/profiles/", form(home, schedule_tz="UTC", **fields))
+    assert response.status_code == 422 and field in messages(response)
+    assert profiles() == []
