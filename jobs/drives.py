@@ -19,7 +19,7 @@ import os
 
 import pyudev
 
-from jobs import backup
+from jobs import backup, catalog
 from jobs.engines import drives as engine
 from jobs.queue import huey, settings, with_db
 from models import ACTIVE_STATES, AlreadyRunning, Drive, Event, Profile, Run, db, utcnow
@@ -192,6 +192,7 @@ def drive_arrived(drive_id: int) -> None:
     Drive.update(problem="", busy="").where(Drive.id == drive.id).execute()
     Event.publish("drive.ready", drive.subject, f"{drive.name} is mounted at {root}.",
                   drive=drive.id)
+    catalog.index_missing()   # snapshots made while it was away from this worker
     for profile in profiles_on(drive):
         if backup.resume_interrupted(profile):
             continue

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from jobs import catalog, hosts
 from jobs.engines import retention, snapshots
 from jobs.queue import huey, with_db
-from models import ACTIVE_STATES, Event, Profile, Run, utcnow
+from models import ACTIVE_STATES, Event, Profile, Restore, Run, Snapshot, Verification, utcnow
 
 
 def policy_of(profile: Profile) -> retention.Policy:
@@ -23,11 +23,15 @@ def policy_of(profile: Profile) -> retention.Policy:
 
 
 def protected(profile: Profile) -> set[str]:
-    """Snapshots a run of the profile reads from or links to right now."""
+    """Snapshots a run of the profile reads from or links to right now, or that a restore or
+    a verification is reading."""
     names = set()
     for run in Run.select(Run.link_from, Run.snapshot).where(
             (Run.profile == profile) & Run.state.in_(ACTIVE_STATES)):
         names.update(n for n in (run.link_from, run.snapshot) if n)
+    for job in (Restore, Verification):
+        names.update(name for (name,) in Snapshot.select(Snapshot.name).join(job).where(
+            (job.profile == profile) & job.state.in_(("queued", "running"))).tuples())
     return names
 
 

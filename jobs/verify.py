@@ -77,7 +77,7 @@ def _perform(verification: Verification) -> tuple[str, str]:
     snapshot = Snapshot.get_by_id(verification.snapshot_id)
     tree = _readable_tree(snapshot)
     baseline = ""
-    if snapshot.indexed_at is None or not catalog.manifest_path(snapshot).exists():
+    if snapshot.indexed_at is None or not _readable_manifest(snapshot):
         catalog.index(snapshot, catalog.previous_of(snapshot))
         baseline = ("It had no manifest: one was written now, so this check can only find "
                     "files that cannot be read; later checks compare against it. ")
@@ -95,6 +95,14 @@ def _perform(verification: Verification) -> tuple[str, str]:
                                     should_stop=watch.should_stop)
     _save(verification, check)
     return _outcome(verification, check, baseline)
+
+
+def _readable_manifest(snapshot: Snapshot) -> bool:
+    try:
+        manifest.Manifest(catalog.manifest_path(snapshot)).close()
+        return True
+    except manifest.ManifestError:   # missing, damaged, or of an older format
+        return False
 
 
 def _readable_tree(snapshot: Snapshot):

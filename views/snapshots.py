@@ -46,6 +46,7 @@ PAGE_SIZE = 200
 FOUND_PER_SNAPSHOT = 200
 SEARCHED_SNAPSHOTS = 100
 COMPARED_LISTED = 500
+RECENT_RESTORES = 10
 
 
 def manifests_dir() -> Path:
@@ -85,16 +86,20 @@ def list_context(arg: str | None) -> dict:
     profile = (Profile.get_or_none(Profile.id == int(arg))
                if arg and arg.isdigit() and int(arg) < 2**63 else None)
     if profile is None:
-        return {"profile": None, "snapshots": [], "checks": {}}
+        return {"profile": None, "snapshots": [], "checks": {}, "restores": []}
     snapshots = list(Snapshot.kept(profile))
     checks = {}
     for check in (Verification.select().where(Verification.profile == profile)
                   .order_by(Verification.id)):
         checks[check.snapshot_id] = check   # the newest per snapshot
-    return {"profile": profile, "snapshots": snapshots, "checks": checks, "now": utcnow()}
+    recent = list(Restore.select().where(Restore.profile == profile)
+                  .order_by(Restore.id.desc()).limit(RECENT_RESTORES))
+    return {"profile": profile, "snapshots": snapshots, "checks": checks, "now": utcnow(),
+            "restores": recent}
 
 
-feed.on_event(lambda e: e.kind.startswith(("verification.", "snapshots.", "retention.", "run.finished"))
+feed.on_event(lambda e: e.kind.startswith(("verification.", "snapshots.", "retention.", "run.finished",
+                                           "restore.queued", "restore.finished"))
               and "profile" in e.payload, lambda e: f"snapshots:{e.payload['profile']}")
 
 

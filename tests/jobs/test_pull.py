@@ -128,3 +128,30 @@ def test_a_push_to_a_folder_the_host_user_cannot_write_fails_and_keeps_nothing(l
     run = Run.get_by_id(backup.request_run(profile).id)
     assert run.state == "failed" and "Permission denied" in run.message
     assert list(locked.iterdir()) == []
+
+
+def test_a_pulled_folder_is_restored_to_its_host_through_the_same_host_entry(laptop, sshd,
+                                                                             tmp_path):
+    from jobs import restores
+    from models import Restore, Snapshot
+    host, data = laptop
+    profile = make_profile(sources=[source_of(host, data)], dest=tmp_path / "backups")
+    run = Run.get_by_id(backup.request_run(profile).id)
+    assert run.state == "succeeded", run.message
+    snapshot = Snapshot.get(Snapshot.name == run.snapshot)
+    inside = snapshots.in_snapshot(str(data), host="127.0.0.1") + "/letters"
+    uid = pwd.getpwnam(SSH_TEST_USER).pw_uid
+    for path in [data, *data.rglob("*")]:   # the folder is the host user's own, as in life
+        os.chown(path, uid, -1, follow_symlinks=False)
+    os.remove(data / "letters" / "to granny.txt")
+    done = Restore.get_by_id(restores.request(snapshot, [inside], target=None, host=host).id)
+    assert done.state == "succeeded", (done.message, done.errors)
+    assert (data / "letters" / "to granny.txt").read_text() == "dear granny"
+    assert os.stat(data / "letters" / "to granny.txt").st_uid == uid
+    elsewhere = sshd.share / "restored"
+    elsewhere.mkdir()
+    os.chown(elsewhere, uid, -1)
+    done = Restore.get_by_id(restores.request(snapshot, [inside], target=str(elsewhere),
+                                              host=host).id)
+    assert done.state == "succeeded", done.message
+    assert (elsewhere / "letters" / "to granny.txt").read_text() == "dear granny"

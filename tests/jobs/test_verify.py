@@ -118,3 +118,28 @@ def test_verify_from_the_command_line_exits_1_and_names_the_damage(tmp_path, sha
     assert damaged.returncode == 1
     assert "photos/img11.jpg (content differs from the manifest)" in damaged.stdout
     assert f"{snap.name}\tdamaged\t30 files" in flask("snapshot", "list", "Home").stdout
+
+
+@pytest.mark.usefixtures("inline")
+def test_a_damaged_manifest_is_written_again_before_checking(tmp_path):
+    snap = backed_up(tmp_path)
+    catalog.manifest_path(snap).write_bytes(b"not a database")
+    done = verify.request(snap)
+    assert done.state == "intact" and "It had no manifest" in done.message
+
+
+@pytest.mark.usefixtures("inline")
+def test_retention_keeps_a_snapshot_while_it_is_being_checked_or_restored(tmp_path):
+    from jobs import retention
+    from models import Restore
+    snap = backed_up(tmp_path, keep_last=1)
+    profile = Profile.get_by_id(snap.profile_id)
+    check = Verification.create(profile=profile, snapshot=snap, state="running")
+    assert Run.get_by_id(backup.request_run(profile).id).state == "succeeded"
+    assert catalog.tree(snap).is_dir() and Snapshot.get_by_id(snap.id).pruned_at is None
+    Verification.update(state="intact").where(Verification.id == check.id).execute()
+    restore = Restore.create(profile=profile, snapshot=snap, paths=["localhost/x"], target="/x")
+    assert retention.prune(profile).deleted == []
+    Restore.update(state="succeeded").where(Restore.id == restore.id).execute()
+    assert retention.prune(profile).deleted == [snap.name]
+    assert not catalog.tree(snap).exists()

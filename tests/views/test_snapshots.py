@@ -164,6 +164,8 @@ def test_a_restore_is_previewed_then_carried_out_and_audited(client, otto, snaps
     assert done.select_one("#restore-progress")["data-state"] == "succeeded"
     actions = [a.action for a in AuditEntry.select().order_by(AuditEntry.id)]
     assert actions[-2:] == ["restore.preview", "restore.start"]
+    listed = html(client.get(f"/profiles/{profile.id}/snapshots/")).select("#restores tbody tr")
+    assert [row.select("td")[1].text for row in listed] == ["Restored", "Preview"]
 
 
 def test_restoring_to_another_folder_checks_it(client, otto, snaps, home, tmp_path):
