@@ -67,8 +67,7 @@ def _known(snapshot: Snapshot, paths: list[str]) -> list[str]:
 
 
 def cancel(restore: Restore) -> bool:
-    return bool(Restore.update(cancel_requested=True).where(
-        (Restore.id == restore.id) & Restore.state.in_(("queued", "running"))).execute())
+    return restore.request_cancel()
 
 
 @huey.task()
@@ -211,8 +210,7 @@ class _Watch:
         self.base = (0, 0)
 
     def should_stop(self) -> bool:
-        return bool(Restore.select(Restore.cancel_requested)
-                    .where(Restore.id == self.restore.id).scalar())
+        return self.restore.cancel_wanted()
 
     def progress(self, counts: rsync.Counts) -> None:
         now = time.monotonic()

@@ -34,7 +34,7 @@ def start_due_runs(now: dt.datetime) -> list[Run]:
     catch_up = dt.timedelta(hours=settings.catch_up_hours)
     started = []
     for profile in Profile.select().where(Profile.schedule != "").order_by(Profile.id):
-        if not _claim_look(profile, now):
+        if not profile.claim_look("schedule_looked_at", now):
             continue  # another worker looked at it in the meantime
         try:
             due = schedule.due(profile.schedule, profile.schedule_tz,
@@ -48,14 +48,6 @@ def start_due_runs(now: dt.datetime) -> list[Run]:
         if run is not None:
             started.append(run)
     return started
-
-
-def _claim_look(profile: Profile, now: dt.datetime) -> bool:
-    looked = profile.schedule_looked_at
-    same = Profile.schedule_looked_at.is_null() if looked is None \
-        else Profile.schedule_looked_at == looked
-    return bool(Profile.update(schedule_looked_at=now)
-                .where((Profile.id == profile.id) & same).execute())
 
 
 def _start(profile: Profile, due: schedule.Due) -> Run | None:

@@ -51,9 +51,7 @@ def request(snapshot: Snapshot, *, percent: float | None = None, kind: str = "ve
 
 
 def cancel(verification: Verification) -> bool:
-    return bool(Verification.update(cancel_requested=True).where(
-        (Verification.id == verification.id) & Verification.state.in_(("queued", "running")))
-        .execute())
+    return verification.request_cancel()
 
 
 @huey.task()
@@ -125,8 +123,7 @@ class _Watch:
         self.next_look = 0.0
 
     def should_stop(self) -> bool:
-        return bool(Verification.select(Verification.cancel_requested)
-                    .where(Verification.id == self.verification.id).scalar())
+        return self.verification.cancel_wanted()
 
     def progress(self, check: manifest.Check) -> None:
         now = time.monotonic()
@@ -185,7 +182,7 @@ def start_due(now: dt.datetime) -> list[Verification]:
     started = []
     catch_up = dt.timedelta(hours=settings.catch_up_hours)
     for profile in Profile.select().where(Profile.verify_schedule != "").order_by(Profile.id):
-        if not _claim_look(profile, now):
+        if not profile.claim_look("verify_looked_at", now):
             continue
         try:
             due = schedule.due(profile.verify_schedule, profile.schedule_tz,
@@ -205,9 +202,3 @@ def start_due(now: dt.datetime) -> list[Verification]:
     return started
 
 
-def _claim_look(profile: Profile, now: dt.datetime) -> bool:
-    looked = profile.verify_looked_at
-    same = Profile.verify_looked_at.is_null() if looked is None \
-        else Profile.verify_looked_at == looked
-    return bool(Profile.update(verify_looked_at=now)
-                .where((Profile.id == profile.id) & same).execute())

@@ -112,6 +112,15 @@ class Profile(BaseModel):
             slug, n = f"{base}-{n}", n + 1
         return slug
 
+    def claim_look(self, field: str, now: dt.datetime) -> bool:
+        """Move a scheduler's look (`schedule_looked_at`, `verify_looked_at`) to `now` if no
+        other worker moved it since this row was read; True if this caller did, and so owns
+        the occurrences up to `now`."""
+        column = getattr(Profile, field)
+        looked = getattr(self, field)
+        same = column.is_null() if looked is None else column == looked
+        return bool(Profile.update({column: now}).where((Profile.id == self.id) & same).execute())
+
     def active_run(self) -> Run | None:
         return (Run.select().where((Run.profile == self) & Run.state.in_(ACTIVE_STATES))
                 .order_by(Run.id.desc()).first())

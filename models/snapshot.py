@@ -90,8 +90,43 @@ class Snapshot(BaseModel):
         return VERIFY_LABELS.get(self.verify_state, "Not verified")
 
 
-class Verification(Stateful, BaseModel):
+class SnapshotJob(Stateful):
+    """What verifications and restores share: a subject for the live feed, states, and a
+    cancel flag the worker looks at."""
+
+    ACTIVE: tuple[str, ...] = ("queued", "running")
+    LABELS: dict[str, str] = {}
+    SUBJECT = ""
+
+    @property
+    def subject(self) -> str:
+        return f"{self.SUBJECT}:{self.id}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.state in self.ACTIVE
+
+    @property
+    def state_label(self) -> str:
+        return self.LABELS.get(self.state, self.state)
+
+    def request_cancel(self) -> bool:
+        model = type(self)
+        return bool(model.update(cancel_requested=True).where(
+            (model.id == self.id) & model.state.in_(self.ACTIVE)).execute())
+
+    def cancel_wanted(self) -> bool:
+        model = type(self)
+        return bool(model.select(model.cancel_requested).where(model.id == self.id).scalar())
+
+    def end(self, state: str, message: str) -> bool:
+        return self.move(self.ACTIVE, state, message=message, finished_at=utcnow(), owner=None)
+
+
+class Verification(SnapshotJob, BaseModel):
     """One re-read of a snapshot against its manifest, or a test restore of a sample."""
+
+    ACTIVE, LABELS, SUBJECT = VERIFY_ACTIVE, VERIFY_LABELS, "verification"
 
     profile = ForeignKeyField(Profile, on_delete="CASCADE")
     snapshot = ForeignKeyField(Snapshot, backref="verifications", on_delete="CASCADE")
@@ -116,18 +151,6 @@ class Verification(Stateful, BaseModel):
     message = TextField(default="")
 
     @property
-    def subject(self) -> str:
-        return f"verification:{self.id}"
-
-    @property
-    def is_active(self) -> bool:
-        return self.state in VERIFY_ACTIVE
-
-    @property
-    def state_label(self) -> str:
-        return VERIFY_LABELS.get(self.state, self.state)
-
-    @property
     def what(self) -> str:
         sample = "every file" if self.sample_percent is None else f"{self.sample_percent:g}% sample"
         return ("Test restore" if self.kind == "test_restore" else "Verification") + f" ({sample})"
@@ -137,7 +160,7 @@ class Verification(Stateful, BaseModel):
         return self.checked_files / self.chosen_files if self.chosen_files else 0.0
 
     def finish(self, state: str, message: str) -> bool:
-        if not self.move(VERIFY_ACTIVE, state, message=message, finished_at=utcnow(), owner=None):
+        if not self.end(state, message):
             return False
         if state in ("intact", "damaged"):
             Snapshot.update(verify_state=state, verified_at=self.finished_at).where(
@@ -159,9 +182,11 @@ class Verification(Stateful, BaseModel):
         return set(cls.newest_bad())
 
 
-class Restore(Stateful, BaseModel):
+class Restore(SnapshotJob, BaseModel):
     """Files and folders of a snapshot copied back, to where they were or elsewhere; a dry
     run only lists what would be created and what would be overwritten."""
+
+    ACTIVE, LABELS, SUBJECT = RESTORE_ACTIVE, RESTORE_LABELS, "restore"
 
     profile = ForeignKeyField(Profile, on_delete="CASCADE")
     snapshot = ForeignKeyField(Snapshot, backref="restores", on_delete="CASCADE")
@@ -189,22 +214,10 @@ class Restore(Stateful, BaseModel):
     message = TextField(default="")
 
     @property
-    def subject(self) -> str:
-        return f"restore:{self.id}"
-
-    @property
-    def is_active(self) -> bool:
-        return self.state in RESTORE_ACTIVE
-
-    @property
-    def state_label(self) -> str:
-        return RESTORE_LABELS.get(self.state, self.state)
-
-    @property
     def progress(self) -> float:
         if self.state in RESTORE_FINISHED and self.state != "cancelled":
             return 1.0
         return min(1.0, self.bytes_done / self.total_bytes) if self.total_bytes else 0.0
 
     def finish(self, state: str, message: str) -> bool:
-        return self.move(RESTORE_ACTIVE, state, message=message, finished_at=utcnow(), owner=None)
+        return self.end(state, message)

@@ -88,7 +88,7 @@ class TestTheMinuteTick:
     def test_a_look_taken_by_another_worker_is_not_taken_twice(self, nightly):
         stale = Profile.get_by_id(nightly.id)
         assert schedules.start_due_runs(at(1, 3, 0, 2))
-        assert not schedules._claim_look(stale, at(1, 3, 0, 3))
+        assert not stale.claim_look("schedule_looked_at", at(1, 3, 0, 3))
         assert Run.select().count() == 1
 
 
