@@ -11,11 +11,12 @@ run_packages="rsync python3 python3-venv ca-certificates udev util-linux openssh
 case "$purpose" in
   run)  wanted="$run_packages" ;;
   # e2fsprogs: mkfs.ext4 for the loop-device "USB drives" of the tests; openssh-server: the
-  # tests' own sshd on a loopback port.
-  test) wanted="$run_packages chromium systemd e2fsprogs exfat-fuse exfatprogs openssh-server" ;;
+  # tests' own sshd on a loopback port; xfsprogs: an XFS loop image, whose reflinks the
+  # media import's tests use.
+  test) wanted="$run_packages chromium systemd e2fsprogs exfat-fuse exfatprogs openssh-server xfsprogs" ;;
   # The benchmarks time Cairn against Debian's rsnapshot on the same data, and load the pages
   # with wrk.
-  bench) wanted="$run_packages chromium systemd e2fsprogs exfat-fuse exfatprogs openssh-server rsnapshot wrk" ;;
+  bench) wanted="$run_packages chromium systemd e2fsprogs exfat-fuse exfatprogs openssh-server xfsprogs rsnapshot wrk" ;;
   *)    echo "usage: $0 run|test|bench" >&2; exit 2 ;;
 esac
 
