@@ -14,9 +14,9 @@ case "$purpose" in
   # tests' own sshd on a loopback port; xfsprogs: an XFS loop image, whose reflinks the
   # media import's tests use.
   test) wanted="$run_packages chromium systemd e2fsprogs exfat-fuse exfatprogs openssh-server xfsprogs" ;;
-  # The benchmarks time Cairn against Debian's rsnapshot on the same data, and load the pages
-  # with wrk.
-  bench) wanted="$run_packages chromium systemd e2fsprogs exfat-fuse exfatprogs openssh-server xfsprogs rsnapshot wrk" ;;
+  # The benchmarks time Cairn against Debian's rsnapshot on the same data, its duplicate
+  # scan against jdupes and rmlint, and load the pages with wrk.
+  bench) wanted="$run_packages chromium systemd e2fsprogs exfat-fuse exfatprogs openssh-server xfsprogs rsnapshot jdupes rmlint wrk" ;;
   *)    echo "usage: $0 run|test|bench" >&2; exit 2 ;;
 esac
 
