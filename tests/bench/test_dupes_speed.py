@@ -81,9 +81,12 @@ def run_jdupes(root: Path) -> list[list[str]]:
 
 
 def run_rmlint(root: Path, work: Path) -> None:
-    subprocess.run(["rmlint", "--types=duplicates", "--hidden", "-o", "summary:/dev/null",
-                    "-o", f"sh:{work / 'rmlint.sh'}", "-o", f"json:{work / 'rmlint.json'}",
-                    str(root)], capture_output=True, check=False, cwd=work)
+    # Every output to a file of its own: rmlint replaces an output file by renaming a new one
+    # over it, which would turn /dev/null into a regular file.
+    outputs = [f"{kind}:{work / ('rmlint.' + kind)}" for kind in ("summary", "sh", "json")]
+    subprocess.run(["rmlint", "--types=duplicates", "--hidden",
+                    *(arg for output in outputs for arg in ("-o", output)), str(root)],
+                   capture_output=True, check=False, cwd=work)
 
 
 def timed(work) -> tuple[float, object]:
