@@ -122,6 +122,18 @@ def _redis_url(value: str) -> str:
     return value
 
 
+def _http_url(value: str) -> str:
+    if urlsplit(value).scheme not in ("http", "https") or not urlsplit(value).netloc:
+        raise ValueError(f"expected an http:// or https:// URL, got {value!r}")
+    return value.rstrip("/")
+
+
+def _api_key(value: str) -> str:
+    if value and (len(value) > 1000 or not all(c.isalnum() or c in "-_." for c in value)):
+        raise ValueError("expected the key as TMDB shows it: letters, digits, '-', '_' and '.'")
+    return value
+
+
 def _queue_name(value: str) -> str:
     if not value or not all(c.isalnum() or c in "-_." for c in value) or len(value) > 64:
         raise ValueError("expected up to 64 letters, digits, '-', '_' or '.'")
@@ -216,6 +228,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("CAIRN_DRIVE_AWAY_DAYS", "integer", "14",
             "Days an adopted drive may stay unplugged before the dashboard warns about it.",
             _between(1, 3650)),
+    Setting("CAIRN_TMDB_API_KEY", "string", "",
+            "A TMDB API key (v3) or read access token (v4) for the media import's canonical "
+            "titles and years; empty imports by the parsed name alone.", _api_key),
+    Setting("CAIRN_TMDB_URL", "url", "https://api.themoviedb.org/3",
+            "Where TMDB's API is (change it only to go through a proxy).", _http_url),
 )
 
 
@@ -242,6 +259,8 @@ class Settings:
     catch_up_hours: float
     drive_root: Path
     drive_away_days: int
+    tmdb_api_key: str
+    tmdb_url: str
 
     @property
     def bind_host(self) -> str:

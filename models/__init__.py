@@ -19,14 +19,16 @@ from models.db import db, open_database, utcnow
 from models.drive import Drive
 from models.event import Event
 from models.host import Host
+from models.media import MetadataLookup
 from models.snapshot import Restore, Snapshot, Verification
 from models.user import SetupToken, User
 from models.worker import WorkerProcess
 
 ALL_MODELS = [User, SetupToken, AuditEntry, Event, WorkerProcess, Profile, Run, Unit, RunMessage,
-              Scan, ScanDir, ScanLink, ExcludePreview, Drive, Host, Breaker, Snapshot, Verification, Restore]
+              Scan, ScanDir, ScanLink, ExcludePreview, Drive, Host, Breaker, Snapshot, Verification, Restore,
+              MetadataLookup]
 
 __all__ = ["ACTIVE_STATES", "ALL_MODELS", "AlreadyRunning", "AuditEntry", "Breaker", "Drive", "Event",
-           "ExcludePreview", "FINISHED_STATES", "Host", "Profile", "Restore", "Run", "RunMessage",
-           "Scan", "ScanDir", "ScanLink", "SetupToken", "Snapshot", "Unit", "User", "Verification",
-           "WorkerProcess", "db", "open_database", "utcnow"]
+           "ExcludePreview", "FINISHED_STATES", "Host", "MetadataLookup", "Profile", "Restore", "Run",
+           "RunMessage", "Scan", "ScanDir", "ScanLink", "SetupToken", "Snapshot", "Unit", "User",
+           "Verification", "WorkerProcess", "db", "open_database", "utcnow"]
