@@ -18,8 +18,9 @@ from models import Event, Profile, Run, Snapshot, utcnow
 
 log = logging.getLogger(__name__)
 
-REMOTE_NOT_INDEXED = ("Snapshots on another machine have no manifest yet: they can be restored "
-                      "from the command line on that machine, not browsed or verified here.")
+REMOTE_NOT_INDEXED = ("Snapshots on another machine have no manifest yet: restore them there "
+                      "with rsync from their folder; Cairn browses, verifies and restores "
+                      "snapshots on this box's disks.")
 
 
 def manifests_dir() -> Path:
@@ -32,6 +33,27 @@ def manifest_path(snapshot: Snapshot) -> Path:
 
 def tree(snapshot: Snapshot) -> Path:
     return snapshot.profile.root() / snapshot.name
+
+
+class NotHere(Exception):
+    """The snapshot's folder cannot be read on this box now; the message says why."""
+
+
+def readable_tree(snapshot: Snapshot) -> Path:
+    """The snapshot's folder, when this box can read it: not on a host, its drive plugged in,
+    the folder still there. Otherwise NotHere."""
+    from jobs import backup  # which imports this module
+    profile = snapshot.profile
+    if hosts.destination_root(profile):
+        raise NotHere(REMOTE_NOT_INDEXED)
+    missing = backup.drive_missing(profile)
+    if missing:
+        raise NotHere(f"{missing} Plug it in and try again.")
+    folder = tree(snapshot)
+    if not folder.is_dir():
+        raise NotHere(f"The snapshot folder {folder} is not there: it was deleted or moved "
+                      "outside Cairn.")
+    return folder
 
 
 def record(run: Run) -> Snapshot:

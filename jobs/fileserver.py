@@ -30,7 +30,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from jobs import backup, catalog, hosts
+from jobs import catalog
 from jobs.engines import manifest
 from models import Profile, Snapshot, db
 
@@ -158,12 +158,10 @@ def _resolve(request: dict) -> tuple[str, str, str]:
         path = manifest.clean_path(str(request.get("path", "")))
     except manifest.PathRefused as refusal:
         raise Refused(str(refusal)) from None
-    if hosts.destination_root(profile):
-        raise Refused(catalog.REMOTE_NOT_INDEXED)
-    missing = backup.drive_missing(profile)
-    if missing:
-        raise Refused(missing)
-    return str(catalog.tree(snapshot)), path, fmt
+    try:
+        return str(catalog.readable_tree(snapshot)), path, fmt
+    except catalog.NotHere as reason:
+        raise Refused(str(reason)) from None
 
 
 def _send(conn: socket.socket, tree: str, path: str, fmt: str) -> None:

@@ -12,7 +12,7 @@ import logging
 import os
 import time
 
-from jobs import backup, catalog, hosts
+from jobs import catalog, hosts
 from jobs.engines import manifest, rsync, ssh
 from jobs.engines import restore as engine
 from jobs.engines.humane import format_bytes
@@ -83,7 +83,7 @@ def perform(restore_id: int) -> Restore:
         return restore
     try:
         state, message = _restore(restore)
-    except (CannotRestore, engine.RestoreError, ssh.SshError) as reason:
+    except (CannotRestore, catalog.NotHere, engine.RestoreError, ssh.SshError) as reason:
         state, message = "failed", str(reason)
     except Exception as error:
         log.exception("restore %s failed", restore_id)
@@ -94,7 +94,7 @@ def perform(restore_id: int) -> Restore:
 
 def _restore(restore: Restore) -> tuple[str, str]:
     snapshot = Snapshot.get_by_id(restore.snapshot_id)
-    tree = _tree(snapshot)
+    tree = catalog.readable_tree(snapshot)
     groups = engine.plan(list(restore.paths), restore.target or None)
     rsh = _rsh(restore)
     flags = _flags(snapshot)
@@ -166,19 +166,6 @@ def _preview_message(found: engine.Preview, overwrite: bool) -> str:
                      "(choose to overwrite them to replace them)")
     return (f"Preview: {found.created:,} file(s) and folder(s) would be created, {existing}, "
             f"{found.unchanged:,} already identical; {format_bytes(found.bytes)} in all.")
-
-
-def _tree(snapshot: Snapshot):
-    if hosts.destination_root(snapshot.profile):
-        raise CannotRestore("This snapshot is on another machine: restore it there with rsync "
-                            "from its folder; Cairn restores snapshots on this box's disks.")
-    missing = backup.drive_missing(snapshot.profile)
-    if missing:
-        raise CannotRestore(f"{missing} Plug it in and restore again.")
-    tree = catalog.tree(snapshot)
-    if not tree.is_dir():
-        raise CannotRestore(f"The snapshot folder {tree} is not there any more.")
-    return tree
 
 
 def _rsh(restore: Restore) -> str | None:

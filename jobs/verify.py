@@ -16,7 +16,7 @@ import time
 
 from huey import crontab
 
-from jobs import backup, catalog, hosts
+from jobs import catalog
 from jobs.engines import manifest, schedule
 from jobs.engines import restore as restore_engine
 from jobs.engines.humane import format_bytes
@@ -63,7 +63,7 @@ def run_verification(verification_id: int) -> None:
         return
     try:
         state, message = _perform(verification)
-    except CannotVerify as reason:
+    except (CannotVerify, catalog.NotHere) as reason:
         state, message = "failed", str(reason)
     except Exception as error:
         log.exception("verification %s failed", verification_id)
@@ -73,7 +73,7 @@ def run_verification(verification_id: int) -> None:
 
 def _perform(verification: Verification) -> tuple[str, str]:
     snapshot = Snapshot.get_by_id(verification.snapshot_id)
-    tree = _readable_tree(snapshot)
+    tree = catalog.readable_tree(snapshot)
     baseline = ""
     if snapshot.indexed_at is None or not _readable_manifest(snapshot):
         catalog.index(snapshot, catalog.previous_of(snapshot))
@@ -101,20 +101,6 @@ def _readable_manifest(snapshot: Snapshot) -> bool:
         return True
     except manifest.ManifestError:   # missing, damaged, or of an older format
         return False
-
-
-def _readable_tree(snapshot: Snapshot):
-    profile = snapshot.profile
-    if hosts.destination_root(profile):
-        raise CannotVerify(catalog.REMOTE_NOT_INDEXED)
-    missing = backup.drive_missing(profile)
-    if missing:
-        raise CannotVerify(f"{missing} Plug it in and check again.")
-    tree = catalog.tree(snapshot)
-    if not tree.is_dir():
-        raise CannotVerify(f"The snapshot folder {tree} is not there: it was deleted or moved "
-                           "outside Cairn.")
-    return tree
 
 
 class _Watch:
