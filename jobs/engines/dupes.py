@@ -17,9 +17,10 @@ from dataclasses import dataclass, field
 
 import xxhash
 
+from jobs.engines import manifest
+
 HEAD = 4 * 1024
 EDGE = 64 * 1024
-CHUNK = 1024 * 1024
 SKIPPED_FOLDERS = {".cairn-recycle"}
 
 Key = tuple[int, int, int, int]   # device, inode, size, mtime_ns
@@ -161,10 +162,5 @@ def _edges(path: str) -> tuple[str, int]:
 
 
 def _full(path: str) -> tuple[str, int]:
-    digest = xxhash.xxh3_128()
-    total = 0
-    with open(path, "rb", buffering=0) as fh:
-        while chunk := fh.read(CHUNK):
-            digest.update(chunk)
-            total += len(chunk)
-    return digest.hexdigest(), total
+    digest, read = manifest.hash_file(path)
+    return digest.hex(), read

@@ -136,8 +136,10 @@ class Summary:
         return {k: str(v) for k, v in self.__dict__.items() if k != "unreadable"}
 
 
-def hash_fd(fd: int, buffer: bytearray) -> tuple[bytes, int]:
-    """xxh3-128 of an open file's content, and how many bytes were read."""
+def hash_fd(fd: int, buffer: bytearray,
+            on_bytes: Callable[[int], None] | None = None) -> tuple[bytes, int]:
+    """xxh3-128 of an open file's content, and how many bytes were read. The one file hash of
+    Cairn: manifests, verification, the import's checks and the duplicate scan all use it."""
     digest = xxhash.xxh3_128()
     view = memoryview(buffer)
     total = 0
@@ -145,13 +147,16 @@ def hash_fd(fd: int, buffer: bytearray) -> tuple[bytes, int]:
         while n := raw.readinto(buffer):
             digest.update(view[:n])
             total += n
+            if on_bytes:
+                on_bytes(n)
     return digest.digest(), total
 
 
-def hash_file(path: bytes | str, buffer: bytearray | None = None) -> tuple[bytes, int]:
+def hash_file(path: bytes | str, buffer: bytearray | None = None,
+              on_bytes: Callable[[int], None] | None = None) -> tuple[bytes, int]:
     fd = _open_file(os.fsencode(path))
     try:
-        return hash_fd(fd, buffer or bytearray(BUFFER_BYTES))
+        return hash_fd(fd, buffer or bytearray(BUFFER_BYTES), on_bytes)
     finally:
         os.close(fd)
 
@@ -160,13 +165,18 @@ def hash_file(path: bytes | str, buffer: bytearray | None = None) -> tuple[bytes
 _NOATIME = getattr(os, "O_NOATIME", 0)
 
 
+def _without_atime(opener: Callable[[int], int], flags: int) -> int:
+    """`opener(flags)` with O_NOATIME, or without it where it is not allowed."""
+    try:
+        return opener(flags | _NOATIME)
+    except PermissionError:
+        return opener(flags)
+
+
 def _open_file(path: bytes) -> int:
     # O_NONBLOCK: should a fifo have replaced the file since it was listed, do not wait on it.
-    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK
-    try:
-        return os.open(path, flags | _NOATIME)
-    except PermissionError:
-        return os.open(path, flags)
+    return _without_atime(lambda flags: os.open(path, flags),
+                          os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
 
 
 class _Reuse:
@@ -598,12 +608,9 @@ def verify(tree: Path, manifest: Manifest, chosen: list[Entry], *,
 
 def _verify_one(root: str, entry: Entry, check: Check, buffer: bytearray) -> None:
     # O_NONBLOCK: a fifo standing where the file was must not block the check.
-    flags = os.O_RDONLY | os.O_NONBLOCK
     try:
-        try:
-            fd = open_inside(root, entry.path, flags | _NOATIME)
-        except PermissionError:   # O_NOATIME needs the owner or CAP_FOWNER
-            fd = open_inside(root, entry.path, flags)
+        fd = _without_atime(lambda flags: open_inside(root, entry.path, flags),
+                            os.O_RDONLY | os.O_NONBLOCK)
     except FileNotFoundError:
         _note(check.missing, entry.path)
         return

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import xxhash
 
+from jobs.engines import manifest
+
 FICLONE = 0x40049409   # linux/fs.h: _IOW(0x94, 9, int)
 CHUNK = 1024 * 1024
 RECYCLE = ".cairn-recycle"
@@ -44,13 +46,7 @@ class Placed:
 
 
 def file_hash(path: Path | str, on_bytes: Callable[[int], None] | None = None) -> str:
-    digest = xxhash.xxh3_128()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(CHUNK):
-            digest.update(chunk)
-            if on_bytes:
-                on_bytes(len(chunk))
-    return digest.hexdigest()
+    return manifest.hash_file(path, on_bytes=on_bytes)[0].hex()
 
 
 def recycle_path(library: Path, relative: str, day: str) -> Path:
@@ -119,7 +115,7 @@ def _make_parents(folder: Path, library: Path, undo: list) -> None:
 
 
 def _put(source: Path, dest: Path, expected_hash: str, on_bytes) -> tuple[str, str]:
-    src_stat = os.stat(source)
+    src_stat = os.stat(source, follow_symlinks=False)   # a link is not the file it names
     if not stat.S_ISREG(src_stat.st_mode):
         raise PlaceError(f"{source.name} is not a regular file.")
     if src_stat.st_dev == os.stat(dest.parent).st_dev:
