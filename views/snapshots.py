@@ -88,10 +88,7 @@ def list_context(arg: str | None) -> dict:
     if profile is None:
         return {"profile": None, "snapshots": [], "checks": {}, "restores": []}
     snapshots = list(Snapshot.kept(profile))
-    checks = {}
-    for check in (Verification.select().where(Verification.profile == profile)
-                  .order_by(Verification.id)):
-        checks[check.snapshot_id] = check   # the newest per snapshot
+    checks = Verification.newest_per_snapshot(profile)
     recent = list(Restore.select().where(Restore.profile == profile)
                   .order_by(Restore.id.desc()).limit(RECENT_RESTORES))
     return {"profile": profile, "snapshots": snapshots, "checks": checks, "now": utcnow(),

@@ -56,6 +56,8 @@ class TestVerification:
         assert Verification.last_failed() == {snap.profile_id}
         said = Event.get(Event.kind == "verification.finished")
         assert said.level == "error" and "damaged" in said.message
+        flip_a_byte(snap)   # mended: the next check finds it intact and the profile is not red
+        assert verify.request(snap).state == "intact" and Verification.last_failed() == set()
 
     def test_a_missing_file_is_named(self, tmp_path):
         snap = backed_up(tmp_path)
