@@ -8,7 +8,6 @@ Answers (found or not) are cached for 30 days in MetadataLookup.
 from __future__ import annotations
 
 import datetime as dt
-import re
 from dataclasses import dataclass
 
 from jobs import breakers
@@ -30,8 +29,7 @@ class Identity:
 
 
 def _query(title: str, year: int | None) -> str:
-    return re.sub(r"\s+", " ", re.sub(r"[\W_]+", " ", title.casefold())).strip()[:290] + \
-        f"|{year or ''}"
+    return tmdb.normalize_title(title)[:290] + f"|{year or ''}"
 
 
 def identify(title: str, year: int | None, now: dt.datetime | None = None) -> Identity:

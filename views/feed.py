@@ -86,6 +86,14 @@ def on_event(matches: Callable[[Event], bool], subject: Callable[[Event], str],
     EVENT_ROUTES.append(EventRoute(matches, subject, template))
 
 
+def row_of(model, arg: str | None):
+    """The row a subject's argument names (`run:12` is Run 12), or None for a missing row or
+    an argument that is not a database id."""
+    if arg and arg.isdigit() and int(arg) < 2**63:
+        return model.get_or_none(model.id == int(arg))
+    return None
+
+
 def resolve(name: str) -> tuple[Subject, str | None] | None:
     key, _, arg = name.partition(":")
     found = SUBJECTS.get(key)

@@ -39,8 +39,7 @@ ITEMS_PER_PAGE = 200
 
 @feed.subject("run", ("runs/_live.html",))
 def run_context(arg: str | None) -> dict:
-    run = (Run.get_or_none(Run.id == int(arg))
-           if arg and arg.isdigit() and int(arg) < 2**63 else None)
+    run = feed.row_of(Run, arg)
     if run is None:
         return {"run": None}
     now = utcnow()

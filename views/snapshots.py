@@ -64,6 +64,13 @@ def get_snapshot_or_404(profile: Profile, name: str) -> Snapshot:
     return snapshot
 
 
+def _row_or_404(model, row_id: int):
+    found = model.get_or_none(model.id == row_id)
+    if found is None:
+        abort(404)
+    return found
+
+
 def open_manifest(snapshot: Snapshot) -> manifest.Manifest | None:
     try:
         return manifest.Manifest(manifest_of(snapshot))
@@ -83,8 +90,7 @@ def checked_path(raw: str | None) -> str:
 
 @feed.subject("snapshots", ("snapshots/_list.html",))
 def list_context(arg: str | None) -> dict:
-    profile = (Profile.get_or_none(Profile.id == int(arg))
-               if arg and arg.isdigit() and int(arg) < 2**63 else None)
+    profile = feed.row_of(Profile, arg)
     if profile is None:
         return {"profile": None, "snapshots": [], "checks": {}, "restores": []}
     snapshots = list(Snapshot.kept(profile))
@@ -142,8 +148,7 @@ def _go(target: str):
 
 @feed.subject("verification", ("snapshots/_verification.html",))
 def verification_context(arg: str | None) -> dict:
-    check = (Verification.get_or_none(Verification.id == int(arg))
-             if arg and arg.isdigit() and int(arg) < 2**63 else None)
+    check = feed.row_of(Verification, arg)
     return {"check": check}
 
 
@@ -153,18 +158,14 @@ feed.on_event(lambda e: e.subject.startswith("verification:"), lambda e: e.subje
 @bp.route("/verifications/<id:verification_id>")
 @require_role(VIEWER)
 def verification(verification_id: int):
-    check = Verification.get_or_none(Verification.id == verification_id)
-    if check is None:
-        abort(404)
+    check = _row_or_404(Verification, verification_id)
     return render_template("snapshots/verification.html", check=check)
 
 
 @bp.route("/verifications/<id:verification_id>/cancel", methods=["POST"])
 @require_role(OPERATOR)
 def cancel_verification(verification_id: int):
-    check = Verification.get_or_none(Verification.id == verification_id)
-    if check is None:
-        abort(404)
+    check = _row_or_404(Verification, verification_id)
     verify.cancel(check)
     return redirect(url_for("snapshots.verification", verification_id=check.id), code=303)
 
@@ -322,8 +323,7 @@ def _restore_form(snapshot: Snapshot, paths: list[str], form: RestoreForm, statu
 
 @feed.subject("restore", ("snapshots/_restore_live.html",))
 def restore_context(arg: str | None) -> dict:
-    job = (Restore.get_or_none(Restore.id == int(arg))
-           if arg and arg.isdigit() and int(arg) < 2**63 else None)
+    job = feed.row_of(Restore, arg)
     return {"job": job}
 
 
@@ -333,9 +333,7 @@ feed.on_event(lambda e: e.subject.startswith("restore:"), lambda e: e.subject)
 @bp.route("/restores/<id:restore_id>")
 @require_role(VIEWER)
 def restore_page(restore_id: int):
-    job = Restore.get_or_none(Restore.id == restore_id)
-    if job is None:
-        abort(404)
+    job = _row_or_404(Restore, restore_id)
     return render_template("snapshots/restore_page.html", **restore_context(str(job.id)))
 
 
@@ -343,9 +341,7 @@ def restore_page(restore_id: int):
 @require_role(OPERATOR)
 def restore_go(restore_id: int):
     """After a preview: the same restore for real (overwriting only if ticked now)."""
-    preview = Restore.get_or_none(Restore.id == restore_id)
-    if preview is None:
-        abort(404)
+    preview = _row_or_404(Restore, restore_id)
     if not preview.dry_run or preview.state != "succeeded":
         abort(409, description="Only a finished preview can be carried out.")
     overwrite = request.form.get("overwrite") == "y"
@@ -364,9 +360,7 @@ def restore_go(restore_id: int):
 @bp.route("/restores/<id:restore_id>/cancel", methods=["POST"])
 @require_role(OPERATOR)
 def restore_cancel(restore_id: int):
-    job = Restore.get_or_none(Restore.id == restore_id)
-    if job is None:
-        abort(404)
+    job = _row_or_404(Restore, restore_id)
     if restores.cancel(job):
         audit("restore.cancel", target=f"restore {job.id}")
     if is_htmx():

@@ -125,7 +125,8 @@ def _year(date: object) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def _norm(text: str) -> str:
+def normalize_title(text: str) -> str:
+    """A title without case, punctuation or doubled spaces: "Mr. Robot" is "mr robot"."""
     return re.sub(r"\s+", " ", re.sub(r"[\W_]+", " ", text.casefold())).strip()
 
 
@@ -133,8 +134,9 @@ def best(matches: list[Match], title: str, year: int | None) -> Match | None:
     """The result that is this movie: the same title (or original title) and year; or the
     same title a year off (release dates differ by country); or, with no year to go by, the
     first result with the same title."""
-    wanted = _norm(title)
-    same_title = [m for m in matches if wanted in (_norm(m.title), _norm(m.original_title))]
+    wanted = normalize_title(title)
+    same_title = [m for m in matches
+                  if wanted in (normalize_title(m.title), normalize_title(m.original_title))]
     if year is None:
         return same_title[0] if same_title else None
     for near in (0, 1):
