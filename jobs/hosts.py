@@ -86,8 +86,7 @@ def fetch_host_key(host_id: int) -> None:
     try:
         key = ssh.scan_host_key(target_of(host))
     except ssh.SshError as error:
-        Host.update(busy="", check_ok=False, check_message=str(error), checked_at=utcnow()).where(
-            Host.id == host.id).execute()
+        host.check_failed(str(error))
         Event.publish("host.key_failed", host.subject, f"{host.target}: {error}", level="error",
                       host=host.id)
         return
@@ -140,8 +139,7 @@ def test_host(host_id: int) -> None:
     try:
         version = check(host)
     except (ssh.SshError, breakers.Paused) as error:
-        Host.update(busy="", check_ok=False, check_message=str(error), checked_at=utcnow()).where(
-            Host.id == host.id).execute()
+        host.check_failed(str(error))
         Event.publish("host.test_failed", host.subject, f"{host.target}: {error}",
                       level="warning", host=host.id)
         return

@@ -45,3 +45,12 @@ class Host(BaseModel):
     @property
     def pinned(self) -> bool:
         return bool(self.key_line)
+
+    def claim(self, busy: str) -> bool:
+        """Mark the host busy (fetching, testing) unless it already is; True if this caller did."""
+        return bool(Host.update(busy=busy).where((Host.id == self.id) & (Host.busy == "")).execute())
+
+    def check_failed(self, message: str) -> None:
+        """A key fetch or a test that failed: no longer busy, and why, for the page."""
+        Host.update(busy="", check_ok=False, check_message=message, checked_at=utcnow()).where(
+            Host.id == self.id).execute()

@@ -104,7 +104,7 @@ def add():
 @require_role(ADMIN)
 def fetch_key(host_id: int):
     host = _host_or_404(host_id)
-    if not Host.update(busy="fetching").where((Host.id == host.id) & (Host.busy == "")).execute():
+    if not host.claim("fetching"):
         return _changed(f"{host.target} is busy; try again in a moment.", 409)
     host_jobs.fetch_host_key(host.id)
     return _changed(f"Asking {host.target} for its host key." + worker_note())
@@ -137,7 +137,7 @@ def reject(host_id: int):
 @require_role(OPERATOR)
 def test(host_id: int):
     host = _host_or_404(host_id)
-    if not Host.update(busy="testing").where((Host.id == host.id) & (Host.busy == "")).execute():
+    if not host.claim("testing"):
         return _changed(f"{host.target} is busy; try again in a moment.", 409)
     host_jobs.test_host(host.id)
     return _changed(f"Testing ssh and rsync on {host.target}." + worker_note())
