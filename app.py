@@ -16,7 +16,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 import config
 import views
-from jobs import commands, huey, snapshot_commands
+from jobs import commands, huey, media_commands, snapshot_commands
 from models import open_database
 from models.migrate import migrate
 
@@ -60,6 +60,8 @@ def create_app(test_config: Mapping[str, str] | None = None) -> Flask:
     app.cli.add_command(snapshot_commands.snapshot_cli)
     app.cli.add_command(snapshot_commands.verify_command)
     app.cli.add_command(snapshot_commands.restore_command)
+    app.cli.add_command(media_commands.library_cli)
+    app.cli.add_command(media_commands.import_cli)
     return app
 
 

@@ -1000,9 +1000,7 @@ def resume(startup: bool = False) -> int:
     """
     if startup:
         mark_dead_local_workers()
-    alive = [w.id for w in WorkerProcess.status().alive]
-    if local.worker_id and local.worker_id not in alive:
-        alive.append(local.worker_id)
+    alive = WorkerProcess.alive_ids(local.worker_id)
     resumed: set[int] = set()
     for unit in Unit.orphaned(alive):
         changed = (Unit.update(state="pending", pid=None, worker=None,

@@ -1,8 +1,9 @@
 """The worker process's life: connect, migrate, keep a heartbeat, announce coming and going.
 
-The first thread also starts the drive watcher (jobs/drives.py) and the file server that
-streams downloads from snapshots to the web (jobs/fileserver.py). Each beat also picks up
-work of workers that died (jobs/backup.py `resume`) and lets the
+The first thread also starts the drive watcher (jobs/drives.py), the inbox watcher
+(jobs/inbox_watch.py) and the file server that streams downloads from snapshots to the web
+(jobs/fileserver.py). Each beat also picks up work of workers that died (jobs/backup.py and
+jobs/imports.py `resume`), watches inboxes added since, and lets the
 resource monitor lower or raise how many rsync processes a run may use.
 
 Huey calls startup and shutdown hooks once per worker *thread*; the heartbeat belongs to the
@@ -19,7 +20,7 @@ import threading
 
 from huey import crontab
 
-from jobs import backup, catalog, drives, fileserver
+from jobs import backup, catalog, drives, fileserver, imports, inbox_watch
 from jobs.engines import resources
 from jobs.queue import huey, local, settings, with_db
 from models import Event, WorkerProcess, db, open_database, utcnow
@@ -68,6 +69,8 @@ class Heartbeat:
             catalog.index_missing()   # snapshots made before manifests existed
         # After resume(): a drive plugged in while no worker ran resumes its runs now.
         drives.watcher.start()
+        with db.connection_context():
+            inbox_watch.watcher.start()
         fileserver.start(settings.data_dir)
         self._governor = resources.Governor(
             resources.Thresholds(settings.throttle_load, settings.throttle_memory,
@@ -79,6 +82,7 @@ class Heartbeat:
 
     def _stop(self) -> None:
         drives.watcher.stop()
+        inbox_watch.watcher.stop()
         fileserver.stop()
         self._stopping.set()
         self._thread.join(timeout=HEARTBEAT_INTERVAL.total_seconds() * 2)
@@ -95,6 +99,8 @@ class Heartbeat:
                 with db.connection_context():
                     self._process.beat()
                     backup.resume()
+                    imports.resume(WorkerProcess.alive_ids(local.worker_id))
+                    inbox_watch.watcher.refresh()
                     self._watch_resources()
             except Exception:
                 # A locked or unreachable database must not kill the heartbeat for good;

@@ -19,16 +19,29 @@ from models.db import db, open_database, utcnow
 from models.drive import Drive
 from models.event import Event
 from models.host import Host
-from models.media import MetadataLookup
+from models.media import (
+    DupeScan,
+    DuplicateSet,
+    FileHash,
+    ImportItem,
+    Inbox,
+    Library,
+    MetadataLookup,
+    Movie,
+    MovieFile,
+    QualityProfile,
+)
 from models.snapshot import Restore, Snapshot, Verification
 from models.user import SetupToken, User
 from models.worker import WorkerProcess
 
 ALL_MODELS = [User, SetupToken, AuditEntry, Event, WorkerProcess, Profile, Run, Unit, RunMessage,
               Scan, ScanDir, ScanLink, ExcludePreview, Drive, Host, Breaker, Snapshot, Verification, Restore,
-              MetadataLookup]
+              MetadataLookup, QualityProfile, Library, Inbox, Movie, MovieFile, ImportItem, DupeScan,
+              DuplicateSet, FileHash]
 
-__all__ = ["ACTIVE_STATES", "ALL_MODELS", "AlreadyRunning", "AuditEntry", "Breaker", "Drive", "Event",
-           "ExcludePreview", "FINISHED_STATES", "Host", "MetadataLookup", "Profile", "Restore", "Run",
-           "RunMessage", "Scan", "ScanDir", "ScanLink", "SetupToken", "Snapshot", "Unit", "User",
+__all__ = ["ACTIVE_STATES", "ALL_MODELS", "AlreadyRunning", "AuditEntry", "Breaker", "Drive", "DupeScan",
+           "DuplicateSet", "Event", "ExcludePreview", "FINISHED_STATES", "FileHash", "Host", "ImportItem",
+           "Inbox", "Library", "MetadataLookup", "Movie", "MovieFile", "QualityProfile", "Profile", "Restore",
+           "Run", "RunMessage", "Scan", "ScanDir", "ScanLink", "SetupToken", "Snapshot", "Unit", "User",
            "Verification", "WorkerProcess", "db", "open_database", "utcnow"]

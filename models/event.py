@@ -13,7 +13,11 @@ LEVELS = ("info", "warning", "error")
 # Live figures of a running job: pushed to whoever watches it, kept out of the activity list,
 # and deleted when the job ends.
 PROGRESS_KINDS = ("run.progress", "run.scanning", "scan.progress", "preview.progress",
-                  "verification.progress", "restore.progress")
+                  "verification.progress", "restore.progress", "dupes.progress")
+# An import's steps on its way (identifying, deciding...): kept for its own timeline, left out
+# of the activity list, which shows only how it ended.
+STEP_KINDS = ("import.waiting", "import.identifying", "import.deciding", "import.importing")
+QUIET_KINDS = PROGRESS_KINDS + STEP_KINDS
 
 
 class Event(BaseModel):
@@ -45,9 +49,13 @@ class Event(BaseModel):
     def is_progress(self) -> bool:
         return self.kind in PROGRESS_KINDS
 
+    @property
+    def is_quiet(self) -> bool:
+        return self.kind in QUIET_KINDS
+
     @classmethod
     def recent(cls, limit: int = 20) -> list[Event]:
-        return list(cls.select().where(cls.kind.not_in(PROGRESS_KINDS))
+        return list(cls.select().where(cls.kind.not_in(QUIET_KINDS))
                     .order_by(cls.id.desc()).limit(limit))
 
     @classmethod

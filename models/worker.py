@@ -70,5 +70,11 @@ class WorkerProcess(BaseModel):
         return WorkerStatus(alive=alive, last_seen=newest.seen_at if newest else None)
 
     @classmethod
+    def alive_ids(cls, me: int | None = None) -> list[int]:
+        """The ids of the workers alive, this one (`me`) counted even before its first beat."""
+        alive = [w.id for w in cls.status().alive]
+        return alive + [me] if me and me not in alive else alive
+
+    @classmethod
     def prune(cls, before: dt.datetime) -> int:
         return cls.delete().where(cls.seen_at < before).execute()

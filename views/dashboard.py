@@ -50,7 +50,7 @@ def activity_context(arg: str | None = None) -> dict:
     return {"events": Event.recent(ACTIVITY_SHOWN)}
 
 
-feed.on_event(lambda event: not event.is_progress, lambda event: "activity",
+feed.on_event(lambda event: not event.is_quiet, lambda event: "activity",
               "dashboard/_event_push.html")
 
 

@@ -79,8 +79,9 @@ class Candidate:
 @dataclass
 class Decision:
     action: str                        # import | upgrade | link_identical | reject
-    reasons: list[str] = field(default_factory=list)
+    reasons: list[str] = field(default_factory=list)   # why not; or, accepted, notes on how
     replaces: Existing | None = None
+    overridable: bool = False          # rejected for policy only: "import anyway" may take it
 
     @property
     def accepted(self) -> bool:
@@ -88,33 +89,50 @@ class Decision:
 
 
 def decide(candidate: Candidate, profile: QualityProfile, *, existing: Existing | None = None,
-           imported_hashes: frozenset[str] = frozenset(), identical_in_library: str = "",
+           imported_before: bool = False, identical_in_library: str = "",
            free_bytes: int | None = None, same_filesystem: bool = False,
-           margin: int = FREE_MARGIN_BYTES) -> Decision:
-    """Every reason not to import `candidate`, or how to import it."""
-    reasons = [*_file_reasons(candidate), *_identity_reasons(candidate)]
-    if candidate.content_hash and candidate.content_hash in imported_hashes:
-        reasons.append("Already imported: a file with the same content was imported before.")
+           margin: int = FREE_MARGIN_BYTES, force: bool = False) -> Decision:
+    """Every reason not to import `candidate`, or how to import it.
+
+    Reasons come in two kinds. Some are facts no one can wave away (an executable, a file
+    still being written, an empty file, no title, no room); the rest are the profile's and
+    the library's policy, which a person may override ("import anyway", `force`): the file
+    then goes in beside what the library has, unless it is better and replaces it."""
+    hard = [*_file_reasons(candidate), *_identity_reasons(candidate)]
+    soft = []
+    ext = _extension_of(candidate.path)
+    if ext not in VIDEO_EXTENSIONS and ext not in DANGEROUS_EXTENSIONS:
+        soft.append(f"Not a video file (.{ext or 'no extension'}).")
+    if _is_sample(candidate):
+        soft.append("A sample, not the movie.")
+    if imported_before:
+        soft.append("Already imported: a file with the same content was imported before.")
     quality = candidate.release.quality
     if quality.name not in profile.allowed:
-        reasons.append(f"{quality.name} is not allowed by the quality profile {profile.name!r}.")
+        soft.append(f"{quality.name} is not allowed by the quality profile {profile.name!r}.")
     replaces = None
     if existing is not None and not identical_in_library:
         problem = _upgrade_problem(quality, existing, profile)
         if problem:
-            reasons.append(problem)
+            soft.append(problem)
         else:
             replaces = existing
     needs_room = not same_filesystem and not identical_in_library
     if needs_room and free_bytes is not None and free_bytes - candidate.size < margin:
-        reasons.append(f"Not enough free space in the library: {format_bytes(free_bytes)} free, "
-                       f"{format_bytes(candidate.size)} needed plus a margin of {format_bytes(margin)}.")
-    if reasons:
-        return Decision("reject", reasons)
+        hard.append(f"Not enough free space in the library: {format_bytes(free_bytes)} free, "
+                    f"{format_bytes(candidate.size)} needed plus a margin of {format_bytes(margin)}.")
+    if hard or (soft and not force):
+        return Decision("reject", hard + soft, overridable=not hard)
+    notes = [f"Imported anyway: {reason}" for reason in soft]
     if identical_in_library:
-        return Decision("link_identical", [f"The same content is already in the library at "
-                                           f"{identical_in_library}: linked, not copied."])
-    return Decision("upgrade" if replaces else "import", [], replaces)
+        return Decision("link_identical", [*notes, f"The same content is already in the library "
+                                                   f"at {identical_in_library}: nothing copied."])
+    return Decision("upgrade" if replaces else "import", notes, replaces)
+
+
+def _extension_of(path: str) -> str:
+    name = os.path.basename(path.lower())
+    return name.rpartition(".")[2] if "." in name else ""
 
 
 def _file_reasons(candidate: Candidate) -> list[str]:
@@ -124,19 +142,16 @@ def _file_reasons(candidate: Candidate) -> list[str]:
     ext = name.rpartition(".")[2] if "." in name else ""
     if ext in DANGEROUS_EXTENSIONS or name.endswith(".iso.exe"):
         reasons.append(f"Dangerous file type .{ext}: an executable or script is never imported.")
-    elif ext not in VIDEO_EXTENSIONS:
-        reasons.append(f"Not a video file (.{ext or 'no extension'}).")
     if any(marker.lower() in lowered for marker in WORKING_MARKERS) or \
             name.endswith(PARTIAL_SUFFIXES):
         reasons.append("Still being downloaded or unpacked.")
     if candidate.size == 0:
         reasons.append("The file is empty (0 bytes).")
-    if _is_sample(candidate, name):
-        reasons.append("A sample, not the movie.")
     return reasons
 
 
-def _is_sample(candidate: Candidate, name: str) -> bool:
+def _is_sample(candidate: Candidate) -> bool:
+    name = os.path.basename(candidate.path.lower())
     if candidate.runtime_seconds is not None and 0 < candidate.runtime_seconds < SAMPLE_SECONDS:
         return True
     named = "sample" in name.replace("-", ".").replace("_", ".").split(".") or \

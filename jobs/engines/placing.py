@@ -86,6 +86,35 @@ def place(source: Path, library: Path, relative: str, *, replace: Path | None = 
         raise
 
 
+def recycle(library: Path, path: Path, day: str) -> Path:
+    """Move one library file into the recycle folder (a person chose to let it go)."""
+    undo: list[Callable[[], None]] = []
+    try:
+        return _recycle(library, path, day, undo)
+    except BaseException:
+        _undo(undo)
+        raise
+
+
+def relink(keep: Path, other: Path) -> None:
+    """Make `other` a hardlink of `keep`: both names stay, one copy's space is freed. Their
+    contents are compared first, right now, not trusted from an older scan; the swap is one
+    rename, so `other` is never missing."""
+    if os.stat(keep).st_dev != os.stat(other).st_dev:
+        raise PlaceError(f"{other.name} is on another filesystem than {keep.name}; a hardlink "
+                         "cannot join them (recycle it instead).")
+    if file_hash(keep) != file_hash(other):
+        raise PlaceError(f"{other.name} no longer has the same content as {keep.name}; "
+                         "nothing was changed.")
+    temporary = other.with_name(f".cairn-link-{os.urandom(6).hex()}")
+    os.link(keep, temporary)
+    try:
+        os.rename(temporary, other)
+    except OSError:
+        temporary.unlink(missing_ok=True)
+        raise
+
+
 def _undo(steps: list[Callable[[], None]]) -> None:
     for step in reversed(steps):
         try:

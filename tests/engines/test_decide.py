@@ -78,11 +78,27 @@ class TestUpgrades:
 
 
 def test_content_already_imported_is_refused_and_identical_content_is_linked():
-    known = decide(candidate(content_hash="abc"), HD, imported_hashes=frozenset({"abc"}))
+    known = decide(candidate(content_hash="abc"), HD, imported_before=True)
     assert known.reasons == ["Already imported: a file with the same content was imported before."]
     same = decide(candidate(), HD, identical_in_library="/lib/Heat (1995)/Heat.mkv",
                   free_bytes=0)
     assert same.action == "link_identical"
+
+
+def test_import_anyway_overrides_policy_but_never_facts():
+    have = Existing("/lib/Heat.mkv", parse("Heat.1995.2160p.BluRay.REMUX").quality)
+    refused = decide(candidate(), HD, existing=have, imported_before=True)
+    assert refused.action == "reject" and refused.overridable
+    forced = decide(candidate(), HD, existing=have, imported_before=True, force=True)
+    assert forced.action == "import" and forced.replaces is None
+    assert forced.reasons[1].startswith("Imported anyway: Not an upgrade")
+    empty = decide(candidate(size=0), HD, existing=have, force=True)
+    assert empty.action == "reject" and not empty.overridable
+    assert empty.reasons[:2] == ["The file is empty (0 bytes).", "Not an upgrade: the library has "
+                                 "it in Remux-2160p, this is WEB 1080p."]
+    setup = candidate("Heat.1995.1080p.BluRay-GRP.exe")
+    assert decide(setup, HD, force=True).reasons == [
+        "Dangerous file type .exe: an executable or script is never imported."]
 
 
 def test_free_space_counts_the_margin_unless_the_file_is_linked():

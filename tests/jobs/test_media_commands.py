@@ -1,0 +1,81 @@
+"""`flask --app app library ...` and `import scan` from a shell, against a real worker, and the
+inotify watch that imports a file dropped into an inbox with no command at all."""
+
+import datetime as dt
+import shutil
+
+import pytest
+
+from models import ImportItem, Library, MovieFile
+from tests.jobs.conftest import wait_until
+from tests.jobs.test_commands import flask
+from tests.trees import write
+
+pytestmark = pytest.mark.slow
+MB = 1024 * 1024
+
+
+def test_library_and_inboxes_are_set_and_a_scan_imports_what_is_there(tmp_path, worker_factory):
+    inbox, library = tmp_path / "downloads", tmp_path / "movies"
+    inbox.mkdir()
+    library.mkdir()
+    assert flask("library", "root", check=True).stdout == "No library folder is set.\n"
+    refused = flask("library", "root", "/etc")
+    assert refused.returncode == 1 and "/etc is a system folder" in refused.stderr
+    assert f"The movie library is {library}." in flask("library", "root", str(library),
+                                                       check=True).stdout
+    assert f"Watching the inbox {inbox}." in flask("library", "inbox", "add", str(inbox),
+                                                   check=True).stdout
+    overlapping = flask("library", "inbox", "add", str(library))
+    assert overlapping.returncode == 1 and "overlaps the library" in overlapping.stderr
+    assert flask("library", "inbox", "list", check=True).stdout == f"{inbox}\n"
+
+    write(inbox / "Heat.1995.1080p.BluRay.x264-GRP.mkv", b"h" * MB)
+    write(inbox / "Alien.1979.DVDRip.sample.avi", b"a" * MB)
+    write(inbox / "Alien.1979.1080p.WEB-DL.mkv.exe", b"x" * MB)
+    refused = flask("import", "scan", "--now")
+    assert refused.returncode == 1 and "No worker is running" in refused.stderr
+
+    worker_factory().start()
+    done = flask("import", "scan", "--now", "--wait")
+    assert done.returncode == 1, done.stderr   # two files need attention
+    assert done.stdout.splitlines() == [
+        "Alien.1979.1080p.WEB-DL.mkv.exe\tblocked\tWEB 1080p\tDangerous file type .exe: an "
+        "executable or script is never imported.",
+        "Alien.1979.DVDRip.sample.avi\tblocked\tDVD\tA sample, not the movie.",
+        "Heat.1995.1080p.BluRay.x264-GRP.mkv\timported\tBluray-1080p\t→ Heat (1995)/Heat (1995) "
+        "[Bluray-1080p].mkv (unverified)",
+    ]
+    assert (library / "Heat (1995)" / "Heat (1995) [Bluray-1080p].mkv").stat().st_nlink == 2
+    again = flask("import", "scan", "--now", "--wait")
+    assert "Heat.1995" not in again.stdout, "imported before: not listed again"
+
+    shutil.copy(library / "Heat (1995)" / "Heat (1995) [Bluray-1080p].mkv", library / "heat copy.mkv")
+    write(library / "Heat (1995)" / "Heat.1995.720p.HDTV.mkv", b"older")
+    dupes = flask("library", "dupes", check=True).stdout
+    assert "1 set(s) of identical files, 1.0 MB to gain." in dupes
+    assert ("Identical, 1.0 MB each:\n  Heat (1995)/Heat (1995) [Bluray-1080p].mkv\n"
+            "  heat copy.mkv\n") in dupes
+    assert ("Heat (1995), 2 versions:\n  Bluray-1080p\t1.0 MB\tHeat (1995)/Heat (1995) "
+            "[Bluray-1080p].mkv\n  HDTV-720p\t5 B\tHeat (1995)/Heat.1995.720p.HDTV.mkv\n") in dupes
+    assert flask("library", "dupes", "--last", check=True).stdout.split("\n\n")[1:] == \
+        dupes.split("\n\n")[1:]
+
+
+def test_a_file_dropped_into_an_inbox_is_imported_by_itself(tmp_path, worker_factory):
+    inbox, library = tmp_path / "downloads", tmp_path / "movies"
+    inbox.mkdir()
+    library.mkdir()
+    flask("library", "root", str(library), check=True)
+    flask("library", "inbox", "add", str(inbox), check=True)
+    Library.update(stable_seconds=1).execute()
+    worker_factory().start()
+    # The minute sweep runs at :00 on the wall clock; a file written between :02 and :30 and
+    # imported before :58 was found by the inotify watch.
+    wait_until(lambda: 2 <= dt.datetime.now().second <= 30, timeout=90)
+    minute = dt.datetime.now().replace(second=0, microsecond=0)
+    write(inbox / "Heat.1995.1080p.BluRay.mkv", b"h" * MB)
+    item = wait_until(lambda: ImportItem.get_or_none(ImportItem.state == "imported"), timeout=60)
+    assert dt.datetime.now() < minute + dt.timedelta(seconds=58)
+    assert item.name == "Heat.1995.1080p.BluRay.mkv"
+    assert MovieFile.get().path == "Heat (1995)/Heat (1995) [Bluray-1080p].mkv"
