@@ -115,7 +115,7 @@ def versions() -> list[tuple[Movie, list[MovieFile]]]:
         files.setdefault(record.movie_id, []).append(record)
     out = []
     for group in files.values():
-        group.sort(key=lambda f: (f.rank, f.revision, f.size), reverse=True)
+        group.sort(key=MovieFile.standing, reverse=True)
         out.append((group[0].movie, group))
     return sorted(out, key=lambda pair: pair[0].title.lower())
 

@@ -45,11 +45,13 @@ class Retry(Exception):
 
 
 class Blocked(Exception):
-    """A person must look at the file; the reasons say why."""
+    """A person must look at the file; the reasons say why. `overridable`: policy only, so
+    "import anyway" may take it."""
 
-    def __init__(self, *reasons: str) -> None:
+    def __init__(self, *reasons: str, overridable: bool = False) -> None:
         super().__init__(reasons[0])
         self.reasons = list(reasons)
+        self.overridable = overridable
 
 
 @dataclass
@@ -172,7 +174,7 @@ def process(item_id: int) -> None:
     try:
         _process(item)
     except Blocked as blocked:
-        _block(item, blocked.reasons)
+        _block(item, blocked.reasons, blocked.overridable)
     except (Retry, placing.PlaceError) as problem:
         _retry_or_fail(item, str(problem))
     except Exception as error:
@@ -269,7 +271,7 @@ def _decide(item: ImportItem, found: inbox.Found, release: Release, identity: me
         same_filesystem=os.stat(found.path).st_dev == os.stat(root).st_dev,
         margin=setup.margin, force=item.force)
     if not decision.accepted:
-        raise Blocked(*decision.reasons)
+        raise Blocked(*decision.reasons, overridable=decision.overridable)
     plan = Plan(decision, identity.title, identity.year, identity.tmdb_id, identity.verified,
                 content_hash=digest, identical=identical,
                 replaces=best if decision.replaces is not None else None)
@@ -321,7 +323,7 @@ def _destination(item: ImportItem, release: Release, plan: Plan, setup: lib.Setu
         return relative
     if not item.force:
         raise Blocked(f"{relative} is already in the library and Cairn did not import it: "
-                      "nothing was overwritten. Import anyway to keep both.")
+                      "nothing was overwritten. Import anyway to keep both.", overridable=True)
     stem, _, ext = relative.rpartition(".")
     for n in range(2, 100):
         other = f"{stem} ({n}).{ext}"
@@ -392,8 +394,8 @@ def _remove_source(item: ImportItem) -> None:
 
 # --- outcomes ---------------------------------------------------------------------------------
 
-def _block(item: ImportItem, reasons: list[str]) -> None:
-    if item.finish("blocked", reasons[0], reasons=reasons):
+def _block(item: ImportItem, reasons: list[str], overridable: bool) -> None:
+    if item.finish("blocked", reasons[0], reasons=reasons, overridable=overridable):
         _event(item, "import.blocked", f"{item.name} needs attention: " + " ".join(reasons),
                level="warning")
 
@@ -449,6 +451,9 @@ def retry(item: ImportItem) -> bool:
 
 
 def import_anyway(item: ImportItem) -> bool:
+    """Only for a file refused by policy: the facts (an executable, an empty file...) stand."""
+    if item.state == "blocked" and not item.overridable:
+        return False
     return _again(item, "Importing anyway", force=True)
 
 

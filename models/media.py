@@ -94,7 +94,7 @@ class Movie(BaseModel):
 
     def best_file(self) -> MovieFile | None:
         files = list(self.files)
-        return max(files, key=lambda f: (f.rank, f.revision, f.size)) if files else None
+        return max(files, key=MovieFile.standing) if files else None
 
 
 class MovieFile(BaseModel):
@@ -109,6 +109,10 @@ class MovieFile(BaseModel):
     content_hash = CharField(max_length=32, default="", index=True)
     origin = CharField(max_length=8, default="import")   # import | found (by a library scan)
     added_at = DateTimeField(default=utcnow)
+
+    def standing(self) -> tuple[int, int, int]:
+        """How good a file of its movie is: quality, then PROPER/REPACK, then size."""
+        return (self.rank, self.revision, self.size)
 
     @classmethod
     def with_content(cls, digest: str) -> MovieFile | None:
@@ -127,6 +131,7 @@ class ImportItem(Stateful, BaseModel):
     name = TextField()                             # inside the inbox, for lists
     state = CharField(max_length=16, default="waiting", index=True)
     reasons = JSONField(default=list)              # why it is blocked, all of them
+    overridable = BooleanField(default=False)      # blocked by policy only: "import anyway"
     message = TextField(default="")                # the last step's word, or the error
     size = BigIntegerField(default=0)
     mtime_ns = BigIntegerField(default=0)
@@ -191,7 +196,8 @@ class ImportItem(Stateful, BaseModel):
     def again(self, **fields) -> bool:
         """Back to the queue (retry, identify by hand, import anyway): from blocked or failed,
         taken at once, its retries counted afresh."""
-        return self.step(("blocked", "failed"), "waiting", reasons=[], message="", attempts=0,
+        return self.step(("blocked", "failed"), "waiting", reasons=[], overridable=False,
+                         message="", attempts=0,
                          not_before=None, finished_at=None, stable_since=dt.datetime.min,
                          **fields)
 

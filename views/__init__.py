@@ -21,6 +21,8 @@ from views import (
     health,
     history,
     hosts,
+    imports,
+    library,
     logs,
     picker,
     profiles,
@@ -47,7 +49,7 @@ HTMX_CONFIG = {
 }
 
 BLUEPRINTS = (auth.bp, dashboard.bp, profiles.bp, runs.bp, history.bp, logs.bp, picker.bp, users.bp,
-              account.bp, audit.bp, health.bp, drives.bp, hosts.bp, snapshots.bp)
+              account.bp, audit.bp, health.bp, drives.bp, hosts.bp, snapshots.bp, imports.bp, library.bp)
 
 
 class IdConverter(IntegerConverter):

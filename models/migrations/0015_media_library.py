@@ -79,6 +79,7 @@ def up(migrator, db):
         name = TextField()
         state = CharField(index=True, max_length=16, default='waiting')
         reasons = JSONField(default=list)
+        overridable = BooleanField(default=False)
         message = TextField(default='')
         size = BigIntegerField(default=0)
         mtime_ns = BigIntegerField(default=0)

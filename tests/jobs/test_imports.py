@@ -114,7 +114,7 @@ def test_a_refused_file_keeps_every_reason_and_import_anyway_takes_it(folders):
     source = movie(inbox, "Heat.1995.DVDRip.sample.avi", size=MB)
     run()
     item = item_of(source)
-    assert item.state == "blocked" and item.needs_attention
+    assert item.state == "blocked" and item.needs_attention and item.overridable
     assert item.reasons == ["A sample, not the movie.",
                             "DVD is not allowed by the quality profile 'HD'."]
     assert imports.import_anyway(item)
@@ -291,6 +291,7 @@ def test_empty_files_symlinks_and_executables_are_refused_with_their_reasons(fol
     setup = movie(inbox, "Heat.1995.1080p.BluRay.mkv.exe", size=MB)
     run()
     assert item_of(empty).reasons == ["The file is empty (0 bytes)."]
+    assert not item_of(empty).overridable
     for link in (loop, outside):
         assert item_of(link).state == "blocked"
         assert item_of(link).reasons[0].startswith("A symbolic link: Cairn imports only real files")

@@ -8,7 +8,24 @@ import datetime as dt
 
 import pytest
 
-from models import Breaker, Drive, Host, Profile, Restore, Run, Snapshot, Verification, db
+from models import (
+    Breaker,
+    Drive,
+    DupeScan,
+    DuplicateSet,
+    Host,
+    ImportItem,
+    Inbox,
+    Movie,
+    MovieFile,
+    Profile,
+    QualityProfile,
+    Restore,
+    Run,
+    Snapshot,
+    Verification,
+    db,
+)
 from tests.conftest import csrf_token, log_in
 
 PUBLIC, VIEWER, OPERATOR, ADMIN = None, "viewer", "operator", "admin"
@@ -85,6 +102,28 @@ MATRIX = {
     ("snapshots.restore_go", "POST"): ("/restores/{restore}/go", OPERATOR),
     ("snapshots.restore_cancel", "POST"): ("/restores/{restore}/cancel", OPERATOR),
     ("snapshots.download", "GET"): ("/profiles/{profile}/snapshots/{snap}/download?path=x", OPERATOR),
+    ("imports.index", "GET"): ("/imports/", VIEWER),
+    ("imports.detail", "GET"): ("/imports/{item}", VIEWER),
+    ("imports.history", "GET"): ("/imports/history", VIEWER),
+    ("imports.scan", "POST"): ("/imports/scan", OPERATOR),
+    ("imports.retry", "POST"): ("/imports/{item}/retry", OPERATOR),
+    ("imports.anyway", "POST"): ("/imports/{item}/anyway", OPERATOR),
+    ("imports.identify", "POST"): ("/imports/{item}/identify", OPERATOR),
+    ("library.index", "GET"): ("/library/", VIEWER),
+    ("library.movie", "GET"): ("/library/movies/{movie}", VIEWER),
+    ("library.duplicates", "GET"): ("/library/duplicates", VIEWER),
+    ("library.scan_duplicates", "POST"): ("/library/duplicates/scan", OPERATOR),
+    ("library.resolve_set", "POST"): ("/library/duplicates/sets/{set}", OPERATOR),
+    ("library.keep_version", "POST"): ("/library/movies/{movie}/keep/{mfile}", OPERATOR),
+    ("library.settings", "GET"): ("/library/settings", ADMIN),
+    ("library.save_settings", "POST"): ("/library/settings", ADMIN),
+    ("library.add_inbox", "POST"): ("/library/inboxes", ADMIN),
+    ("library.remove_inbox", "POST"): ("/library/inboxes/{inbox}/delete", ADMIN),
+    ("library.profiles", "GET"): ("/library/profiles", VIEWER),
+    ("library.edit_profile", "GET"): ("/library/profiles/{qprofile}", ADMIN),
+    ("library.create_profile", "POST"): ("/library/profiles", ADMIN),
+    ("library.update_profile", "POST"): ("/library/profiles/{qprofile}", ADMIN),
+    ("library.delete_profile", "POST"): ("/library/profiles/{qprofile}/delete", ADMIN),
     # The WebSocket: any logged-in user; refusals are tested in test_feed.py.
     ("__flask_sock.feed", "GET"): ("/ws", VIEWER),
 }
@@ -116,9 +155,19 @@ def test_the_role_decides_access(client, ada, otto, vera, persona, route, tmp_pa
         check = Verification.create(profile=profile, snapshot=snap, state="intact")
         restore = Restore.create(profile=profile, snapshot=snap, paths=["localhost/x"],
                                  target=str(tmp_path / "out"), state="succeeded")
+        item = ImportItem.create(path=str(tmp_path / "in" / "x.mkv"), name="x.mkv", state="blocked",
+                                 reasons=["A sample, not the movie."], overridable=True)
+        movie = Movie.create(key="x|", title="X")
+        mfile = MovieFile.create(movie=movie, path="X/x.mkv", size=1, quality="DVD")
+        dupe_set = DuplicateSet.create(scan=DupeScan.create(state="done"), size=1,
+                                       paths=["a.mkv", "b.mkv"])
+        qprofile = QualityProfile.create(name="Spare", allowed=["DVD"], cutoff="DVD")
+        (tmp_path / "in").mkdir()
+        inbox = Inbox.create(path=str(tmp_path / "in"))
     path = path.format(user=vera.id, profile=profile.id, run=run.id, src=tmp_path / "src",
                        drive=drive.id, host=host.id, breaker=breaker.id, snap=snap.name,
-                       verification=check.id, restore=restore.id)
+                       verification=check.id, restore=restore.id, item=item.id, movie=movie.id,
+                       mfile=mfile.id, set=dupe_set.id, qprofile=qprofile.id, inbox=inbox.id)
     if persona != "anonymous":
         log_in(client, {"ada": ada, "otto": otto, "vera": vera}[persona])
     token = csrf_token(client, "/login" if persona == "anonymous" else "/account/") \
