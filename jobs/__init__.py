@@ -11,6 +11,7 @@ from jobs import (  # noqa: F401  (registers hooks and tasks)
     hosts,
     imports,
     library,
+    notify,
     restores,
     retention,
     schedules,

@@ -20,7 +20,7 @@ import threading
 
 from huey import crontab
 
-from jobs import backup, catalog, drives, fileserver, imports, inbox_watch
+from jobs import backup, catalog, drives, fileserver, imports, inbox_watch, notify
 from jobs.engines import resources
 from jobs.queue import huey, local, settings, with_db
 from models import Event, WorkerProcess, db, open_database, utcnow
@@ -101,6 +101,7 @@ class Heartbeat:
                     backup.resume()
                     imports.resume(WorkerProcess.alive_ids(local.worker_id))
                     inbox_watch.watcher.refresh()
+                    notify.route()
                     self._watch_resources()
             except Exception:
                 # A locked or unreachable database must not kill the heartbeat for good;

@@ -31,6 +31,7 @@ from models.media import (
     MovieFile,
     QualityProfile,
 )
+from models.notify import Alert, Delivery, NotificationTarget, NotifyCursor
 from models.snapshot import Restore, Snapshot, Verification
 from models.user import SetupToken, User
 from models.worker import WorkerProcess
@@ -38,10 +39,11 @@ from models.worker import WorkerProcess
 ALL_MODELS = [User, SetupToken, AuditEntry, Event, WorkerProcess, Profile, Run, Unit, RunMessage,
               Scan, ScanDir, ScanLink, ExcludePreview, Drive, Host, Breaker, Snapshot, Verification, Restore,
               MetadataLookup, QualityProfile, Library, Inbox, Movie, MovieFile, ImportItem, DupeScan,
-              DuplicateSet, FileHash]
+              DuplicateSet, FileHash, NotificationTarget, Delivery, Alert, NotifyCursor]
 
-__all__ = ["ACTIVE_STATES", "ALL_MODELS", "AlreadyRunning", "AuditEntry", "Breaker", "Drive", "DupeScan",
-           "DuplicateSet", "Event", "ExcludePreview", "FINISHED_STATES", "FileHash", "Host", "ImportItem",
-           "Inbox", "Library", "MetadataLookup", "Movie", "MovieFile", "QualityProfile", "Profile", "Restore",
-           "Run", "RunMessage", "Scan", "ScanDir", "ScanLink", "SetupToken", "Snapshot", "Unit", "User",
-           "Verification", "WorkerProcess", "db", "open_database", "utcnow"]
+__all__ = ["ACTIVE_STATES", "Alert", "ALL_MODELS", "AlreadyRunning", "AuditEntry", "Breaker", "db",
+           "Delivery", "Drive", "DupeScan", "DuplicateSet", "Event", "ExcludePreview", "FileHash",
+           "FINISHED_STATES", "Host", "ImportItem", "Inbox", "Library", "MetadataLookup", "Movie",
+           "MovieFile", "NotificationTarget", "NotifyCursor", "open_database", "Profile",
+           "QualityProfile", "Restore", "Run", "RunMessage", "Scan", "ScanDir", "ScanLink",
+           "SetupToken", "Snapshot", "Unit", "User", "utcnow", "Verification", "WorkerProcess"]

@@ -6,7 +6,7 @@ from flask import Flask, g, redirect, request, url_for
 from flask_login import current_user
 from werkzeug.routing import IntegerConverter
 
-from models import User
+from models import Alert, User
 from models.user import ADMIN, OPERATOR, ROLES, VIEWER
 from views import (
     account,
@@ -24,6 +24,7 @@ from views import (
     imports,
     library,
     logs,
+    notifications,
     picker,
     profiles,
     runs,
@@ -49,7 +50,8 @@ HTMX_CONFIG = {
 }
 
 BLUEPRINTS = (auth.bp, dashboard.bp, profiles.bp, runs.bp, history.bp, logs.bp, picker.bp, users.bp,
-              account.bp, audit.bp, health.bp, drives.bp, hosts.bp, snapshots.bp, imports.bp, library.bp)
+              account.bp, audit.bp, health.bp, drives.bp, hosts.bp, snapshots.bp, imports.bp, library.bp,
+              notifications.bp)
 
 
 class IdConverter(IntegerConverter):
@@ -106,4 +108,5 @@ def _init_templates(app: Flask) -> None:
     app.jinja_env.globals.update(htmx_config=HTMX_CONFIG, ROLES=ROLES, ADMIN=ADMIN,
                                  OPERATOR=OPERATOR, VIEWER=VIEWER, next_run=profiles.next_run,
                                  overdue_before=profiles.overdue_before,
-                                 schedule_words=profiles.schedule_words)
+                                 schedule_words=profiles.schedule_words,
+                                 open_alerts=Alert.open_count)

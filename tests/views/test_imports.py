@@ -184,8 +184,10 @@ def test_an_admin_sets_the_library_and_bad_settings_are_refused_beside_their_fie
     form = {"root": str(tmp_path / "movies"), "template": "{Title}/{Title} {Edition}.{ext}",
             "mode": "move", "profile": page.select_one("#profile option")["value"],
             "stable_seconds": "30", "recycle_days": "7", "free_margin_mb": "500", "retries": "2"}
-    for field, value, says in [("root", "/etc", "system folder"), ("template", "{Title}.{Oops}.{ext}", "Unknown token"),
-                               ("template", "../{Title}.{ext}", "no leading /"), ("stable_seconds", "0", "From 1 second"),
+    for field, value, says in [("root", "/etc", "system folder"),
+                               ("template", "{Title}.{Oops}.{ext}", "Unknown token"),
+                               ("template", "../{Title}.{ext}", "no leading /"),
+                               ("stable_seconds", "0", "From 1 second"),
                                ("mode", "delete", "Not a valid choice")]:
         refused = post(client, "/library/settings", {**form, field: value})
         assert refused.status_code == 422
@@ -206,7 +208,8 @@ def test_an_admin_sets_the_library_and_bad_settings_are_refused_beside_their_fie
 def test_an_admin_edits_quality_profiles(client, ada, vera):
     log_in(client, ada)
     client.get("/library/profiles")
-    refused = post(client, "/library/profiles", {"name": "HD", "allowed": ["WEB 720p"], "cutoff": "Bluray-1080p"})
+    refused = post(client, "/library/profiles",
+                   {"name": "HD", "allowed": ["WEB 720p"], "cutoff": "Bluray-1080p"})
     assert refused.status_code == 422
     assert "The cutoff must be one of the allowed qualities." in html(refused).select_one("#allowed-msg").text
     done = post(client, "/library/profiles", {"name": "HD", "allowed": ["Bluray-1080p", "WEB 720p"],
@@ -216,7 +219,8 @@ def test_an_admin_edits_quality_profiles(client, ada, vera):
         profile = QualityProfile.get(QualityProfile.name == "HD")
         assert profile.allowed == ["WEB 720p", "Bluray-1080p"] and not profile.prefer_proper
         default = QualityProfile.get(QualityProfile.name == "Any")
-    clash = post(client, f"/library/profiles/{profile.id}", {"name": "Any", "allowed": ["DVD"], "cutoff": "DVD"})
+    clash = post(client, f"/library/profiles/{profile.id}",
+                 {"name": "Any", "allowed": ["DVD"], "cutoff": "DVD"})
     assert clash.status_code == 422 and "exists already" in html(clash).select_one("#name-msg").text
     post(client, f"/library/profiles/{default.id}/delete")
     assert "is the library's profile" in html(client.get("/library/profiles")).text

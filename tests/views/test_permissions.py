@@ -9,6 +9,7 @@ import datetime as dt
 import pytest
 
 from models import (
+    Alert,
     Breaker,
     Drive,
     DupeScan,
@@ -18,6 +19,7 @@ from models import (
     Inbox,
     Movie,
     MovieFile,
+    NotificationTarget,
     Profile,
     QualityProfile,
     Restore,
@@ -124,6 +126,15 @@ MATRIX = {
     ("library.create_profile", "POST"): ("/library/profiles", ADMIN),
     ("library.update_profile", "POST"): ("/library/profiles/{qprofile}", ADMIN),
     ("library.delete_profile", "POST"): ("/library/profiles/{qprofile}/delete", ADMIN),
+    ("notifications.index", "GET"): ("/notifications/", ADMIN),
+    ("notifications.create", "POST"): ("/notifications/", ADMIN),
+    ("notifications.edit", "GET"): ("/notifications/{target}", ADMIN),
+    ("notifications.update", "POST"): ("/notifications/{target}", ADMIN),
+    ("notifications.test", "POST"): ("/notifications/{target}/test", ADMIN),
+    ("notifications.delete", "POST"): ("/notifications/{target}/delete", ADMIN),
+    ("notifications.alerts", "GET"): ("/alerts/", VIEWER),
+    ("notifications.acknowledge", "POST"): ("/alerts/{alert}/ack", OPERATOR),
+    ("notifications.acknowledge_all", "POST"): ("/alerts/ack-all", OPERATOR),
     # The WebSocket: any logged-in user; refusals are tested in test_feed.py.
     ("__flask_sock.feed", "GET"): ("/ws", VIEWER),
 }
@@ -164,10 +175,14 @@ def test_the_role_decides_access(client, ada, otto, vera, persona, route, tmp_pa
         qprofile = QualityProfile.create(name="Spare", allowed=["DVD"], cutoff="DVD")
         (tmp_path / "in").mkdir()
         inbox = Inbox.create(path=str(tmp_path / "in"))
+        target = NotificationTarget.create(name="Hook", url="json://127.0.0.1:9/hook",
+                                           events=["backup.failed"])
+        alert = Alert.create(key="backup.failed", title="t", message="m", subject="run:1")
     path = path.format(user=vera.id, profile=profile.id, run=run.id, src=tmp_path / "src",
                        drive=drive.id, host=host.id, breaker=breaker.id, snap=snap.name,
                        verification=check.id, restore=restore.id, item=item.id, movie=movie.id,
-                       mfile=mfile.id, set=dupe_set.id, qprofile=qprofile.id, inbox=inbox.id)
+                       mfile=mfile.id, set=dupe_set.id, qprofile=qprofile.id, inbox=inbox.id,
+                       target=target.id, alert=alert.id)
     if persona != "anonymous":
         log_in(client, {"ada": ada, "otto": otto, "vera": vera}[persona])
     token = csrf_token(client, "/login" if persona == "anonymous" else "/account/") \
