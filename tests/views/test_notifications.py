@@ -42,8 +42,8 @@ def test_an_admin_adds_a_target_tests_it_and_its_secret_stays_masked(client, ada
 
     edit = html(client.get(f"/notifications/{target.id}"))
     assert edit.select_one("#url")["value"] == "", "the secret is never sent back to the browser"
-    kept = post(client, f"/notifications/{target.id}", {"name": "Hook", "url": "", "events": ["backup.failed"],
-                                                         "enabled": "y"})
+    kept = post(client, f"/notifications/{target.id}",
+                {"name": "Hook", "url": "", "events": ["backup.failed"], "enabled": "y"})
     assert kept.status_code == 303
     with db.connection_context():
         assert NotificationTarget.get().url == secret
