@@ -15,7 +15,7 @@ from wtforms.widgets import CheckboxInput, ListWidget
 
 from jobs import notify
 from jobs.engines import notify as engine
-from models import Alert, Breaker, Delivery, NotificationTarget, db, utcnow
+from models import Alert, Breaker, Delivery, Event, NotificationTarget, db, utcnow
 from models.user import ADMIN, OPERATOR, VIEWER
 from views import feed
 from views.audit import audit
@@ -127,8 +127,8 @@ def delete(target_id: int):
         Breaker.delete().where(Breaker.name == target.breaker_name).execute()
         target.delete_instance()
     audit("notify.delete", target=target.name)
-    flash(f"Notification target {target.name} removed.", "success")
-    return redirect(url_for("notifications.index"), code=303)
+    Event.publish("notify.removed", target.subject, f"Notification target {target.name} removed.")
+    return _changed(f"Notification target {target.name} removed.", "notifications.index")
 
 
 def _target_or_404(target_id: int) -> NotificationTarget:

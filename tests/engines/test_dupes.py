@@ -50,3 +50,17 @@ def test_a_second_scan_reads_only_what_changed(tmp_path):
     write(tmp_path / "c", data)   # rewritten: a new mtime (and inode), read again
     second = dupes.find([str(tmp_path)], cache)
     assert second.read_full == 1 and second.sets == first.sets
+
+
+def test_the_walk_reads_any_name_and_the_same_keys_as_stat(tmp_path):
+    odd = [b"new\nline.mkv", b"sp ace  .mkv", b"caf\xe9-latin1.mkv", "日本語.mkv".encode(), b"-n"]
+    for name in odd:
+        with open(os.path.join(os.fsencode(tmp_path), name), "wb") as out:
+            out.write(b"same content")
+    (tmp_path / "unreadable").mkdir(mode=0)
+    found = dict(dupes.walk(str(tmp_path)))
+    assert sorted(found) == sorted(os.fsdecode(os.path.join(os.fsencode(tmp_path), n)) for n in odd)
+    for path, key in found.items():
+        st = os.stat(path)
+        assert key == (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+    assert len(dupes.find([str(tmp_path)]).sets[0]) == len(odd)

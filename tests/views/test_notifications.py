@@ -47,6 +47,10 @@ def test_an_admin_adds_a_target_tests_it_and_its_secret_stays_masked(client, ada
     assert kept.status_code == 303
     with db.connection_context():
         assert NotificationTarget.get().url == secret
+    removed = post(client, f"/notifications/{target.id}/delete", headers={"HX-Request": "true"})
+    assert removed.status_code == 200 and "Notification target Hook removed." in removed.text
+    with db.connection_context():
+        assert not NotificationTarget.select().exists()
 
 
 def test_a_failing_target_shows_its_error_and_its_pause(client, ada, receiver):
