@@ -14,10 +14,11 @@ from pathlib import Path
 
 from huey import crontab
 
+from jobs import metadata
 from jobs.engines import decide, inbox, naming, placing, tmdb
 from jobs.engines.release import VIDEO_EXTENSIONS, parse_path
 from jobs.queue import huey, settings, with_db
-from models import Event, Inbox, Library, Movie, MovieFile, QualityProfile, db, utcnow
+from models import Event, ImportItem, Inbox, Library, Movie, MovieFile, QualityProfile, db, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -240,3 +241,48 @@ def remove_inbox(box: Inbox) -> None:
     """Stop watching an inbox; what was imported from it stays in the history."""
     box.delete_instance()
     Event.publish("library.inbox", "library", f"No longer watching the inbox {box.path}.")
+
+
+# --- enrichment --------------------------------------------------------------------------------
+
+ENRICH_BATCH = 50
+
+
+def enrich(now: dt.datetime | None = None) -> int:
+    """Ask TMDB again about movies named only from their files (imported with no key set, or
+    while TMDB was down, paused or rate limiting), and confirm the ones it knows. Their files
+    keep their names: the library is not reshuffled behind anyone's back."""
+    if not metadata.enabled():
+        return 0
+    confirmed = 0
+    for movie in Movie.select().where(~Movie.verified).order_by(Movie.id).limit(ENRICH_BATCH):
+        found = metadata.identify(movie.title, movie.year, now)
+        if found.verified:
+            _confirm(movie, found)
+            confirmed += 1
+        elif found.note.startswith("Unverified"):
+            break   # TMDB cannot answer now; the next hour tries again
+    return confirmed
+
+
+def _confirm(movie: Movie, found: metadata.Identity) -> None:
+    key = f"tmdb:{found.tmdb_id}"
+    with db.atomic():
+        same = Movie.get_or_none((Movie.key == key) & (Movie.id != movie.id))
+        if same is not None:   # the same movie under another name: one record
+            MovieFile.update(movie=same).where(MovieFile.movie == movie).execute()
+            ImportItem.update(movie=same).where(ImportItem.movie == movie).execute()
+            movie.delete_instance()
+            movie = same
+        else:
+            Movie.update(key=key, title=found.title, year=found.year, tmdb_id=found.tmdb_id,
+                         verified=True).where(Movie.id == movie.id).execute()
+        ImportItem.update(verified=True).where(ImportItem.movie == movie).execute()
+    Event.publish("library.enriched", "library",
+                  f"TMDB confirmed {found.title} ({found.year or 'no year'}).", movie=movie.id)
+
+
+@huey.periodic_task(crontab(minute="17"))
+@with_db
+def enrich_hourly() -> None:
+    enrich()

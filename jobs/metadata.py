@@ -32,10 +32,14 @@ def _query(title: str, year: int | None) -> str:
     return tmdb.normalize_title(title)[:290] + f"|{year or ''}"
 
 
+def enabled() -> bool:
+    return bool(settings.tmdb_api_key)
+
+
 def identify(title: str, year: int | None, now: dt.datetime | None = None) -> Identity:
     """The movie a parsed title and year name, as TMDB knows it when it can say."""
     now = now or utcnow()
-    if not settings.tmdb_api_key:
+    if not enabled():
         return Identity(title, year, note="TMDB lookups are off (no CAIRN_TMDB_API_KEY).")
     query = _query(title, year)
     cached = MetadataLookup.fresh(query, now)

@@ -9,10 +9,11 @@ in a cache keyed by (device, inode, size, mtime), so a second scan reads only wh
 from __future__ import annotations
 
 import os
+import queue
 import subprocess
+import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, MutableMapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import xxhash
@@ -34,7 +35,7 @@ class Scan:
     read_edges: int = 0
     read_full: int = 0
     bytes_read: int = 0
-    unreadable: list[str] = field(default_factory=list)
+    unreadable: list = field(default_factory=list)        # paths: bytes while scanning
 
     @property
     def wasted_bytes(self) -> int:
@@ -46,20 +47,38 @@ class Scan:
         return total
 
 
-def walk(root: str) -> Iterator[tuple[str, Key]]:
-    """Every regular, non-empty file below `root` (symlinks not followed), with its key.
+def walk(root: str) -> Iterator[tuple[int, bytes]]:
+    """Every regular, non-empty file below `root` (symlinks not followed), as the walk finds
+    it: its size, and the rest of what find wrote of it (device, inode, mtime, path), which
+    `listed()` reads; most files have a size no other file has, and are never read further.
 
-    GNU find walks and stats in C: on a 50,000-file library it takes a quarter of the time
-    of os.scandir with a stat per file, which was most of a whole scan. find is part of every
-    Debian (findutils is essential). Folders it cannot read are skipped, as jdupes does."""
+    GNU find walks and stats in C, in a process of its own: on a second core it lists while
+    `find()` already reads the first bytes of same-size files, instead of a scandir and a
+    stat per file in Python, which was most of a whole scan. find is part of every Debian
+    (findutils is essential). Folders it cannot read are skipped, as jdupes does."""
     if not root.startswith("/"):
         root = "./" + root   # never read as one of find's options
     command = ["find", root, "(", "-type", "d", "-name", RECYCLE_FOLDER, "-prune", ")", "-o",
-               "(", "-type", "f", "!", "-empty", "-printf", r"%D %i %s %T@ %p\0", ")"]
-    done = subprocess.run(command, capture_output=True, check=False)
-    for record in done.stdout.split(b"\0")[:-1]:
-        dev, ino, size, mtime, path = record.split(b" ", 4)
-        yield os.fsdecode(path), (int(dev), int(ino), int(size), _nanoseconds(mtime))
+               "(", "-type", "f", "!", "-empty", "-printf", r"%s %D %i %T@ %p\0", ")"]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL) as lister:
+        rest = b""
+        while chunk := lister.stdout.read1(1 << 20):
+            records = (rest + chunk).split(b"\0")
+            rest = records.pop()
+            for record in records:
+                size, more = record.split(b" ", 1)
+                yield int(size), more
+
+
+def listed(size: int, more: bytes) -> tuple[bytes, tuple[bytes, bytes, int, bytes]]:
+    """A walked file's path, and its device, inode, size and mtime as find wrote them."""
+    dev, ino, mtime, path = more.split(b" ", 3)
+    return path, (dev, ino, size, mtime)
+
+
+def cache_key(found: tuple[bytes, bytes, int, bytes]) -> Key:
+    dev, ino, size, mtime = found
+    return int(dev), int(ino), size, _nanoseconds(mtime)
 
 
 def _nanoseconds(stamp: bytes) -> int:
@@ -69,87 +88,159 @@ def _nanoseconds(stamp: bytes) -> int:
 
 
 def find(roots: Iterable[str], cache: MutableMapping[Key, str] | None = None,
-         threads: int = 2, on_progress: Callable[[Scan], None] | None = None) -> Scan:
+         on_progress: Callable[[Scan], None] | None = None) -> Scan:
     """The sets of byte-identical files below `roots`.
 
-    Each stage hashes all of its files in one go (a thread pool when `threads` > 1: reading
-    releases the GIL, so a second thread keeps the disk busy while one hashes), not group by
-    group: a library has thousands of small same-size groups, and waiting on each costs more
-    than reading it."""
+    The funnel streams: a file enters a stage when a second file with the same key arrives
+    there (then the first one is read too), so each file is read exactly as in a stage-by-
+    stage funnel, but the reading starts while find is still listing: this thread sorts the
+    listing by size (the first stage, inline: it runs once per file, and most files stop
+    there), a second one does the
+    reading stages, fed by a queue; find lists in its own process. (A thread per reading
+    stage was slower on two cores: more threads than cores, taking turns at the GIL.)"""
     scan = Scan()
     cache = {} if cache is None else cache
-    by_size: dict[int, dict[tuple[int, int], list]] = defaultdict(dict)
-    for root in roots:
-        for path, key in walk(root):
-            scan.files += 1
-            by_size[key[2]].setdefault(key[:2], []).append((path, key))
-    groups = [list(inodes.values()) for inodes in by_size.values() if len(inodes) > 1]
-    with ThreadPoolExecutor(max(1, threads)) as pool:
-        # Stage 1, the first 4 KiB: most same-size files (subtitles, posters of one size
-        # by chance) differ there, and small files cost a whole read at the next stages.
-        heads = _hashes([links[0] for group in groups if group[0][0][1][2] > HEAD
-                         for links in group], _head, scan, pool, "read_heads")
-        groups = [part for group in groups
-                  for part in (_split(group, heads) if group[0][0][1][2] > HEAD else [group])]
-        big = [links[0] for group in groups if group[0][0][1][2] > 2 * EDGE for links in group]
-        edges = _hashes(big, _edges, scan, pool, "read_edges")
-        narrowed = []
-        for group in groups:
-            narrowed += _split(group, edges) if group[0][0][1][2] > 2 * EDGE else [group]
+    collected = _Collect()
+    full = _Stage(_full, "read_full", scan, collected.put, cache)
+    edges = _Stage(_edges, "read_edges", scan, full.take)
+    heads = _Stage(_head, "read_heads", scan,
+                   lambda key, links: (edges if key[0] > 2 * EDGE else full).take(key, links))
+    # A small file is all head: it is hashed once, whole.
+    hashing = _Thread(lambda key, links: (heads if key[0] > HEAD else full).take(key, links))
+    by_size: dict[int, bytes | dict] = {}
+    try:
+        for root in roots:
+            for size, more in walk(root):
+                scan.files += 1
+                seen = by_size.get(size)
+                if seen is None:   # most sizes: kept as find wrote them, never read again
+                    by_size[size] = more
+                    continue
+                if type(seen) is bytes:
+                    seen = by_size[size] = _by_inode({}, size, seen, hashing)
+                _by_inode(seen, size, more, hashing)
         if on_progress:
             on_progress(scan)
-        full = _hashes([links[0] for group in narrowed for links in group], _full, scan, pool,
-                       "read_full", cache)
-    for group in narrowed:
-        for same in _split(group, full):
-            scan.sets.append(sorted(path for links in same for path, _ in links))
-    scan.sets.sort()
+    finally:
+        hashing.finish()
+    scan.bytes_read = heads.bytes + edges.bytes + full.bytes
+    scan.sets = sorted(sorted(os.fsdecode(path) for links in same for path, _ in links)
+                       for same in collected.sets())
+    scan.unreadable = [os.fsdecode(path) for path in scan.unreadable]
     return scan
 
 
-def _split(group, digests: dict[str, str | None]) -> list:
-    buckets: dict[str, list] = defaultdict(list)
-    for links in group:
-        digest = digests.get(links[0][0])
-        if digest is not None:
-            buckets[digest].append(links)
-    return [bucket for bucket in buckets.values() if len(bucket) > 1]
+def _by_inode(inodes: dict, size: int, more: bytes, hashing: _Thread) -> dict:
+    """The first stage, for a size that two files have: another name of a known inode joins
+    its names; a second inode sends both on to be read, a later one itself."""
+    path, found = listed(size, more)
+    links = inodes.get(found[:2])
+    if links is not None:
+        links.append((path, found))
+        return inodes
+    links = inodes[found[:2]] = [(path, found)]
+    if len(inodes) == 2:
+        hashing.put((size,), next(iter(inodes.values())))
+    if len(inodes) >= 2:
+        hashing.put((size,), links)
+    return inodes
 
 
-def _hashes(files: list[tuple[str, Key]], read, scan: Scan, pool, count: str,
-            cache: MutableMapping[Key, str] | None = None) -> dict[str, str | None]:
-    out: dict[str, str | None] = {}
-    todo = []
-    for path, key in files:
-        if cache is not None and key in cache:
-            out[path] = cache[key]
-        else:
-            todo.append((path, key))
-    results = pool.map(lambda item: _safely(read, item[0]), todo, chunksize=64)
-    for (path, key), (digest, read_bytes) in zip(todo, results, strict=True):
-        setattr(scan, count, getattr(scan, count) + 1)
-        scan.bytes_read += read_bytes
+class _Stage:
+    """One step of the funnel: `take(key, links)` reads a file only once another with the
+    same key came (and reads that first one then too); each digest read extends the key for
+    the next step. `links` is every name of one inode (more may join while it travels)."""
+
+    def __init__(self, read, count: str, scan: Scan, onward: Callable[[tuple, list], None],
+                 cache: MutableMapping[Key, str] | None = None) -> None:
+        self.read, self.count, self.scan, self.onward, self.cache = read, count, scan, onward, cache
+        self.first: dict[tuple, list | None] = {}
+        self.bytes = 0
+
+    def take(self, key: tuple, links: list) -> None:
+        if key not in self.first:
+            self.first[key] = links
+            return
+        waiting = self.first[key]
+        if waiting is not None:
+            self.first[key] = None
+            self._read(key, waiting)
+        self._read(key, links)
+
+    def _read(self, key: tuple, links: list) -> None:
+        path, found = links[0]
+        known = cache_key(found) if self.cache is not None else None
+        digest = self.cache.get(known) if self.cache is not None else None
         if digest is None:
-            scan.unreadable.append(path)
-        elif cache is not None:
-            cache[key] = digest
-        out[path] = digest
-    return out
+            digest, read_bytes = _safely(self.read, path)
+            setattr(self.scan, self.count, getattr(self.scan, self.count) + 1)
+            self.bytes += read_bytes
+            if digest is None:
+                self.scan.unreadable.append(path)
+                return
+            if self.cache is not None:
+                self.cache[known] = digest
+        self.onward((*key, digest), links)
 
 
-def _safely(read, path: str) -> tuple[str | None, int]:
+class _Thread:
+    """A stage's reading on a thread of its own, fed in order by a queue."""
+
+    def __init__(self, take: Callable[[tuple, list], None]) -> None:
+        self.take = take
+        self.queue: queue.SimpleQueue = queue.SimpleQueue()
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="cairn-dupes", daemon=True)
+        self.thread.start()
+
+    def put(self, key: tuple, links: list) -> None:
+        self.queue.put((key, links))
+
+    def _run(self) -> None:
+        try:
+            while (job := self.queue.get()) is not None:
+                self.take(*job)
+        except BaseException as error:   # handed to the scanning thread by finish()
+            self.error = error
+            while self.queue.get() is not None:
+                pass   # let finish() find its end of the queue
+
+    def finish(self) -> None:
+        self.queue.put(None)
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+
+
+class _Collect:
+    """The end of the funnel: inodes whose every digest matched."""
+
+    def __init__(self) -> None:
+        self.groups: dict[tuple, list] = defaultdict(list)
+
+    def put(self, key: tuple, links: list) -> None:
+        self.groups[key].append(links)
+
+    def sets(self) -> list[list]:
+        return [group for group in self.groups.values() if len(group) > 1]
+
+
+def _safely(read, path: bytes) -> tuple[str | None, int]:
     try:
         return read(path)
     except OSError:
         return None, 0
 
 
-def _head(path: str) -> tuple[str, int]:
-    with open(path, "rb", buffering=0) as fh:
-        return xxhash.xxh3_128_hexdigest(fh.read(HEAD)), HEAD
+def _head(path: bytes) -> tuple[str, int]:
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    try:
+        return xxhash.xxh3_128_hexdigest(os.read(fd, HEAD)), HEAD
+    finally:
+        os.close(fd)
 
 
-def _edges(path: str) -> tuple[str, int]:
+def _edges(path: bytes) -> tuple[str, int]:
     digest = xxhash.xxh3_128()
     with open(path, "rb") as fh:
         digest.update(fh.read(EDGE))
@@ -158,6 +249,6 @@ def _edges(path: str) -> tuple[str, int]:
     return digest.hexdigest(), 2 * EDGE
 
 
-def _full(path: str) -> tuple[str, int]:
+def _full(path: bytes) -> tuple[str, int]:
     digest, read = manifest.hash_file(path)
     return digest.hex(), read

@@ -58,9 +58,9 @@ def test_the_walk_reads_any_name_and_the_same_keys_as_stat(tmp_path):
         with open(os.path.join(os.fsencode(tmp_path), name), "wb") as out:
             out.write(b"same content")
     (tmp_path / "unreadable").mkdir(mode=0)
-    found = dict(dupes.walk(str(tmp_path)))
-    assert sorted(found) == sorted(os.fsdecode(os.path.join(os.fsencode(tmp_path), n)) for n in odd)
-    for path, key in found.items():
+    found = dict(dupes.listed(size, more) for size, more in dupes.walk(str(tmp_path)))
+    assert sorted(found) == sorted(os.path.join(os.fsencode(tmp_path), n) for n in odd)
+    for path, listed in found.items():
         st = os.stat(path)
-        assert key == (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+        assert dupes.cache_key(listed) == (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
     assert len(dupes.find([str(tmp_path)]).sets[0]) == len(odd)

@@ -62,3 +62,35 @@ def test_a_429_pauses_like_an_outage(tmdb_on):
 def test_without_a_key_nothing_is_asked(fake):  # noqa: F811
     found = metadata.identify("Heat", 1995, NOW)
     assert not found.verified and "no CAIRN_TMDB_API_KEY" in found.note and FakeTmdb.seen == []
+
+
+def test_movies_named_during_an_outage_are_confirmed_later(tmdb_on):
+    from jobs import library as lib
+    from models import ImportItem, Movie, MovieFile
+
+    FakeTmdb.answer = (503, {}, {})
+    heat = lib.movie_for("heat", 1995, None, False)
+    MovieFile.create(movie=heat, path="heat/heat.mkv", size=1, quality="DVD")
+    item = ImportItem.create(path="/in/heat.mkv", name="heat.mkv", state="imported", movie=heat)
+    assert lib.enrich(NOW) == 0, "TMDB down: nothing confirmed, and no more asked"
+    assert len(FakeTmdb.seen) == 1
+    FakeTmdb.answer = (200, {}, HEAT)
+    Breaker.update(state="closed", next_try=None).execute()
+    assert lib.enrich(NOW + dt.timedelta(minutes=1)) == 1
+    movie = Movie.get_by_id(heat.id)
+    assert (movie.title, movie.year, movie.tmdb_id, movie.verified, movie.key) == \
+        ("Heat", 1995, 949, True, "tmdb:949")
+    assert ImportItem.get_by_id(item.id).verified and MovieFile.get().path == "heat/heat.mkv"
+
+
+def test_two_names_of_one_movie_become_one_when_tmdb_confirms_them(tmdb_on):
+    from jobs import library as lib
+    from models import Movie, MovieFile
+
+    FakeTmdb.answer = (200, {}, HEAT)
+    known = lib.movie_for("Heat", 1995, 949, True)
+    other = lib.movie_for("heat 1995 remastered", 1995, None, False)
+    MovieFile.create(movie=other, path="old/heat.avi", size=1, quality="DVD")
+    assert lib.enrich(NOW) == 1
+    assert [m.id for m in Movie.select()] == [known.id]
+    assert MovieFile.get().movie_id == known.id
