@@ -74,13 +74,11 @@ def sweep(now: dt.datetime | None = None, hurry: bool = False, enqueue: bool = T
     library = lib.Library.current()
     seen: set[str] = set()
     for box in Inbox.select():
-        try:
-            for found in inbox.files(box.path):
-                seen.add(found.path)
-                result.found += 1
-                _note(box, found, now, result)
-        except inbox.InboxMissing as missing:
-            result.problems.append(str(missing))
+        problem = _look_in(box, now, seen, result)
+        if problem:
+            result.problems.append(problem)
+        if problem != box.problem:
+            Inbox.update(problem=problem).where(Inbox.id == box.id).execute()
     result.gone = _forget_gone(seen)
     if not library.root:
         result.problems.append("No library folder is set: files wait in the inbox until an "
@@ -90,6 +88,23 @@ def sweep(now: dt.datetime | None = None, hurry: bool = False, enqueue: bool = T
         if _ready(item, library.stable_seconds, now, hurry) and _start(item, enqueue):
             result.started.append(item.id)
     return result
+
+
+def _look_in(box: Inbox, now: dt.datetime, seen: set[str], result: Sweep) -> str:
+    """Record what one inbox holds; what could not be read there, in words ("" if nothing)."""
+    unreadable: list[str] = []
+    try:
+        for found in inbox.files(box.path, unreadable):
+            seen.add(found.path)
+            result.found += 1
+            _note(box, found, now, result)
+    except inbox.InboxMissing as missing:
+        return str(missing)
+    if unreadable:
+        return (f"Cairn may not read {len(unreadable)} folder(s) in {box.path}: "
+                f"{', '.join(unreadable[:5])}{'…' if len(unreadable) > 5 else ''}. "
+                "Their files are not seen until their permissions let it.")
+    return ""
 
 
 def _note(box: Inbox, found: inbox.Found, now: dt.datetime, result: Sweep) -> None:

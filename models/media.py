@@ -78,6 +78,7 @@ class Inbox(BaseModel):
     path = TextField(unique=True)
     added_at = DateTimeField(default=utcnow)
     added_by = CharField(max_length=64, default="")
+    problem = TextField(default="")       # what the last sweep could not read there
 
 
 class Movie(BaseModel):

@@ -38,21 +38,23 @@ class InboxMissing(OSError):
     """The inbox folder cannot be listed (unmounted, removed, no permission)."""
 
 
-def files(inbox: str) -> Iterator[Found]:
-    """Every candidate below `inbox`, depth first; folders that cannot be read are skipped."""
+def files(inbox: str, unreadable: list[str] | None = None) -> Iterator[Found]:
+    """Every candidate below `inbox`, depth first. Folders that cannot be read are skipped,
+    and named in `unreadable` (inside the inbox)."""
     try:
         top = list(os.scandir(inbox))
     except OSError as error:
         raise InboxMissing(error.errno, f"Cannot list the inbox {inbox}: {error.strerror}") from error
     stack = [top]
+    unreadable = [] if unreadable is None else unreadable
     while stack:
         for entry in stack.pop():
-            found = _candidate(entry, inbox, stack)
+            found = _candidate(entry, inbox, stack, unreadable)
             if found is not None:
                 yield found
 
 
-def _candidate(entry: os.DirEntry, inbox: str, stack: list) -> Found | None:
+def _candidate(entry: os.DirEntry, inbox: str, stack: list, unreadable: list) -> Found | None:
     try:
         st = entry.stat(follow_symlinks=False)
     except OSError:
@@ -63,7 +65,7 @@ def _candidate(entry: os.DirEntry, inbox: str, stack: list) -> Found | None:
             try:
                 stack.append(list(os.scandir(entry.path)))
             except OSError:
-                pass
+                unreadable.append(name)
         return None
     if _extension(entry.name) in SIDE_EXTENSIONS or entry.name.startswith("."):
         return None

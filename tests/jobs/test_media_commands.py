@@ -2,13 +2,16 @@
 inotify watch that imports a file dropped into an inbox with no command at all."""
 
 import datetime as dt
+import os
 import shutil
+import subprocess
 
 import pytest
 
-from models import ImportItem, Library, MovieFile
+from jobs.queue import settings
+from models import ImportItem, Inbox, Library, MovieFile
 from tests.jobs.conftest import wait_until
-from tests.jobs.test_commands import flask
+from tests.jobs.test_commands import FLASK, ROOT, flask
 from tests.trees import write
 
 pytestmark = pytest.mark.slow
@@ -79,3 +82,39 @@ def test_a_file_dropped_into_an_inbox_is_imported_by_itself(tmp_path, worker_fac
     assert dt.datetime.now() < minute + dt.timedelta(seconds=58)
     assert item.name == "Heat.1995.1080p.BluRay.mkv"
     assert MovieFile.get().path == "Heat (1995)/Heat (1995) [Bluray-1080p].mkv"
+
+
+# Root without the rights to read other people's files, as a worker run with fewer rights.
+WITHOUT_DAC = ["setpriv", "--bounding-set=-dac_override,-dac_read_search", "--"]
+
+
+def test_files_and_folders_cairn_may_not_read_are_named_and_nothing_is_lost(tmp_path,
+                                                                           worker_factory):
+    inbox, library = tmp_path / "downloads", tmp_path / "movies"
+    inbox.mkdir()
+    library.mkdir()
+    flask("library", "root", str(library), check=True)
+    flask("library", "inbox", "add", str(inbox), check=True)
+    secret = write(inbox / "Heat.1995.1080p.BluRay.mkv", b"h" * 1000, mode=0o000)
+    write(inbox / "locked" / "Alien.1979.1080p.BluRay.mkv", b"a" * 1000)
+    (inbox / "locked").chmod(0o000)
+    write(inbox / "Ok.2000.1080p.BluRay.mkv", b"o" * 1000)
+    try:
+        worker_factory(prefix=WITHOUT_DAC).start()
+        env = {**{k: v for k, v in os.environ.items() if not k.startswith("CAIRN_")},
+               "CAIRN_DATA_DIR": str(settings.data_dir)}
+        done = subprocess.run([*WITHOUT_DAC, str(FLASK), "--app", "app", "import", "scan", "--now",
+                               "--wait"], cwd=ROOT, env=env, capture_output=True, text=True,
+                              timeout=120)
+    finally:
+        (inbox / "locked").chmod(0o755)
+    assert done.returncode == 1, done.stderr
+    assert f"Cairn may not read 1 folder(s) in {inbox}: locked." in done.stderr
+    assert done.stdout.splitlines() == [
+        "Heat.1995.1080p.BluRay.mkv\tblocked\t-\tCairn may not read the file (permission denied); "
+        "fix its permissions and retry.",
+        "Ok.2000.1080p.BluRay.mkv\timported\tBluray-1080p\t→ Ok (2000)/Ok (2000) [Bluray-1080p].mkv "
+        "(unverified)",
+    ]
+    assert secret.stat().st_size == 1000 and (inbox / "locked" / "Alien.1979.1080p.BluRay.mkv").exists()
+    assert Inbox.get().problem.startswith("Cairn may not read 1 folder(s)")

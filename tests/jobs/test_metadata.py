@@ -89,7 +89,7 @@ def test_two_names_of_one_movie_become_one_when_tmdb_confirms_them(tmdb_on):
 
     FakeTmdb.answer = (200, {}, HEAT)
     known = lib.movie_for("Heat", 1995, 949, True)
-    other = lib.movie_for("heat 1995 remastered", 1995, None, False)
+    other = lib.movie_for("HEAT", 1995, None, False)
     MovieFile.create(movie=other, path="old/heat.avi", size=1, quality="DVD")
     assert lib.enrich(NOW) == 1
     assert [m.id for m in Movie.select()] == [known.id]

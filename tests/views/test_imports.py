@@ -61,6 +61,10 @@ def test_the_queue_shows_waiting_files_and_the_attention_list_every_reason(clien
     assert not blocked.select("button"), "viewers see, but do not act"
     assert "Heat (1995)/Heat (1995) [Bluray-1080p].mkv" in page.select_one("#recent").text
     assert page.select_one("#attention [data-figure=attention-count]").text == "1"
+    with db.connection_context():
+        Inbox.update(problem="Cairn may not read 1 folder(s) in the inbox: locked.").execute()
+    shown = html(client.get("/imports/")).select_one("[data-figure=inbox-problem]")
+    assert shown.text == "Cairn may not read 1 folder(s) in the inbox: locked."
 
 
 def test_an_operator_imports_a_refused_file_anyway_and_it_is_audited(client, otto, folders):
