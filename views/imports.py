@@ -6,8 +6,9 @@ import history. The worker does the work (jobs/imports.py); these pages follow i
 from __future__ import annotations
 
 import re
+from urllib.parse import urlsplit
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, render_template, request, url_for
 
 from jobs import imports
 from models import Event, ImportItem, Inbox, Library, utcnow
@@ -16,8 +17,9 @@ from models.user import OPERATOR, VIEWER
 from views import feed
 from views.audit import audit
 from views.health import worker_note
+from views.notices import after_action
 from views.pagination import paginate
-from views.security import is_htmx, require_role
+from views.security import get_or_404, is_htmx, require_role, safe_next
 
 bp = Blueprint("imports", __name__)
 
@@ -63,7 +65,7 @@ def index():
 @bp.route("/imports/<id:item_id>")
 @require_role(VIEWER)
 def detail(item_id: int):
-    item = _item_or_404(item_id)
+    item = get_or_404(ImportItem, item_id)
     return render_template("imports/detail.html", **item_context(str(item.id)))
 
 
@@ -92,7 +94,7 @@ def scan():
 @bp.route("/imports/<id:item_id>/retry", methods=["POST"])
 @require_role(OPERATOR)
 def retry(item_id: int):
-    item = _item_or_404(item_id)
+    item = get_or_404(ImportItem, item_id)
     if not imports.retry(item):
         return _changed(f"{item.name} is not waiting for a decision any more.", 409)
     audit("import.retry", target=item.name)
@@ -102,7 +104,7 @@ def retry(item_id: int):
 @bp.route("/imports/<id:item_id>/anyway", methods=["POST"])
 @require_role(OPERATOR)
 def anyway(item_id: int):
-    item = _item_or_404(item_id)
+    item = get_or_404(ImportItem, item_id)
     if not imports.import_anyway(item):
         return _changed(f"{item.name} cannot be imported anyway: "
                         + ("; ".join(item.reasons) if item.reasons else "it is not blocked."), 409)
@@ -113,7 +115,7 @@ def anyway(item_id: int):
 @bp.route("/imports/<id:item_id>/identify", methods=["POST"])
 @require_role(OPERATOR)
 def identify(item_id: int):
-    item = _item_or_404(item_id)
+    item = get_or_404(ImportItem, item_id)
     title, year, problem = _identity(request.form.get("title"), request.form.get("year"))
     if problem:
         return _changed(problem, 422)
@@ -138,21 +140,8 @@ def _identity(raw_title: str | None, raw_year: str | None) -> tuple[str, int | N
     return title, int(raw_year), ""
 
 
-def _item_or_404(item_id: int) -> ImportItem:
-    item = ImportItem.get_or_none(ImportItem.id == item_id)
-    if item is None:
-        abort(404)
-    return item
-
-
 def _changed(note: str, status: int = 200):
-    level = "error" if status >= 400 else "success"
-    if not is_htmx():
-        flash(note, level)
-        back = request.referrer if _same_site(request.referrer) else url_for("imports.index")
-        return redirect(back, code=303)
-    return render_template("_notice_oob.html", note=note, note_level=level), status
-
-
-def _same_site(url: str | None) -> bool:
-    return bool(url) and url.startswith(request.host_url)
+    # A plain form goes back where it was sent from: the queue, or one file's page.
+    came_from = urlsplit(request.referrer or "")
+    back = came_from.path if came_from.netloc == request.host else ""
+    return after_action(note, safe_next(back, url_for("imports.index")), status, htmx=is_htmx())

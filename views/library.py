@@ -26,8 +26,9 @@ from models.user import ADMIN, OPERATOR, VIEWER
 from views import feed
 from views.audit import audit
 from views.health import worker_note
+from views.notices import after_action
 from views.pagination import paginate
-from views.security import is_htmx, require_role
+from views.security import get_or_404, is_htmx, require_role
 
 bp = Blueprint("library", __name__)
 
@@ -105,9 +106,7 @@ def _totals() -> dict:
 @bp.route("/library/movies/<id:movie_id>")
 @require_role(VIEWER)
 def movie(movie_id: int):
-    found = Movie.get_or_none(Movie.id == movie_id)
-    if found is None:
-        abort(404)
+    found = get_or_404(Movie, movie_id)
     files = sorted(found.files, key=MovieFile.standing, reverse=True)
     return render_template("library/movie.html", movie=found, files=files)
 
@@ -143,9 +142,7 @@ def scan_duplicates():
 @bp.route("/library/duplicates/sets/<id:set_id>", methods=["POST"])
 @require_role(OPERATOR)
 def resolve_set(set_id: int):
-    found = DuplicateSet.get_or_none(DuplicateSet.id == set_id)
-    if found is None:
-        abort(404)
+    found = get_or_404(DuplicateSet, set_id)
     keep, how = request.form.get("keep", ""), request.form.get("how", "")
     try:
         dupes.resolve_set(found, keep, how, current_user.username)
@@ -160,10 +157,7 @@ def resolve_set(set_id: int):
 @bp.route("/library/movies/<id:movie_id>/keep/<id:file_id>", methods=["POST"])
 @require_role(OPERATOR)
 def keep_version(movie_id: int, file_id: int):
-    found = Movie.get_or_none(Movie.id == movie_id)
-    keep = MovieFile.get_or_none(MovieFile.id == file_id)
-    if found is None or keep is None:
-        abort(404)
+    found, keep = get_or_404(Movie, movie_id), get_or_404(MovieFile, file_id)
     try:
         dupes.keep_version(found, keep, current_user.username)
     except dupes.CannotResolve as refused:
@@ -251,9 +245,7 @@ def add_inbox():
 @bp.route("/library/inboxes/<id:inbox_id>/delete", methods=["POST"])
 @require_role(ADMIN)
 def remove_inbox(inbox_id: int):
-    box = Inbox.get_or_none(Inbox.id == inbox_id)
-    if box is None:
-        abort(404)
+    box = get_or_404(Inbox, inbox_id)
     lib.remove_inbox(box)
     audit("library.inbox_remove", target=box.path)
     flash(f"No longer watching {box.path}; its files stay where they are.", "success")
@@ -278,7 +270,7 @@ def _profiles_page(form: ProfileForm, editing: QualityProfile | None = None, sta
 @bp.route("/library/profiles/<id:profile_id>")
 @require_role(ADMIN)
 def edit_profile(profile_id: int):
-    row = _profile_or_404(profile_id)
+    row = get_or_404(QualityProfile, profile_id)
     return _profiles_page(ProfileForm(formdata=None, obj=row), row)
 
 
@@ -291,7 +283,7 @@ def create_profile():
 @bp.route("/library/profiles/<id:profile_id>", methods=["POST"])
 @require_role(ADMIN)
 def update_profile(profile_id: int):
-    return _save_profile(_profile_or_404(profile_id))
+    return _save_profile(get_or_404(QualityProfile, profile_id))
 
 
 def _save_profile(row: QualityProfile | None):
@@ -325,7 +317,7 @@ def _save_profile(row: QualityProfile | None):
 @bp.route("/library/profiles/<id:profile_id>/delete", methods=["POST"])
 @require_role(ADMIN)
 def delete_profile(profile_id: int):
-    row = _profile_or_404(profile_id)
+    row = get_or_404(QualityProfile, profile_id)
     if row.in_use():
         flash(f"{row.name} is the library's profile: choose another in the settings first.", "error")
         return redirect(url_for("library.profiles"), code=303)
@@ -335,16 +327,5 @@ def delete_profile(profile_id: int):
     return redirect(url_for("library.profiles"), code=303)
 
 
-def _profile_or_404(profile_id: int) -> QualityProfile:
-    row = QualityProfile.get_or_none(QualityProfile.id == profile_id)
-    if row is None:
-        abort(404)
-    return row
-
-
 def _changed(note: str, endpoint: str, status: int = 200):
-    level = "error" if status >= 400 else "success"
-    if not is_htmx():
-        flash(note, level)
-        return redirect(url_for(endpoint), code=303)
-    return render_template("_notice_oob.html", note=note, note_level=level), status
+    return after_action(note, url_for(endpoint), status, htmx=is_htmx())

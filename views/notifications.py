@@ -4,7 +4,7 @@ acknowledge them). Sending is the worker's (jobs/notify.py)."""
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from peewee import fn
@@ -20,8 +20,9 @@ from models.user import ADMIN, OPERATOR, VIEWER
 from views import feed
 from views.audit import audit
 from views.health import worker_note
+from views.notices import after_action
 from views.pagination import paginate
-from views.security import is_htmx, require_role
+from views.security import get_or_404, is_htmx, require_role
 
 bp = Blueprint("notifications", __name__)
 
@@ -65,7 +66,7 @@ def _page(form: TargetForm, editing: NotificationTarget | None = None, status: i
 @bp.route("/notifications/<id:target_id>")
 @require_role(ADMIN)
 def edit(target_id: int):
-    target = _target_or_404(target_id)
+    target = get_or_404(NotificationTarget, target_id)
     form = TargetForm(formdata=None, obj=target)
     form.url.data = ""
     return _page(form, target)
@@ -80,7 +81,7 @@ def create():
 @bp.route("/notifications/<id:target_id>", methods=["POST"])
 @require_role(ADMIN)
 def update(target_id: int):
-    return _save(_target_or_404(target_id))
+    return _save(get_or_404(NotificationTarget, target_id))
 
 
 def _save(target: NotificationTarget | None):
@@ -114,7 +115,7 @@ def _save(target: NotificationTarget | None):
 @bp.route("/notifications/<id:target_id>/test", methods=["POST"])
 @require_role(ADMIN)
 def test(target_id: int):
-    target = _target_or_404(target_id)
+    target = get_or_404(NotificationTarget, target_id)
     notify.send_test(target, by=current_user.username)
     return _changed(f"Sending a test to {target.name}." + worker_note(), "notifications.index")
 
@@ -122,20 +123,13 @@ def test(target_id: int):
 @bp.route("/notifications/<id:target_id>/delete", methods=["POST"])
 @require_role(ADMIN)
 def delete(target_id: int):
-    target = _target_or_404(target_id)
+    target = get_or_404(NotificationTarget, target_id)
     with db.atomic():
         Breaker.delete().where(Breaker.name == target.breaker_name).execute()
         target.delete_instance()
     audit("notify.delete", target=target.name)
     Event.publish("notify.removed", target.subject, f"Notification target {target.name} removed.")
     return _changed(f"Notification target {target.name} removed.", "notifications.index")
-
-
-def _target_or_404(target_id: int) -> NotificationTarget:
-    target = NotificationTarget.get_or_none(NotificationTarget.id == target_id)
-    if target is None:
-        abort(404)
-    return target
 
 
 # --- the alert centre ----------------------------------------------------------------------------
@@ -153,9 +147,7 @@ def alerts():
 @bp.route("/alerts/<id:alert_id>/ack", methods=["POST"])
 @require_role(OPERATOR)
 def acknowledge(alert_id: int):
-    alert = Alert.get_or_none(Alert.id == alert_id)
-    if alert is None:
-        abort(404)
+    alert = get_or_404(Alert, alert_id)
     if not alert.acknowledge(current_user.username, utcnow()):
         return _changed("That alert was acknowledged already.", "notifications.alerts", 409)
     return _changed("Alert acknowledged.", "notifications.alerts")
@@ -170,8 +162,4 @@ def acknowledge_all():
 
 
 def _changed(note: str, endpoint: str, status: int = 200):
-    level = "error" if status >= 400 else "success"
-    if not is_htmx():
-        flash(note, level)
-        return redirect(url_for(endpoint), code=303)
-    return render_template("_notice_oob.html", note=note, note_level=level), status
+    return after_action(note, url_for(endpoint), status, htmx=is_htmx())

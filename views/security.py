@@ -40,20 +40,22 @@ def require_role(role: str) -> Callable:
     return decorator
 
 
+def get_or_404(model, row_id: int):
+    """A row of `model` by its id, or 404; the route requires the role its action needs."""
+    found = model.get_or_none(model.id == row_id)
+    if found is None:
+        abort(404)
+    return found
+
+
 def get_user_or_404(user_id: int) -> User:
     """A user record for the admin pages (the route itself requires admin)."""
-    user = User.get_or_none(User.id == user_id)
-    if user is None:
-        abort(404)
-    return user
+    return get_or_404(User, user_id)
 
 
 def get_profile_or_404(profile_id: int) -> Profile:
     """A backup profile; every role may read one, the routes require more to change it."""
-    profile = Profile.get_or_none(Profile.id == profile_id)
-    if profile is None:
-        abort(404)
-    return profile
+    return get_or_404(Profile, profile_id)
 
 
 def safe_next(target: str | None, default: str) -> str:

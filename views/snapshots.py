@@ -38,7 +38,7 @@ from models.user import OPERATOR, VIEWER
 from views import feed
 from views.audit import audit
 from views.pagination import Page, url_with
-from views.security import get_profile_or_404, is_htmx, require_role
+from views.security import get_or_404, get_profile_or_404, is_htmx, require_role
 
 bp = Blueprint("snapshots", __name__)
 
@@ -62,13 +62,6 @@ def get_snapshot_or_404(profile: Profile, name: str) -> Snapshot:
     if snapshot is None:
         abort(404)
     return snapshot
-
-
-def _row_or_404(model, row_id: int):
-    found = model.get_or_none(model.id == row_id)
-    if found is None:
-        abort(404)
-    return found
 
 
 def open_manifest(snapshot: Snapshot) -> manifest.Manifest | None:
@@ -158,14 +151,14 @@ feed.on_event(lambda e: e.subject.startswith("verification:"), lambda e: e.subje
 @bp.route("/verifications/<id:verification_id>")
 @require_role(VIEWER)
 def verification(verification_id: int):
-    check = _row_or_404(Verification, verification_id)
+    check = get_or_404(Verification, verification_id)
     return render_template("snapshots/verification.html", check=check)
 
 
 @bp.route("/verifications/<id:verification_id>/cancel", methods=["POST"])
 @require_role(OPERATOR)
 def cancel_verification(verification_id: int):
-    check = _row_or_404(Verification, verification_id)
+    check = get_or_404(Verification, verification_id)
     verify.cancel(check)
     return redirect(url_for("snapshots.verification", verification_id=check.id), code=303)
 
@@ -333,7 +326,7 @@ feed.on_event(lambda e: e.subject.startswith("restore:"), lambda e: e.subject)
 @bp.route("/restores/<id:restore_id>")
 @require_role(VIEWER)
 def restore_page(restore_id: int):
-    job = _row_or_404(Restore, restore_id)
+    job = get_or_404(Restore, restore_id)
     return render_template("snapshots/restore_page.html", **restore_context(str(job.id)))
 
 
@@ -341,7 +334,7 @@ def restore_page(restore_id: int):
 @require_role(OPERATOR)
 def restore_go(restore_id: int):
     """After a preview: the same restore for real (overwriting only if ticked now)."""
-    preview = _row_or_404(Restore, restore_id)
+    preview = get_or_404(Restore, restore_id)
     if not preview.dry_run or preview.state != "succeeded":
         abort(409, description="Only a finished preview can be carried out.")
     overwrite = request.form.get("overwrite") == "y"
@@ -360,7 +353,7 @@ def restore_go(restore_id: int):
 @bp.route("/restores/<id:restore_id>/cancel", methods=["POST"])
 @require_role(OPERATOR)
 def restore_cancel(restore_id: int):
-    job = _row_or_404(Restore, restore_id)
+    job = get_or_404(Restore, restore_id)
     if restores.cancel(job):
         audit("restore.cancel", target=f"restore {job.id}")
     if is_htmx():

@@ -233,3 +233,15 @@ def test_an_admin_edits_quality_profiles(client, ada, vera):
     assert "2 qualities allowed, from WEB 720p to Bluray-1080p; upgrades until Bluray-1080p." in \
         listed.select_one(f"#profile-{profile.id} [data-figure=rules]").text
     assert not listed.select("main form")
+
+
+def test_a_plain_form_goes_back_to_its_page_on_this_site_only(client, otto, folders):
+    inbox, _ = folders
+    write(inbox / "Alien.1979.DVDRip.sample.avi", b"a" * 1000)
+    sweep()
+    item = item_named("Alien.1979.DVDRip.sample.avi")
+    log_in(client, otto)
+    here = post(client, f"/imports/{item.id}/retry", headers={"Referer": f"http://localhost/imports/{item.id}"})
+    assert here.status_code == 303 and here.headers["Location"] == f"/imports/{item.id}"
+    away = post(client, "/imports/scan", headers={"Referer": "http://evil.example/imports/1"})
+    assert away.headers["Location"] == "/imports/"
