@@ -13,7 +13,6 @@ the web process only reads the rows and enqueues these tasks.
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import os
 
@@ -21,7 +20,7 @@ import pyudev
 
 from jobs import backup, catalog
 from jobs.engines import drives as engine
-from jobs.queue import huey, settings, with_db
+from jobs.queue import box_lock, huey, settings, with_db
 from models import ACTIVE_STATES, AlreadyRunning, Drive, Event, Profile, Run, db, utcnow
 
 log = logging.getLogger(__name__)
@@ -36,13 +35,9 @@ class Watcher:
 
     def start(self) -> bool:
         """Watch udev if no other process of this box does; True if this one does."""
-        fd = os.open(settings.data_dir / "drives.lock", os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
+        self.lock_fd = box_lock("drives")
+        if self.lock_fd is None:
             return False
-        self.lock_fd = fd
         try:
             context = pyudev.Context()
             monitor = pyudev.Monitor.from_netlink(context)

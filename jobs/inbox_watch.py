@@ -9,7 +9,6 @@ network shares, which send none. Inboxes added or removed are picked up at the h
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import os
 import threading
@@ -18,7 +17,7 @@ from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
 from jobs import imports
-from jobs.queue import settings
+from jobs.queue import box_lock
 from models import Inbox, Library, db
 
 log = logging.getLogger(__name__)
@@ -35,13 +34,9 @@ class InboxWatcher(FileSystemEventHandler):
         self._pending: threading.Timer | None = None
 
     def start(self) -> bool:
-        fd = os.open(settings.data_dir / "inbox-watch.lock", os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
+        self._lock_fd = box_lock("inbox-watch")
+        if self._lock_fd is None:
             return False   # another worker process on this box watches
-        self._lock_fd = fd
         self._observer = Observer()
         self._observer.daemon = True
         self._observer.start()

@@ -6,7 +6,9 @@ enqueue. SQLite in the data dir by default, Redis when CAIRN_REDIS_URL is set.
 
 from __future__ import annotations
 
+import fcntl
 import functools
+import os
 from collections.abc import Callable
 
 from huey import Huey, RedisHuey, SqliteHuey
@@ -31,6 +33,19 @@ def with_db(fn: Callable) -> Callable:
             return fn(*args, **kwargs)
 
     return inner
+
+
+def box_lock(name: str) -> int | None:
+    """Hold `<data dir>/<name>.lock` for this process, if no other process of this box does:
+    the file descriptor to close when done, or None. For what one process per box must do
+    alone (the udev watcher, the inbox watcher); the kernel drops it when the process dies."""
+    fd = os.open(settings.data_dir / f"{name}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
 
 
 class Local:
