@@ -28,7 +28,7 @@ from jobs import library as lib
 from jobs import metadata
 from jobs.engines import decide, inbox, naming, placing
 from jobs.engines.release import RANK, Quality, Release, parse_path
-from jobs.queue import huey, local, settings, with_db
+from jobs.queue import box_lock, huey, local, settings, with_db
 from models import Event, ImportItem, Inbox, MovieFile, db, utcnow
 from models.media import IMPORT_ACTIVE
 
@@ -68,18 +68,32 @@ class Sweep:
 
 def sweep(now: dt.datetime | None = None, hurry: bool = False, enqueue: bool = True) -> Sweep:
     """Record what the inboxes hold and start every file that is ready. `hurry` takes files
-    without waiting for them to settle (`import scan --now`)."""
-    now = now or utcnow()
+    without waiting for them to settle (`import scan --now`).
+
+    One sweep at a time on a box (every worker's minute task, the watcher and the command
+    may ask at once): two would both record a new file."""
+    lock = box_lock("inbox-sweep", wait=True)
+    try:
+        return _sweep(now or utcnow(), hurry, enqueue)
+    finally:
+        os.close(lock)
+
+
+def _sweep(now: dt.datetime, hurry: bool, enqueue: bool) -> Sweep:
     result = Sweep()
     library = lib.Library.current()
+    known = ImportItem.by_path()
     seen: set[str] = set()
+    listed: set[int] = set()
     for box in Inbox.select():
-        problem = _look_in(box, now, seen, result)
+        problem = _look_in(box, now, seen, known, result)
         if problem:
             result.problems.append(problem)
+        if not problem.startswith("Cannot list"):
+            listed.add(box.id)
         if problem != box.problem:
             Inbox.update(problem=problem).where(Inbox.id == box.id).execute()
-    result.gone = _forget_gone(seen)
+    result.gone = _forget_gone(seen, listed)
     if not library.root:
         result.problems.append("No library folder is set: files wait in the inbox until an "
                                "admin sets one (Library settings, or `library root PATH`).")
@@ -90,14 +104,15 @@ def sweep(now: dt.datetime | None = None, hurry: bool = False, enqueue: bool = T
     return result
 
 
-def _look_in(box: Inbox, now: dt.datetime, seen: set[str], result: Sweep) -> str:
+def _look_in(box: Inbox, now: dt.datetime, seen: set[str], known: dict[str, ImportItem],
+             result: Sweep) -> str:
     """Record what one inbox holds; what could not be read there, in words ("" if nothing)."""
     unreadable: list[str] = []
     try:
         for found in inbox.files(box.path, unreadable):
             seen.add(found.path)
             result.found += 1
-            _note(box, found, now, result)
+            _note(box, found, now, known.get(found.path), result)
     except inbox.InboxMissing as missing:
         return str(missing)
     if unreadable:
@@ -107,8 +122,8 @@ def _look_in(box: Inbox, now: dt.datetime, seen: set[str], result: Sweep) -> str
     return ""
 
 
-def _note(box: Inbox, found: inbox.Found, now: dt.datetime, result: Sweep) -> None:
-    item = ImportItem.known(found.path)
+def _note(box: Inbox, found: inbox.Found, now: dt.datetime, item: ImportItem | None,
+          result: Sweep) -> None:
     if item is None:
         item = ImportItem.create(inbox=box, path=found.path, name=found.name, size=found.size,
                                  mtime_ns=found.mtime_ns, created_at=now, stable_since=now,
@@ -131,9 +146,12 @@ def _note(box: Inbox, found: inbox.Found, now: dt.datetime, result: Sweep) -> No
         _event(item, "import.waiting", f"{found.name} changed; looking at it again.")
 
 
-def _forget_gone(seen: set[str]) -> int:
+def _forget_gone(seen: set[str], listed: set[int]) -> int:
+    """Items whose file is no longer there. Only in inboxes listed now: an inbox that cannot
+    be listed (unmounted, or on another box of a scale-out) loses nothing."""
     gone = 0
-    for item in ImportItem.select().where(ImportItem.state.in_(("waiting", "blocked", "failed"))):
+    for item in ImportItem.select().where(ImportItem.state.in_(("waiting", "blocked", "failed"))
+                                          & ImportItem.inbox.in_(listed or {0})):
         if item.path in seen or not _vanished(item.path):
             continue
         if item.state == "waiting":

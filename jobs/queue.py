@@ -35,13 +35,14 @@ def with_db(fn: Callable) -> Callable:
     return inner
 
 
-def box_lock(name: str) -> int | None:
-    """Hold `<data dir>/<name>.lock` for this process, if no other process of this box does:
-    the file descriptor to close when done, or None. For what one process per box must do
-    alone (the udev watcher, the inbox watcher); the kernel drops it when the process dies."""
+def box_lock(name: str, wait: bool = False) -> int | None:
+    """Hold `<data dir>/<name>.lock`, if no other process or thread of this box does (or,
+    with `wait`, once none does): the file descriptor to close when done, or None. For what
+    one process per box must do alone (the udev watcher, the inbox watcher, a sweep of the
+    inboxes); the kernel drops it when the process dies."""
     fd = os.open(settings.data_dir / f"{name}.lock", os.O_RDWR | os.O_CREAT, 0o600)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
     except BlockingIOError:
         os.close(fd)
         return None

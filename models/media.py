@@ -203,10 +203,10 @@ class ImportItem(Stateful, BaseModel):
                          **fields)
 
     @classmethod
-    def known(cls, path: str) -> ImportItem | None:
-        """The newest item of a path still in the inbox (not gone)."""
-        return (cls.select().where((cls.path == path) & (cls.state != "gone"))
-                .order_by(cls.id.desc()).first())
+    def by_path(cls) -> dict[str, ImportItem]:
+        """Each path's newest item that is not gone: what a sweep compares the inboxes with."""
+        return {item.path: item for item in
+                cls.select().where(cls.state != "gone").order_by(cls.id)}
 
     @classmethod
     def queue(cls):

@@ -34,7 +34,7 @@ class Found:
     link: bool = False  # a symbolic link, not a file
 
 
-class InboxMissing(OSError):
+class InboxMissing(Exception):
     """The inbox folder cannot be listed (unmounted, removed, no permission)."""
 
 
@@ -44,7 +44,7 @@ def files(inbox: str, unreadable: list[str] | None = None) -> Iterator[Found]:
     try:
         top = list(os.scandir(inbox))
     except OSError as error:
-        raise InboxMissing(error.errno, f"Cannot list the inbox {inbox}: {error.strerror}") from error
+        raise InboxMissing(f"Cannot list the inbox {inbox}: {error.strerror}.") from error
     stack = [top]
     unreadable = [] if unreadable is None else unreadable
     while stack:

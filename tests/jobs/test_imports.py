@@ -17,7 +17,7 @@ from jobs import imports
 from jobs import library as lib
 from jobs.engines import placing
 from jobs.queue import settings
-from models import Event, ImportItem, Library, Movie, MovieFile, QualityProfile
+from models import Event, ImportItem, Inbox, Library, Movie, MovieFile, QualityProfile
 from tests.trees import write
 
 pytestmark = pytest.mark.usefixtures("inline")
@@ -380,3 +380,19 @@ def test_inbox_and_library_may_not_overlap(folders):
         lib.add_inbox(str(library / "incoming"))
     with pytest.raises(lib.FolderRefused, match="overlaps the inbox"):
         lib.set_root(str(inbox))
+
+
+def test_an_inbox_that_cannot_be_listed_loses_nothing(folders, tmp_path):
+    inbox, _ = folders
+    source = movie(inbox, "Heat.1995.1080p.BluRay.mkv")
+    write(source.with_name("Alien.1979.mkv"), b"")
+    imports.sweep(now=NOW)
+    imports.sweep(now=LATER)
+    inbox.rename(tmp_path / "unmounted")
+    found = imports.sweep(now=LATER + dt.timedelta(minutes=1))
+    assert found.problems[0].startswith(f"Cannot list the inbox {inbox}")
+    assert [i.state for i in ImportItem.select().order_by(ImportItem.name)] == ["blocked", "imported"]
+    assert Inbox.get().problem == found.problems[0]
+    (tmp_path / "unmounted").rename(inbox)
+    imports.sweep(now=LATER + dt.timedelta(minutes=2))
+    assert Inbox.get().problem == ""
