@@ -197,7 +197,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("CAIRN_LOG_LEVEL", "level", "INFO",
             f"Logging level: {', '.join(LOG_LEVELS)}.", _log_level),
     Setting("CAIRN_EVENT_RETENTION_DAYS", "integer", "90",
-            "Days the activity feed keeps events before they are pruned.", _between(1, 3650)),
+            "Days the activity feed keeps events, and Cairn sent notifications and acknowledged "
+            "alerts, before they are pruned.", _between(1, 3650)),
     Setting("CAIRN_RETRY_DELAY", "seconds", "30",
             "Wait before a failed backup unit's first retry; each further retry waits twice as "
             "long as the one before.", _between(0.1, 86400, float)),

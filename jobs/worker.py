@@ -23,7 +23,7 @@ from huey import crontab
 from jobs import backup, catalog, drives, fileserver, imports, inbox_watch, notify
 from jobs.engines import resources
 from jobs.queue import huey, local, settings, with_db
-from models import Event, WorkerProcess, db, open_database, utcnow
+from models import Alert, Delivery, Event, WorkerProcess, db, open_database, utcnow
 from models.migrate import migrate
 from models.worker import HEARTBEAT_INTERVAL
 
@@ -120,16 +120,19 @@ huey.on_startup("cairn-heartbeat")(heartbeat.worker_thread_started)
 huey.on_shutdown("cairn-heartbeat")(heartbeat.worker_thread_stopped)
 
 
-def prune(now: dt.datetime, retention_days: int) -> tuple[int, int]:
-    """Delete events past retention and rows of workers gone for a week."""
-    events = Event.prune(now - dt.timedelta(days=retention_days))
+def prune(now: dt.datetime, retention_days: int) -> tuple[int, int, int]:
+    """Delete events past retention, with the notifications sent (or expired) and alerts
+    acknowledged as long ago, and rows of workers gone for a week."""
+    before = now - dt.timedelta(days=retention_days)
+    events = Event.prune(before)
+    notices = Delivery.prune(before) + Alert.prune(before)
     workers = WorkerProcess.prune(now - WORKER_ROWS_KEPT)
-    return events, workers
+    return events, notices, workers
 
 
 @huey.task()
 @with_db
-def prune_history() -> tuple[int, int]:
+def prune_history() -> tuple[int, int, int]:
     return prune(utcnow(), settings.event_retention_days)
 
 

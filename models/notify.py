@@ -69,6 +69,11 @@ class Delivery(Stateful, BaseModel):
                                   & (cls.not_before.is_null() | (cls.not_before <= now)))
 
     @classmethod
+    def prune(cls, before: dt.datetime) -> int:
+        return cls.delete().where(cls.state.in_(("sent", "expired"))
+                                  & (cls.created_at < before)).execute()
+
+    @classmethod
     def expire(cls, now: dt.datetime) -> int:
         return cls.update(state="expired").where(
             cls.state.in_(("pending", "sending")) & (cls.created_at < now - EXPIRE_AFTER)).execute()
@@ -95,6 +100,11 @@ class Alert(BaseModel):
     def acknowledge(self, by: str, now: dt.datetime) -> bool:
         return bool(Alert.update(acknowledged_at=now, acknowledged_by=by).where(
             (Alert.id == self.id) & Alert.acknowledged_at.is_null()).execute())
+
+    @classmethod
+    def prune(cls, before: dt.datetime) -> int:
+        return cls.delete().where(cls.acknowledged_at.is_null(False)
+                                  & (cls.acknowledged_at < before)).execute()
 
     @classmethod
     def acknowledge_all(cls, by: str, now: dt.datetime) -> int:

@@ -61,7 +61,7 @@ def test_the_worker_runs_queued_jobs_and_keeps_a_heartbeat(queue_environ, tmp_pa
         assert enqueue.returncode == 0, enqueue.stderr
         queue_class, result = enqueue.stdout.split()[0], " ".join(enqueue.stdout.split()[1:])
         assert queue_class == {"sqlite": "SqliteHuey", "redis": "RedisHuey"}[kind]
-        assert result == "(0, 0)"  # nothing old enough to prune yet
+        assert result == "(0, 0, 0)"  # nothing old enough to prune yet
 
         open_database(config.load(environ).database_url)
         with db.connection_context():

@@ -6,7 +6,7 @@ import pytest
 import jobs.worker
 from jobs.queue import with_db
 from jobs.worker import Heartbeat, prune
-from models import Event, WorkerProcess, db, open_database
+from models import Alert, Delivery, Event, NotificationTarget, WorkerProcess, db, open_database
 from models.migrate import migrate
 
 NOW = dt.datetime(2026, 11, 22, 12, 0)
@@ -60,6 +60,15 @@ def test_prune_keeps_recent_events_and_workers(database):
         Event.publish("new", "system", "New.", now=NOW - dt.timedelta(days=1))
         WorkerProcess.register("gone", 1, 1, "cairn", now=NOW - dt.timedelta(days=8))
         WorkerProcess.register("here", 2, 1, "cairn", now=NOW - dt.timedelta(minutes=1))
-        assert prune(NOW, retention_days=30) == (1, 1)
+        target = NotificationTarget.create(name="Hook", url="json://127.0.0.1:9/h", events=[])
+        for days, state in [(40, "sent"), (40, "pending"), (1, "sent")]:
+            Delivery.create(target=target, key="test", title="t", body="b", state=state,
+                            created_at=NOW - dt.timedelta(days=days))
+        Alert.create(key="backup.failed", title="t", message="m", at=NOW - dt.timedelta(days=41),
+                     acknowledged_at=NOW - dt.timedelta(days=40))
+        Alert.create(key="backup.failed", title="t", message="m", at=NOW - dt.timedelta(days=41))
+        assert prune(NOW, retention_days=30) == (1, 2, 1)
         assert [e.kind for e in Event.after(0)] == ["new"]
+        assert sorted(d.state for d in Delivery.select()) == ["pending", "sent"]
+        assert Alert.get().acknowledged_at is None, "an alert nobody saw stays"
         assert [w.hostname for w in WorkerProcess.select()] == ["here"]
