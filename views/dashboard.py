@@ -11,7 +11,18 @@ from dataclasses import dataclass
 from flask import Blueprint, current_app, render_template
 
 from jobs.engines.system import SystemSample, sample
-from models import Drive, Event, Profile, Run, Verification, WorkerProcess, utcnow
+from models import (
+    Drive,
+    Event,
+    ImportItem,
+    Library,
+    Profile,
+    Run,
+    Verification,
+    WorkerProcess,
+    utcnow,
+)
+from models.media import IMPORT_WORKING
 from models.user import VIEWER
 from views import drives, feed
 from views.security import require_role
@@ -52,6 +63,17 @@ def activity_context(arg: str | None = None) -> dict:
 
 feed.on_event(lambda event: not event.is_quiet, lambda event: "activity",
               "dashboard/_event_push.html")
+
+
+@feed.subject("import-counts", ("dashboard/_imports.html",))
+def imports_context(arg: str | None = None) -> dict:
+    counts = ImportItem.counts()
+    return {"imports": counts, "library": Library.current(),
+            "working": sum(counts.get(state, 0) for state in IMPORT_WORKING)}
+
+
+feed.on_event(lambda event: event.subject.startswith("import:") or event.subject == "library",
+              lambda event: "import-counts")
 
 
 @dataclass(frozen=True)
@@ -96,5 +118,6 @@ feed.on_event(lambda event: event.subject.startswith(("run:", "drive:"))
 @require_role(VIEWER)
 def index():
     # The contexts share `now`; each one's own is as fresh as the other's.
-    context = {**backups_context(), **activity_context(), **system_context()}
+    context = {**backups_context(), **activity_context(), **system_context(),
+               **imports_context()}
     return render_template("dashboard/page.html", **context)

@@ -21,7 +21,7 @@ def test_the_dashboard_connects_to_the_live_feed(client, vera):
     log_in(client, vera)
     socket = html(client.get("/")).select_one("[ws-connect]")
     assert socket["hx-ext"] == "ws"
-    assert socket["ws-connect"] == "/ws?s=backups&s=system&s=activity"
+    assert socket["ws-connect"] == "/ws?s=backups&s=system&s=activity&s=import-counts"
 
 
 def test_the_worker_indicator_says_when_no_worker_runs(client, vera):

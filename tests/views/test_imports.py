@@ -245,3 +245,18 @@ def test_a_plain_form_goes_back_to_its_page_on_this_site_only(client, otto, fold
     assert here.status_code == 303 and here.headers["Location"] == f"/imports/{item.id}"
     away = post(client, "/imports/scan", headers={"Referer": "http://evil.example/imports/1"})
     assert away.headers["Location"] == "/imports/"
+
+
+def test_the_dashboard_says_what_the_import_needs(client, vera, folders):
+    inbox, _ = folders
+    log_in(client, vera)
+    card = html(client.get("/")).select_one("#import-counts")
+    assert card.select_one("[data-figure=import-attention]").text.strip() == "Nothing needs you"
+    write(inbox / "Alien.1979.DVDRip.sample.avi", b"a" * 1000)
+    write(inbox / "Heat.1995.1080p.BluRay.mkv", b"h" * 1000)
+    write(inbox / "Up.2009.1080p.BluRay.mkv.part", b"u" * 1000)
+    sweep()
+    card = html(client.get("/")).select_one("#import-counts")
+    assert card.select_one("[data-figure=import-attention] a").text == "1 file needs attention"
+    assert card.select_one("[data-figure=import-queue]").text == \
+        "1 file waiting, 0 files being imported; 1 file imported so far."
