@@ -119,10 +119,6 @@ class MovieFile(BaseModel):
     def with_content(cls, digest: str) -> MovieFile | None:
         return cls.get_or_none(cls.content_hash == digest) if digest else None
 
-    @classmethod
-    def sizes(cls) -> set[int]:
-        return {size for (size,) in cls.select(cls.size).tuples()}
-
 
 class ImportItem(Stateful, BaseModel):
     """One file found in an inbox, and what became of it."""

@@ -396,3 +396,16 @@ def test_an_inbox_that_cannot_be_listed_loses_nothing(folders, tmp_path):
     (tmp_path / "unmounted").rename(inbox)
     imports.sweep(now=LATER + dt.timedelta(minutes=2))
     assert Inbox.get().problem == ""
+
+
+def test_the_recycle_folder_keeps_replaced_files_for_the_library_s_days(folders):
+    _, library = folders
+    Library.update(recycle_days=30).execute()
+    recycle = library / placing.RECYCLE
+    for day in ("2026-10-29", "2026-10-30", "2026-11-28"):
+        write(recycle / day / "Heat (1995)" / "Heat.mkv", b"old")
+    write(recycle / "kept by hand" / "note.txt", b"mine")
+    assert lib.empty_recycle(dt.datetime(2026, 11, 29, 12, 0)) == ["2026-10-29"]
+    assert sorted(p.name for p in recycle.iterdir()) == ["2026-10-30", "2026-11-28", "kept by hand"]
+    assert Event.select().where(Event.kind == "library.recycled").count() == 1
+    assert lib.empty_recycle(dt.datetime(2026, 11, 29, 12, 0)) == []
