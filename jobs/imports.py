@@ -27,7 +27,7 @@ from huey import crontab
 from jobs import library as lib
 from jobs import metadata
 from jobs.engines import decide, inbox, naming, placing
-from jobs.engines.release import RANK, Quality, Release, parse_path
+from jobs.engines.release import RANK, Quality, Release, extension, parse_path
 from jobs.queue import box_lock, huey, local, settings, with_db
 from models import Event, ImportItem, Inbox, MovieFile, db, utcnow
 from models.media import IMPORT_ACTIVE
@@ -346,7 +346,7 @@ def _may_be_sample(found: inbox.Found) -> bool:
 
 def _destination(item: ImportItem, release: Release, plan: Plan, setup: lib.Setup,
                  root: Path) -> str:
-    ext = item.name.rpartition(".")[2] if "." in item.name else ""
+    ext = extension(item.name)
     values = {"Title": plan.title, "Year": plan.year, "Quality": release.quality.name,
               "Edition": release.edition, "Group": release.group, "ext": ext,
               "Resolution": _resolution(release.quality.name)}

@@ -16,7 +16,7 @@ from huey import crontab
 
 from jobs import metadata
 from jobs.engines import decide, inbox, naming, placing, tmdb
-from jobs.engines.release import VIDEO_EXTENSIONS, parse_path
+from jobs.engines.release import VIDEO_EXTENSIONS, extension, parse_path
 from jobs.queue import huey, settings, with_db
 from models import Event, ImportItem, Inbox, Library, Movie, MovieFile, QualityProfile, db, utcnow
 
@@ -200,7 +200,7 @@ def scan_library() -> tuple[int, int]:
     known = {f.path: f for f in MovieFile.select()}
     seen, added = set(), 0
     for found in inbox.files(str(root)):
-        if found.link or found.name.rpartition(".")[2].lower() not in VIDEO_EXTENSIONS:
+        if found.link or extension(found.name) not in VIDEO_EXTENSIONS:
             continue
         seen.add(found.name)
         if found.name not in known:

@@ -13,7 +13,7 @@ import os
 from dataclasses import dataclass, field
 
 from jobs.engines.humane import format_bytes
-from jobs.engines.release import LADDER, VIDEO_EXTENSIONS, Quality, Release
+from jobs.engines.release import LADDER, VIDEO_EXTENSIONS, Quality, Release, extension
 
 DANGEROUS_EXTENSIONS = {"exe", "com", "bat", "cmd", "scr", "pif", "msi", "msp", "ps1", "vbs",
                         "vbe", "js", "jse", "wsf", "wsh", "jar", "lnk", "dll", "sh", "apk",
@@ -100,7 +100,7 @@ def decide(candidate: Candidate, profile: QualityProfile, *, existing: Existing 
     then goes in beside what the library has, unless it is better and replaces it."""
     hard = [*_file_reasons(candidate), *_identity_reasons(candidate)]
     soft = []
-    ext = _extension_of(candidate.path)
+    ext = extension(candidate.path)
     if ext not in VIDEO_EXTENSIONS and ext not in DANGEROUS_EXTENSIONS:
         soft.append(f"Not a video file (.{ext or 'no extension'}).")
     if _is_sample(candidate):
@@ -130,16 +130,11 @@ def decide(candidate: Candidate, profile: QualityProfile, *, existing: Existing 
     return Decision("upgrade" if replaces else "import", notes, replaces)
 
 
-def _extension_of(path: str) -> str:
-    name = os.path.basename(path.lower())
-    return name.rpartition(".")[2] if "." in name else ""
-
-
 def _file_reasons(candidate: Candidate) -> list[str]:
     reasons = []
     lowered = candidate.path.lower()
     name = os.path.basename(lowered)
-    ext = name.rpartition(".")[2] if "." in name else ""
+    ext = extension(name)
     if ext in DANGEROUS_EXTENSIONS or name.endswith(".iso.exe"):
         reasons.append(f"Dangerous file type .{ext}: an executable or script is never imported.")
     if any(marker.lower() in lowered for marker in WORKING_MARKERS) or \

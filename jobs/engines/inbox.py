@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from jobs.engines.decide import PARTIAL_SUFFIXES, WORKING_MARKERS
+from jobs.engines.release import extension
 
 SIDE_EXTENSIONS = {"nfo", "txt", "jpg", "jpeg", "png", "gif", "webp", "bmp", "srt", "sub", "idx",
                    "ass", "ssa", "vtt", "sup", "sfv", "md5", "sha1", "sha256", "url", "nzb",
@@ -67,17 +68,13 @@ def _candidate(entry: os.DirEntry, inbox: str, stack: list, unreadable: list) ->
             except OSError:
                 unreadable.append(name)
         return None
-    if _extension(entry.name) in SIDE_EXTENSIONS or entry.name.startswith("."):
+    if extension(entry.name) in SIDE_EXTENSIONS or entry.name.startswith("."):
         return None
     if stat.S_ISLNK(st.st_mode):
         return Found(entry.path, name, 0, st.st_mtime_ns, link=True)
     if stat.S_ISREG(st.st_mode):
         return Found(entry.path, name, st.st_size, st.st_mtime_ns)
     return None   # sockets, fifos, devices: never a movie
-
-
-def _extension(name: str) -> str:
-    return name.rpartition(".")[2].lower() if "." in name else ""
 
 
 def working(name: str) -> str:
@@ -87,7 +84,7 @@ def working(name: str) -> str:
         if marker.lower() in lowered:
             return f"In a working folder ({marker}): waiting for the download client to finish."
     if lowered.endswith(PARTIAL_SUFFIXES):
-        return f"Still downloading (.{_extension(name)})."
+        return f"Still downloading (.{extension(name)})."
     return ""
 
 

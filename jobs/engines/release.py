@@ -156,6 +156,12 @@ _TRAILING_TAGS = re.compile(
 _SEPARATORS = re.compile(r"[._\s]+")
 
 
+def extension(path: str) -> str:
+    """A file's extension, lower case, without the dot ("" when it has none)."""
+    name = os.path.basename(path)
+    return name.rpartition(".")[2].lower() if "." in name else ""
+
+
 def _strip_extension(name: str) -> str:
     base, dot, ext = name.rpartition(".")
     return base if dot and ext.lower() in VIDEO_EXTENSIONS else name
