@@ -36,15 +36,8 @@ class Scan:
     read_full: int = 0
     bytes_read: int = 0
     unreadable: list = field(default_factory=list)        # paths: bytes while scanning
-
-    @property
-    def wasted_bytes(self) -> int:
-        """What removing all but one copy of each set would free (hardlinks free nothing)."""
-        total = 0
-        for paths in self.sets:
-            stats = [os.stat(p) for p in paths]
-            total += (len({(st.st_dev, st.st_ino) for st in stats}) - 1) * stats[0].st_size
-        return total
+    # What removing all but one copy of each set would free (hardlinks free nothing).
+    wasted_bytes: int = 0
 
 
 def walk(root: str) -> Iterator[tuple[int, bytes]]:
@@ -124,8 +117,11 @@ def find(roots: Iterable[str], cache: MutableMapping[Key, str] | None = None,
     finally:
         hashing.finish()
     scan.bytes_read = heads.bytes + edges.bytes + full.bytes
+    groups = collected.sets()
     scan.sets = sorted(sorted(os.fsdecode(path) for links in same for path, _ in links)
-                       for same in collected.sets())
+                       for same in groups)
+    # Each member of a set is one inode (its `links` are all its names).
+    scan.wasted_bytes = sum((len(same) - 1) * same[0][0][1][2] for same in groups)
     scan.unreadable = [os.fsdecode(path) for path in scan.unreadable]
     return scan
 
