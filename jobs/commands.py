@@ -142,7 +142,7 @@ def backup_run(name, dry_run, wait):
     profile = Profile.by_name(name)
     if profile is None:
         raise click.ClickException(f"No profile named {name!r} (see `profile list`).")
-    _require_worker()
+    require_worker()
     try:
         run = backup.request_run(profile, dry_run=dry_run, trigger="cli")
     except AlreadyRunning as busy:
@@ -216,7 +216,7 @@ def backup_cancel(run_id):
 def backup_retry(run_id):
     """Run the failed parts of partial run RUN_ID again, into the same snapshot."""
     run = _get_run(run_id)
-    _require_worker()
+    require_worker()
     try:
         count = backup.retry_failed(run)
     except AlreadyRunning as busy:
@@ -233,7 +233,8 @@ def _get_run(run_id: int) -> Run:
     return run
 
 
-def _require_worker() -> None:
+def require_worker(work: str = "the backup") -> None:
+    """For commands that hand work to the worker: say so when none runs to take it."""
     if not WorkerProcess.status().is_alive:
-        raise click.ClickException("No worker is running, so nothing would carry out the backup. "
+        raise click.ClickException(f"No worker is running, so nothing would carry out {work}. "
                                    "Start one with `cairn worker` (or `make run`), then try again.")

@@ -27,7 +27,7 @@ from huey import crontab
 from jobs import library as lib
 from jobs import metadata
 from jobs.engines import decide, inbox, naming, placing
-from jobs.engines.release import RANK, Quality, Release, extension, parse_path
+from jobs.engines.release import Quality, Release, extension, parse_path
 from jobs.queue import box_lock, huey, local, settings, with_db
 from models import Event, ImportItem, Inbox, MovieFile, db, utcnow
 from models.media import IMPORT_ACTIVE
@@ -152,17 +152,21 @@ def _forget_gone(seen: set[str], listed: set[int]) -> int:
     gone = 0
     for item in ImportItem.select().where(ImportItem.state.in_(("waiting", "blocked", "failed"))
                                           & ImportItem.inbox.in_(listed or {0})):
-        if item.path in seen or not _vanished(item.path):
-            continue
-        if item.state == "waiting":
-            done = item.finish("gone", "The file left the inbox before it was imported.")
-        else:
-            done = item.step(("blocked", "failed"), "gone", finished_at=utcnow(),
-                             message="The file left the inbox; nothing to import.")
-        if done:
+        if item.path not in seen and _vanished(item.path) and _gone(item):
             gone += 1
-            _event(item, "import.gone", f"{item.name} left the inbox.")
     return gone
+
+
+def _gone(item: ImportItem) -> bool:
+    """The file left the inbox: the item ends, in the history, as gone."""
+    if item.state in IMPORT_ACTIVE:
+        done = item.finish("gone", "The file left the inbox before it was imported.")
+    else:
+        done = item.step(("blocked", "failed"), "gone", finished_at=utcnow(),
+                         message="The file left the inbox; nothing to import.")
+    if done:
+        _event(item, "import.gone", f"{item.name} left the inbox.")
+    return done
 
 
 def _vanished(path: str) -> bool:
@@ -242,8 +246,7 @@ def _look_again(item: ImportItem) -> inbox.Found | None:
     try:
         st = os.lstat(item.path)
     except FileNotFoundError:
-        if item.finish("gone", "The file left the inbox before it was imported."):
-            _event(item, "import.gone", f"{item.name} left the inbox.")
+        _gone(item)
         return None
     except OSError as error:
         raise Blocked(f"Cannot look at the file: {error.strerror}.") from error
@@ -273,6 +276,7 @@ def _save_identity(item: ImportItem, parsed: Release, identity: metadata.Identit
 @dataclass
 class Plan:
     decision: decide.Decision
+    release: Release
     title: str
     year: int | None
     tmdb_id: int | None
@@ -286,7 +290,7 @@ class Plan:
 def _decide(item: ImportItem, found: inbox.Found, release: Release, identity: metadata.Identity,
             setup: lib.Setup) -> Plan:
     root = _library_root(setup)
-    digest = _hash_if_known_size(found)
+    digest = _hash_if_known_size(found, root)
     identical = MovieFile.with_content(digest)
     before = ImportItem.imported_with(digest)
     movie = lib.find_movie(*lib.movie_keys(identity.title, identity.year, identity.tmdb_id),
@@ -305,7 +309,7 @@ def _decide(item: ImportItem, found: inbox.Found, release: Release, identity: me
         margin=setup.margin, force=item.force)
     if not decision.accepted:
         raise Blocked(*decision.reasons, overridable=decision.overridable)
-    plan = Plan(decision, identity.title, identity.year, identity.tmdb_id, identity.verified,
+    plan = Plan(decision, release, identity.title, identity.year, identity.tmdb_id, identity.verified,
                 content_hash=digest, identical=identical,
                 replaces=best if decision.replaces is not None else None)
     if decision.action != "link_identical":
@@ -321,7 +325,7 @@ def _library_root(setup: lib.Setup) -> Path:
     return setup.root
 
 
-def _hash_if_known_size(found: inbox.Found) -> str:
+def _hash_if_known_size(found: inbox.Found, root: Path) -> str:
     """The file's content hash, read only when a library file or an earlier import has the
     same size: no other file can have the same content, and a movie is a big read."""
     same_size = (MovieFile.select().where(MovieFile.size == found.size).exists()
@@ -329,7 +333,6 @@ def _hash_if_known_size(found: inbox.Found) -> str:
                                               & (ImportItem.state == "imported")).exists())
     if not same_size:
         return ""
-    root = Path(lib.Library.current().root)
     for other in MovieFile.select().where((MovieFile.size == found.size)
                                           & (MovieFile.content_hash == "")):
         try:   # a file the library scan found: its hash is read once, when first needed
@@ -393,7 +396,6 @@ def _import(item: ImportItem, found: inbox.Found, plan: Plan, setup: lib.Setup) 
 
 
 def _record(item: ImportItem, plan: Plan, placed: placing.Placed | None, setup: lib.Setup) -> None:
-    release_quality = Quality(item.quality, item.revision)
     with db.atomic():
         if placed is None:
             movie = plan.identical.movie
@@ -403,10 +405,7 @@ def _record(item: ImportItem, plan: Plan, placed: placing.Placed | None, setup: 
             movie = lib.movie_for(plan.title, plan.year, plan.tmdb_id, plan.verified)
             if plan.replaces is not None:
                 MovieFile.delete().where(MovieFile.id == plan.replaces.id).execute()
-            MovieFile.create(movie=movie, path=plan.relative, size=item.size,
-                             quality=release_quality.name, rank=RANK[release_quality.name],
-                             revision=release_quality.revision, edition=item.edition,
-                             group=item.group, content_hash=placed.content_hash)
+            lib.add_file(movie, plan.relative, item.size, plan.release, placed.content_hash)
             fields = {"destination": plan.relative, "method": placed.method,
                       "content_hash": placed.content_hash,
                       "recycled": str(placed.recycled.relative_to(setup.root))

@@ -16,7 +16,7 @@ from huey import crontab
 
 from jobs import metadata
 from jobs.engines import decide, inbox, naming, placing, tmdb
-from jobs.engines.release import VIDEO_EXTENSIONS, extension, parse_path
+from jobs.engines.release import VIDEO_EXTENSIONS, Release, extension, parse_path
 from jobs.queue import huey, settings, with_db
 from models import Event, ImportItem, Inbox, Library, Movie, MovieFile, QualityProfile, db, utcnow
 
@@ -93,11 +93,15 @@ def _overlap(path: Path, other: Path) -> bool:
     return path == other or other in path.parents or path in other.parents
 
 
-def set_root(text: str) -> Library:
-    path = check_folder(text, role="library")
+def _apart_from_inboxes(path: Path) -> None:
     for box in Inbox.select():
         if _overlap(path, Path(box.path)):
             raise FolderRefused(f"{path} overlaps the inbox {box.path}; keep them apart.")
+
+
+def set_root(text: str) -> Library:
+    path = check_folder(text, role="library")
+    _apart_from_inboxes(path)
     library = Library.current()
     Library.update(root=str(path), updated_at=utcnow()).where(Library.id == library.id).execute()
     Event.publish("library.root", "library", f"The movie library is {path}.")
@@ -110,9 +114,7 @@ def add_inbox(text: str, added_by: str = "") -> Inbox:
     root = Library.current().root
     if root and _overlap(path, Path(root)):
         raise FolderRefused(f"{path} overlaps the library {root}; keep them apart.")
-    for box in Inbox.select():
-        if _overlap(path, Path(box.path)):
-            raise FolderRefused(f"{path} overlaps the inbox {box.path}.")
+    _apart_from_inboxes(path)
     inbox = Inbox.create(path=str(path), added_by=added_by)
     Event.publish("library.inbox", "library", f"Watching the inbox {path}.")
     return inbox
@@ -218,11 +220,18 @@ def scan_library() -> tuple[int, int]:
 def _record_found(found: inbox.Found) -> None:
     release = parse_path(found.name)
     title = release.title or Path(found.name).stem
-    movie = movie_for(title, release.year, None, False)
+    add_file(movie_for(title, release.year, None, False), found.name, found.size, release,
+             origin="found")
+
+
+def add_file(movie: Movie, path: str, size: int, release: Release, content_hash: str = "",
+             origin: str = "import") -> MovieFile:
+    """Record a library file of `movie`, with the quality and names its release gives."""
     quality = release.quality
-    MovieFile.create(movie=movie, path=found.name, size=found.size, quality=quality.name,
-                     rank=quality.rank, revision=quality.revision, edition=release.edition[:100],
-                     group=release.group[:100], origin="found")
+    return MovieFile.create(movie=movie, path=path, size=size, quality=quality.name,
+                            rank=quality.rank, revision=quality.revision,
+                            edition=release.edition[:100], group=release.group[:100],
+                            content_hash=content_hash, origin=origin)
 
 
 @huey.task()

@@ -15,7 +15,7 @@ from flask.cli import AppGroup
 
 from jobs import dupes, imports
 from jobs import library as lib
-from jobs.commands import WAIT_POLL_SECONDS, _require_worker
+from jobs.commands import WAIT_POLL_SECONDS, require_worker
 from jobs.engines.humane import format_bytes
 from jobs.queue import with_db
 from models import DupeScan, DuplicateSet, ImportItem, Inbox, Library, utcnow
@@ -83,7 +83,7 @@ def inbox_remove(path):
 @with_db
 def import_scan(hurry, wait):
     """Import what is in the inboxes; one line per file: name, outcome, quality, reasons."""
-    _require_worker()
+    require_worker("the import")
     started_at = utcnow()
     found = imports.sweep(hurry=hurry)
     for problem in found.problems:

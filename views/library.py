@@ -172,16 +172,25 @@ def keep_version(movie_id: int, file_id: int):
 @bp.route("/library/settings")
 @require_role(ADMIN)
 def settings():
+    return _settings_page(_saved_settings(), InboxForm(formdata=None))
+
+
+def _saved_settings() -> SettingsForm:
+    """The settings form filled with what is saved."""
     library = Library.current()
     form = SettingsForm(obj=library, formdata=None)
     form.template.data = library.template or naming.DEFAULT_TEMPLATE
     form.profile.data = str(lib.profile_of(library).id)
-    return _settings_page(form, InboxForm(formdata=None))
+    return form
+
+
+def _profile_choices() -> list[SelectChoice]:
+    return [SelectChoice(str(p.id), p.name)
+            for p in QualityProfile.select().order_by(QualityProfile.name)]
 
 
 def _settings_page(form: SettingsForm, inbox_form: InboxForm, status: int = 200):
-    form.profile.choices = [SelectChoice(str(p.id), p.name)
-                            for p in QualityProfile.select().order_by(QualityProfile.name)]
+    form.profile.choices = _profile_choices()
     try:
         example = naming.render(form.template.data or naming.DEFAULT_TEMPLATE, EXAMPLE)
     except naming.TemplateError:
@@ -197,7 +206,7 @@ def save_settings():
     library = Library.current()
     lib.profile_of(library)
     form = SettingsForm()
-    form.profile.choices = [SelectChoice(str(p.id), p.name) for p in QualityProfile.select()]
+    form.profile.choices = _profile_choices()
     if not form.validate_on_submit():
         return _settings_page(form, InboxForm(formdata=None), 422)
     try:
@@ -232,11 +241,7 @@ def add_inbox():
         box = lib.add_inbox(form.path.data, current_user.username)
     except lib.FolderRefused as refused:
         form.path.errors = [str(refused)]
-        library = Library.current()
-        settings_form = SettingsForm(obj=library, formdata=None)
-        settings_form.template.data = library.template or naming.DEFAULT_TEMPLATE
-        settings_form.profile.data = str(lib.profile_of(library).id)
-        return _settings_page(settings_form, form, 422)
+        return _settings_page(_saved_settings(), form, 422)
     audit("library.inbox_add", target=box.path)
     flash(f"Watching the inbox {box.path}." + worker_note(), "success")
     return redirect(url_for("library.settings"), code=303)
