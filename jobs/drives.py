@@ -112,11 +112,13 @@ def _arrived(fs: engine.BlockFs, startup: bool = False) -> None:
 
 
 def _left(drive: Drive) -> None:
-    if not drive.mark_gone():
-        return
-    Event.publish("drive.disconnected", drive.subject, f"{drive.name} was disconnected.",
-                  level="warning" if drive.adopted and _active_runs(drive) else "info",
-                  drive=drive.id)
+    # The row and its event in one transaction: whoever sees the drive gone sees why.
+    with db.atomic():
+        if not drive.mark_gone():
+            return
+        Event.publish("drive.disconnected", drive.subject, f"{drive.name} was disconnected.",
+                      level="warning" if drive.adopted and _active_runs(drive) else "info",
+                      drive=drive.id)
     if drive.adopted:
         drive_left(drive.id)
 
