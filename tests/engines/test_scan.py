@@ -55,6 +55,29 @@ def test_files_with_several_links_are_reported(tmp_path):
     assert {"photos/2024/beach.jpg", "names/beach-again.jpg"} in by_inode.values()
 
 
+def test_a_folder_swapped_for_a_link_while_scanning_is_not_followed(tmp_path):
+    write(tmp_path / "src" / "top.txt", "x")
+    write(tmp_path / "src" / "sub" / "inside.txt", "y")
+    for i in range(5):
+        write(tmp_path / "outside" / f"secret-{i}.txt", "z" * 1000)
+    errors, calls = [], []
+
+    def swap_after_the_top_is_read():
+        # Asked before each folder is opened: the second time, "sub" has been listed as a
+        # folder and is about to be opened.
+        calls.append(1)
+        if len(calls) == 2:
+            (tmp_path / "src" / "sub").rename(tmp_path / "sub-moved")
+            (tmp_path / "src" / "sub").symlink_to(tmp_path / "outside")
+        return False
+
+    root = scan(str(tmp_path / "src"), callbacks=ScanCallbacks(
+        should_stop=swap_after_the_top_is_read, on_error=lambda p, e: errors.append(p)))
+    assert len(calls) == 2
+    assert (root.files, root.bytes) == (1, 1)
+    assert errors == []
+
+
 @pytest.fixture
 def two_filesystems(tmp_path):
     """src/here.txt, and src/mnt/elsewhere.txt on a tmpfs mounted at src/mnt."""
