@@ -17,6 +17,7 @@ import random
 import sqlite3
 import stat
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -179,24 +180,34 @@ def _open_file(path: bytes) -> int:
                           os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
 
 
-class _Reuse:
-    """The previous manifest's files by inode. An inode still alive in the previous snapshot
-    is that very file (rsync --link-dest made a hardlink of it): same content, hash, size,
-    time, mode and owner, all attributes of the inode. So for such a file the walk needs no
-    lstat at all: the folder listing's inode number finds the whole row."""
+def _attach_previous(con: sqlite3.Connection, previous: Path | None, dev: int) -> bool:
+    """Copy the previous manifest's files into the temporary table `known`, keyed by inode,
+    if that manifest is of this filesystem, algorithm and format; say whether it was.
 
-    def __init__(self, previous: Path | None, dev: int) -> None:
-        self.rows: dict[int, tuple] = {}
-        if previous is None or not previous.exists():
-            return
-        with _connect(previous, readonly=True) as con:
-            meta = dict(con.execute("SELECT key, value FROM meta"))
-            if (meta.get("dev") != str(dev) or meta.get("algorithm") != ALGORITHM
-                    or meta.get("format") != FORMAT_VERSION):
-                return
-            rows = con.execute("SELECT ino, size, mtime_ns, mode, uid, gid, hash FROM entry "
-                               "WHERE kind = 'f' AND hash IS NOT NULL")
-            self.rows = {row[0]: row for row in rows}
+    An inode still alive in the previous snapshot is that very file (rsync --link-dest made
+    a hardlink of it): same content, hash, size, time, mode and owner, all attributes of the
+    inode. The copy is one statement inside SQLite, and the table lives in SQLite's temporary
+    store (spilled to disk past its cache), not in this process's memory."""
+    if previous is None or not previous.exists():
+        return False
+    con.execute("ATTACH DATABASE ? AS prev", (_read_only(previous),))
+    try:
+        meta = dict(con.execute("SELECT key, value FROM prev.meta"))
+        if (meta.get("dev") != str(dev) or meta.get("algorithm") != ALGORITHM
+                or meta.get("format") != FORMAT_VERSION):
+            return False
+        con.executescript("""
+            CREATE TEMP TABLE known (ino INTEGER PRIMARY KEY, size, mtime_ns, mode, uid, gid,
+                                     hash);
+            INSERT OR IGNORE INTO known SELECT ino, size, mtime_ns, mode, uid, gid, hash
+                FROM prev.entry WHERE kind = 'f' AND hash IS NOT NULL ORDER BY ino;
+            CREATE TEMP TABLE seen (parent, name, ino);
+            CREATE TEMP TABLE stated (parent, name, ino, size, mtime_ns, mode, uid, gid);
+        """)
+        return True
+    finally:
+        con.commit()
+        con.execute("DETACH DATABASE prev")
 
 
 def write(tree: Path, out: Path, previous: Path | None = None, *,
@@ -206,7 +217,6 @@ def write(tree: Path, out: Path, previous: Path | None = None, *,
     started = time.monotonic()
     root = os.fsencode(str(tree))
     dev = os.lstat(root).st_dev
-    reuse = _Reuse(previous, dev)
     summary = Summary()
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
@@ -214,7 +224,8 @@ def write(tree: Path, out: Path, previous: Path | None = None, *,
     con = _connect(tmp)
     try:
         con.executescript(SCHEMA)
-        _Walk(con, root, reuse.rows, summary, on_progress).run()
+        reuse = _attach_previous(con, previous, dev)
+        _Walk(con, root, reuse, summary, on_progress).run()
         con.executescript(INDEXES)
         summary.seconds = round(time.monotonic() - started, 3)
         meta = {**summary.as_meta(), "algorithm": ALGORITHM, "format": FORMAT_VERSION,
@@ -227,74 +238,84 @@ def write(tree: Path, out: Path, previous: Path | None = None, *,
     return summary
 
 
+# The files of the walk that the previous manifest knows, as entries: by inode alone for a
+# file not lstat'ed (`seen`: the listing's d_ino), by inode, size and time for one that was
+# (`stated`: the first files, and all on a filesystem whose d_ino cannot be trusted).
+_TAKE_KNOWN = """
+INSERT INTO entry
+SELECT s.parent, s.name, 'f', k.size, 1, k.mtime_ns, k.mode, k.uid, k.gid, k.ino, k.hash, NULL
+FROM seen s JOIN known k ON k.ino = s.ino
+"""
+_TAKE_KNOWN_STATED = """
+INSERT INTO entry
+SELECT s.parent, s.name, 'f', s.size, 1, s.mtime_ns, s.mode, s.uid, s.gid, s.ino, k.hash, NULL
+FROM stated s JOIN known k ON k.ino = s.ino AND k.size = s.size AND k.mtime_ns = s.mtime_ns
+"""
+_NOT_KNOWN = """
+SELECT parent, name FROM seen WHERE ino NOT IN (SELECT ino FROM known)
+UNION ALL
+SELECT parent, name FROM stated s WHERE NOT EXISTS (
+    SELECT 1 FROM known k WHERE k.ino = s.ino AND k.size = s.size AND k.mtime_ns = s.mtime_ns)
+"""
+
+
 class _Walk:
     """The tree, walked with a stack (paths may be thousands of folders deep, too deep for
     recursion), every non-folder entry inserted in batches as it is met, the folders at the
     end with the totals of everything below them.
 
-    This loop meets every file of every snapshot, so it is kept lean: a file whose inode the
-    previous manifest knows costs a dictionary lookup and a row, not even an lstat. The inode
-    number comes from the folder listing (d_ino), which is st_ino on local filesystems; the
-    first files are checked against lstat, and one that differs (an overlay, say) has every
-    file lstat'ed instead."""
+    This loop meets every file of every snapshot, so it is kept lean. With a previous
+    manifest, a regular file costs one short row (its folder, name and inode), not even an
+    lstat: SQLite joins those rows with the previous manifest's files in one statement, and
+    only the files it does not know are lstat'ed and read afterwards. The inode number comes
+    from the folder listing (d_ino), which is st_ino on local filesystems; the first files
+    are checked against lstat, and one that differs (an overlay, say) has every file
+    lstat'ed instead (and then matched by inode, size and time)."""
 
     PROBE_FILES = 64
 
-    def __init__(self, con, root: bytes, known: dict, summary: Summary, on_progress) -> None:
-        self.con, self.root, self.known, self.summary = con, root, known, summary
+    def __init__(self, con, root: bytes, reuse: bool, summary: Summary, on_progress) -> None:
+        self.con, self.root, self.reuse, self.summary = con, root, reuse, summary
         self.on_progress = on_progress
         self.buffer = bytearray(BUFFER_BYTES)
-        # per folder id: [parent id, name, mtime, mode, uid, gid, ino, size, files, path]
+        # per folder id: [parent id, name, mtime, mode, uid, gid, ino, size, files]
         self.folders: dict[int, list] = {}
+        self.paths: list[bytes] = [b""]   # by folder id
 
     def run(self) -> None:
-        batch: list[tuple] = []
+        batch: list[tuple] = []     # whole entries
+        seen: list[tuple] = []      # files to match with the previous manifest
+        stated: list[tuple] = []
         stack = [(0, b"")]
-        paths = [(0, b"")]
         next_id, next_report = 1, time.monotonic() + PROGRESS_SECONDS
-        summary, folders = self.summary, self.folders
-        insert, scandir, get = self.con.executemany, os.scandir, self.known.get
-        reused = 0
-        probe = self.PROBE_FILES if self.known else 0   # files still to check d_ino on
+        summary, folders, paths, reuse = self.summary, self.folders, self.paths, self.reuse
+        insert, scandir = self.con.executemany, os.scandir
+        probe = self.PROBE_FILES if reuse else 0   # files still to check d_ino on
         s_ifmt, s_ifreg, s_ifdir, s_iflnk = stat.S_IFMT, stat.S_IFREG, stat.S_IFDIR, stat.S_IFLNK
         while stack:
             folder_id, rel = stack.pop()
-            size = files = 0
             with scandir(self.root + b"/" + rel if rel else self.root) as entries:
                 for entry in entries:
-                    if not probe and entry.is_file(follow_symlinks=False):
-                        found = get(entry.inode())
-                        if found is not None:
-                            ino, length, mtime, mode, uid, gid, digest = found
-                            reused += 1
-                            size += length
-                            files += 1
-                            batch.append((folder_id, entry.name, "f", length, 1, mtime, mode,
-                                          uid, gid, ino, digest, None))
-                            continue
+                    if reuse and not probe and entry.is_file(follow_symlinks=False):
+                        seen.append((folder_id, entry.name, entry.inode()))
+                        continue
                     st = entry.stat(follow_symlinks=False)
                     mode = st.st_mode
                     if s_ifmt(mode) == s_ifreg:
-                        length, mtime = st.st_size, st.st_mtime_ns
-                        found = get(st.st_ino)
                         if probe:
                             probe = probe - 1 if entry.inode() == st.st_ino else -1
-                        if found is not None and found[1] == length and found[2] == mtime:
-                            digest = found[6]
-                            reused += 1
+                        if reuse:
+                            stated.append((folder_id, entry.name, st.st_ino, st.st_size,
+                                           st.st_mtime_ns, mode, st.st_uid, st.st_gid))
                         else:
-                            digest = self._hash(entry.path, length)
-                        size += length
-                        files += 1
-                        batch.append((folder_id, entry.name, "f", length, 1, mtime, mode,
-                                      st.st_uid, st.st_gid, st.st_ino, digest, None))
+                            batch.append(self._file_row(folder_id, entry.path, entry.name, st))
                     elif s_ifmt(mode) == s_ifdir:
                         name = entry.name
                         path = rel + b"/" + name if rel else name
                         folders[next_id] = [folder_id, name, st.st_mtime_ns, mode,
                                             st.st_uid, st.st_gid, st.st_ino, 0, 0]
                         stack.append((next_id, path))
-                        paths.append((next_id, path))
+                        paths.append(path)
                         next_id += 1
                         summary.dirs += 1
                     else:
@@ -307,22 +328,50 @@ class _Walk:
                             summary.links += 1
                         else:
                             summary.others += 1
-            if folder_id:
-                folders[folder_id][7] += size
-                folders[folder_id][8] += files
-            summary.files += files
-            summary.bytes += size
             if len(batch) >= BATCH_ROWS:
                 insert(INSERT, batch)
                 batch = []
-                if self.on_progress and time.monotonic() >= next_report:
-                    next_report = time.monotonic() + PROGRESS_SECONDS
-                    summary.reused = reused
-                    self.on_progress(summary)
+            if len(seen) >= BATCH_ROWS:
+                insert("INSERT INTO seen VALUES (?, ?, ?)", seen)
+                seen = []
+            if len(stated) >= BATCH_ROWS:
+                insert("INSERT INTO stated VALUES (?, ?, ?, ?, ?, ?, ?, ?)", stated)
+                stated = []
+            if self.on_progress and time.monotonic() >= next_report:
+                next_report = time.monotonic() + PROGRESS_SECONDS
+                self.on_progress(summary)
         insert(INSERT, batch)
-        summary.reused = reused
-        insert("INSERT INTO folder VALUES (?, ?)", paths)
+        if reuse:
+            insert("INSERT INTO seen VALUES (?, ?, ?)", seen)
+            insert("INSERT INTO stated VALUES (?, ?, ?, ?, ?, ?, ?, ?)", stated)
+            self._take_known()
+        insert("INSERT INTO folder VALUES (?, ?)", enumerate(paths))
         self._write_folders()
+
+    def _take_known(self) -> None:
+        """Files the previous manifest knows become rows inside SQLite; the others are
+        lstat'ed (if the walk did not) and read now."""
+        con = self.con
+        self.summary.reused = con.execute(_TAKE_KNOWN).rowcount \
+            + con.execute(_TAKE_KNOWN_STATED).rowcount
+        unknown = con.execute(_NOT_KNOWN)
+        while rows := unknown.fetchmany(BATCH_ROWS):
+            batch = []
+            for parent, name in rows:
+                rel = self.paths[parent]
+                path = self.root + b"/" + (rel + b"/" + name if rel else name)
+                try:
+                    st = os.lstat(path)
+                except FileNotFoundError:
+                    continue   # gone since it was listed
+                if not stat.S_ISREG(st.st_mode):
+                    continue   # replaced since it was listed; not a file of the snapshot
+                batch.append(self._file_row(parent, path, name, st))
+            con.executemany(INSERT, batch)
+
+    def _file_row(self, folder_id: int, path: bytes, name: bytes, st: os.stat_result) -> tuple:
+        return (folder_id, name, "f", st.st_size, 1, st.st_mtime_ns, st.st_mode, st.st_uid,
+                st.st_gid, st.st_ino, self._hash(path, st.st_size), None)
 
     def _hash(self, path: bytes, size: int) -> bytes | None:
         summary = self.summary
@@ -342,7 +391,15 @@ class _Walk:
         return digest
 
     def _write_folders(self) -> None:
-        folders = self.folders
+        folders, summary = self.folders, self.summary
+        own = self.con.execute("SELECT parent, sum(size), count(*) FROM entry WHERE kind = 'f' "
+                               "GROUP BY parent")
+        for folder_id, size, files in own:
+            summary.files += files
+            summary.bytes += size
+            if folder_id:
+                folders[folder_id][7] += size
+                folders[folder_id][8] += files
         # Children got higher ids than their parents: adding in descending order passes
         # every folder's totals up before its parent's are passed on.
         for folder_id in sorted(folders, reverse=True):
@@ -356,13 +413,20 @@ class _Walk:
             for parent, name, mtime, mode, uid, gid, ino, size, files in folders.values()])
 
 
+def _read_only(path: Path) -> str:
+    """The URI that opens `path` read-only (a '?', '#' or '%' in the path stays a name)."""
+    return f"file:{urllib.parse.quote(str(path))}?mode=ro"
+
+
 def _connect(path: Path, readonly: bool = False) -> sqlite3.Connection:
     if readonly:
         if not path.exists():
             raise ManifestError(f"No manifest at {path}.")
-        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+        con = sqlite3.connect(_read_only(path), uri=True, check_same_thread=False)
     else:
-        con = sqlite3.connect(path, check_same_thread=False)
+        # uri=True lets the previous manifest be attached read-only; a plain path is still
+        # a plain path.
+        con = sqlite3.connect(path, check_same_thread=False, uri=True)
         con.execute("PRAGMA journal_mode = OFF")
         con.execute("PRAGMA synchronous = OFF")
     return con

@@ -201,7 +201,10 @@ def test_opening_inside_a_snapshot_never_follows_a_symlink(tmp_path):
             manifest.open_inside(str(root), path)
 
 
-def test_rows_taken_from_the_previous_manifest_equal_a_fresh_index(tmp_path):
+@pytest.mark.parametrize("by", ["listing", "lstat"])
+def test_rows_taken_from_the_previous_manifest_equal_a_fresh_index(tmp_path, monkeypatch, by):
+    if by == "lstat":   # as on a filesystem whose listing's inode numbers are not st_ino
+        monkeypatch.setattr(manifest._Walk, "PROBE_FILES", 10**9)
     first = tmp_path / "2026-01-01T000000Z"
     awkward_tree(first)
     for i in range(100):   # more files than the d_ino probe checks
@@ -210,9 +213,12 @@ def test_rows_taken_from_the_previous_manifest_equal_a_fresh_index(tmp_path):
     second = tmp_path / "2026-01-02T000000Z"
     subprocess.run(["rsync", "-aH", f"--link-dest={first}", f"{first}/", f"{second}/"], check=True)
     write(second / "many" / "new.txt", "new")
+    os.unlink(second / "many" / "7.txt")
+    write(second / "many" / "7.txt", "7" * 7)   # a new inode, same size and content
     reused = index(second, tmp_path / "reused.sqlite", tmp_path / "first.sqlite")
     fresh = index(second, tmp_path / "fresh.sqlite")
-    assert reused.reused == fresh.files - 1 and reused.hashed_bytes == 3
+    assert reused.reused == fresh.files - 2 and reused.hashed_bytes == 3 + 7
+    assert reused.new_files == 2 and (reused.files, reused.bytes) == (fresh.files, fresh.bytes)
 
     def rows(path):
         with manifest.Manifest(path) as m:
