@@ -576,7 +576,7 @@ def _copy(run: Run, unit: Unit) -> None:
     try:
         result = rsync.run(_transfer(run, unit), on_progress=tracker.progress,
                            should_stop=tracker.should_stop, log_path=str(_unit_log(run, unit)),
-                           on_start=tracker.started)
+                           on_start=tracker.started, sums_path=str(_unit_sums(run, unit)))
     except Exception as error:  # rsync missing, fork failed: retried like a failed rsync
         log.exception("unit %s could not run rsync", unit.id)
         result = rsync.Result(exit_code=-1, counts=rsync.Counts(), stats={},
@@ -619,10 +619,13 @@ def _transfer(run: Run, unit: Unit) -> rsync.Transfer:
     bwlimit = profile.bwlimit_kib
     if bwlimit:
         bwlimit = max(1, bwlimit // max(1, run.concurrency))  # the limit is the run's, shared
+    # The manifest takes the hashes of copied files from rsync: for snapshots on this box,
+    # of folders on this box (a host's rsync may not offer xxh128).
+    checksums = not (remote or pushed or mirror or run.dry_run) and rsync.reports_checksums()
     return rsync.Transfer(source=source, rsh=rsh, dest=dest, link_dest=link_dest,
                           rules=tuple(unit.rules), excludes=tuple(profile.excludes),
                           one_file_system=profile.one_file_system, bwlimit_kib=bwlimit,
-                          dry_run=run.dry_run, **_run_flags(run))
+                          dry_run=run.dry_run, checksums=checksums, **_run_flags(run))
 
 
 def _run_flags(run: Run) -> dict[str, bool]:
@@ -832,14 +835,15 @@ def _index(run: Run) -> int:
     """Write the new snapshot's manifest; a failure is a warning: the snapshot is complete."""
     snapshot = catalog.record(run)
     try:
-        summary = catalog.index(snapshot, run.link_from)
+        summary = catalog.index(snapshot, run.link_from, fresh=_copied_hashes(run))
     except (OSError, manifest.ManifestError) as error:
         log.warning("indexing snapshot %s of run %s failed", run.snapshot, run.id, exc_info=True)
         catalog.index_failed(snapshot, str(error))
         run.add_message("warning", f"Could not write the snapshot's manifest: {error}")
         return 1
     run.add_message("info", f"Manifest: {summary.files:,} files, {summary.new_files:,} new "
-                    f"({format_bytes(summary.hashed_bytes)} read) in {summary.seconds:.1f} s.")
+                    f"({summary.rsync_hashed:,} hashed by rsync while copying, "
+                    f"{format_bytes(summary.hashed_bytes)} read) in {summary.seconds:.1f} s.")
     for problem in summary.unreadable:
         run.add_message("warning", f"Could not read for the manifest: {problem}")
     return len(summary.unreadable)
@@ -934,6 +938,23 @@ def _unit_log(run: Run, unit: Unit) -> Path:
     folder = settings.logs_dir / f"run-{run.id}"
     folder.mkdir(parents=True, exist_ok=True)
     return folder / f"unit-{unit.seq}.log.gz"
+
+
+def _unit_sums(run: Run, unit: Unit) -> Path:
+    """The hashes rsync gave of the files a unit copied, until the manifest is written."""
+    return _unit_log(run, unit).with_name(f"unit-{unit.seq}.sums")
+
+
+def _copied_hashes(run: Run):
+    """(path in the snapshot, size, hash) of every file the run's units copied, as rsync
+    computed them, unit by unit and in the order copied."""
+    for unit in Unit.select(Unit.seq, Unit.source).where(Unit.run == run).order_by(Unit.seq):
+        path = _unit_sums(run, unit)
+        if not path.exists():
+            continue
+        inside = os.fsencode(snapshots.in_snapshot(unit.source)) + b"/"
+        for name, size, digest in rsync.read_sums(path):
+            yield inside + name, size, digest
 
 
 def _collect_logs(run: Run) -> None:

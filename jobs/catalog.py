@@ -60,11 +60,11 @@ def record(run: Run) -> Snapshot:
     return Snapshot.record(run.profile, run.snapshot, snapshots.snapshot_time(run.snapshot), run)
 
 
-def index(snapshot: Snapshot, previous: str = "") -> manifest.Summary:
+def index(snapshot: Snapshot, previous: str = "", fresh=()) -> manifest.Summary:
     """Write the snapshot's manifest (reusing the hashes of `previous`, the snapshot it was
-    linked to) and keep its totals on the row."""
+    linked to, and `fresh` ones, of files just copied) and keep its totals on the row."""
     before = manifest.path_for(manifests_dir(), snapshot.profile_id, previous) if previous else None
-    summary = manifest.write(tree(snapshot), manifest_path(snapshot), before)
+    summary = manifest.write(tree(snapshot), manifest_path(snapshot), before, fresh=fresh)
     Snapshot.update(indexed_at=utcnow(), index_error="", files=summary.files, dirs=summary.dirs,
                     bytes=summary.bytes, new_files=summary.new_files,
                     new_bytes=summary.new_bytes).where(Snapshot.id == snapshot.id).execute()

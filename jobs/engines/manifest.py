@@ -18,7 +18,7 @@ import sqlite3
 import stat
 import time
 import urllib.parse
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -58,6 +58,7 @@ CREATE UNIQUE INDEX folder_path ON folder (path);
 CREATE UNIQUE INDEX entry_place ON entry (parent, name);
 """
 INSERT = "INSERT INTO entry VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_INSERT_STATED = "INSERT INTO stated VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 FORMAT_VERSION = "2"
 
 
@@ -129,7 +130,8 @@ class Summary:
     new_files: int = 0
     new_bytes: int = 0
     hashed_bytes: int = 0
-    reused: int = 0
+    reused: int = 0          # files whose hash came from the previous manifest
+    rsync_hashed: int = 0    # ... from the rsync that copied them
     unreadable: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -180,6 +182,14 @@ def _open_file(path: bytes) -> int:
                           os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
 
 
+_TEMPORARY = """
+CREATE TEMP TABLE known (ino INTEGER PRIMARY KEY, size, mtime_ns, mode, uid, gid, hash);
+CREATE TEMP TABLE fresh (dir BLOB, name BLOB, size INTEGER, hash BLOB, PRIMARY KEY (dir, name));
+CREATE TEMP TABLE seen (parent, name, ino);
+CREATE TEMP TABLE stated (parent, name, ino, size, mtime_ns, mode, uid, gid);
+"""
+
+
 def _attach_previous(con: sqlite3.Connection, previous: Path | None, dev: int) -> bool:
     """Copy the previous manifest's files into the temporary table `known`, keyed by inode,
     if that manifest is of this filesystem, algorithm and format; say whether it was.
@@ -196,24 +206,39 @@ def _attach_previous(con: sqlite3.Connection, previous: Path | None, dev: int) -
         if (meta.get("dev") != str(dev) or meta.get("algorithm") != ALGORITHM
                 or meta.get("format") != FORMAT_VERSION):
             return False
-        con.executescript("""
-            CREATE TEMP TABLE known (ino INTEGER PRIMARY KEY, size, mtime_ns, mode, uid, gid,
-                                     hash);
-            INSERT OR IGNORE INTO known SELECT ino, size, mtime_ns, mode, uid, gid, hash
-                FROM prev.entry WHERE kind = 'f' AND hash IS NOT NULL ORDER BY ino;
-            CREATE TEMP TABLE seen (parent, name, ino);
-            CREATE TEMP TABLE stated (parent, name, ino, size, mtime_ns, mode, uid, gid);
-        """)
+        con.execute("INSERT OR IGNORE INTO known SELECT ino, size, mtime_ns, mode, uid, gid, hash "
+                    "FROM prev.entry WHERE kind = 'f' AND hash IS NOT NULL ORDER BY ino")
         return True
     finally:
         con.commit()
         con.execute("DETACH DATABASE prev")
 
 
+def _load_fresh(con: sqlite3.Connection, fresh: Iterable[tuple[bytes, int, bytes]]) -> int:
+    """Keep (path in the snapshot, size, xxh3-128) of files whose hash is already known, from
+    the rsync that copied them; a path given twice keeps its later hash. Returns how many."""
+    count = 0
+    batch: list[tuple] = []
+    for path, size, digest in fresh:
+        folder, _, name = path.rpartition(b"/")
+        batch.append((folder, name, size, digest))
+        if len(batch) >= BATCH_ROWS:
+            con.executemany("INSERT OR REPLACE INTO fresh VALUES (?, ?, ?, ?)", batch)
+            count, batch = count + len(batch), []
+    con.executemany("INSERT OR REPLACE INTO fresh VALUES (?, ?, ?, ?)", batch)
+    return count + len(batch)
+
+
 def write(tree: Path, out: Path, previous: Path | None = None, *,
+          fresh: Iterable[tuple[bytes, int, bytes]] = (),
           on_progress: Callable[[Summary], None] | None = None) -> Summary:
     """Index the snapshot folder `tree` into a new manifest at `out` (written beside it and
-    renamed, so a manifest is whole or absent)."""
+    renamed, so a manifest is whole or absent).
+
+    Files are read only for hashes nobody knows: a file of the `previous` manifest's
+    snapshot (the same inode) takes that manifest's hash, and a file in `fresh` (its path in
+    the snapshot, size and hash, as the rsync that copied it computed them) takes that hash
+    if its size is still the same."""
     started = time.monotonic()
     root = os.fsencode(str(tree))
     dev = os.lstat(root).st_dev
@@ -223,9 +248,10 @@ def write(tree: Path, out: Path, previous: Path | None = None, *,
     tmp.unlink(missing_ok=True)
     con = _connect(tmp)
     try:
-        con.executescript(SCHEMA)
+        con.executescript(SCHEMA + _TEMPORARY)
         reuse = _attach_previous(con, previous, dev)
-        _Walk(con, root, reuse, summary, on_progress).run()
+        deferred = _load_fresh(con, fresh) > 0 or reuse
+        _Walk(con, root, reuse, deferred, summary, on_progress).run()
         con.executescript(INDEXES)
         summary.seconds = round(time.monotonic() - started, 3)
         meta = {**summary.as_meta(), "algorithm": ALGORITHM, "format": FORMAT_VERSION,
@@ -238,24 +264,38 @@ def write(tree: Path, out: Path, previous: Path | None = None, *,
     return summary
 
 
-# The files of the walk that the previous manifest knows, as entries: by inode alone for a
-# file not lstat'ed (`seen`: the listing's d_ino), by inode, size and time for one that was
-# (`stated`: the first files, and all on a filesystem whose d_ino cannot be trusted).
+# How the files the walk set aside become entries. `seen`: files not lstat'ed, known by the
+# listing's inode number alone, which the previous manifest's same inode completes. `stated`:
+# files lstat'ed (the first ones; all of them on a filesystem whose listing's inode numbers
+# are not st_ino; those of `seen` the previous manifest does not know), which take the
+# previous manifest's hash (same inode, size and time), or else rsync's (same place and size).
 _TAKE_KNOWN = """
 INSERT INTO entry
 SELECT s.parent, s.name, 'f', k.size, 1, k.mtime_ns, k.mode, k.uid, k.gid, k.ino, k.hash, NULL
 FROM seen s JOIN known k ON k.ino = s.ino
 """
-_TAKE_KNOWN_STATED = """
+_NOT_KNOWN = "SELECT parent, name FROM seen WHERE ino NOT IN (SELECT ino FROM known)"
+_KNOWN_MATCH = "k.ino = s.ino AND k.size = s.size AND k.mtime_ns = s.mtime_ns"
+_TAKE_KNOWN_STATED = f"""
 INSERT INTO entry
 SELECT s.parent, s.name, 'f', s.size, 1, s.mtime_ns, s.mode, s.uid, s.gid, s.ino, k.hash, NULL
-FROM stated s JOIN known k ON k.ino = s.ino AND k.size = s.size AND k.mtime_ns = s.mtime_ns
+FROM stated s JOIN known k ON {_KNOWN_MATCH}
 """
-_NOT_KNOWN = """
-SELECT parent, name FROM seen WHERE ino NOT IN (SELECT ino FROM known)
-UNION ALL
-SELECT parent, name FROM stated s WHERE NOT EXISTS (
-    SELECT 1 FROM known k WHERE k.ino = s.ino AND k.size = s.size AND k.mtime_ns = s.mtime_ns)
+_FRESH_ONLY = f"""
+FROM stated s JOIN folder f ON f.id = s.parent
+JOIN fresh r ON r.dir = f.path AND r.name = s.name AND r.size = s.size
+WHERE NOT EXISTS (SELECT 1 FROM known k WHERE {_KNOWN_MATCH})
+"""
+_FRESH_COUNT = "SELECT count(*), total(s.size)" + _FRESH_ONLY
+_TAKE_FRESH = """
+INSERT INTO entry
+SELECT s.parent, s.name, 'f', s.size, 1, s.mtime_ns, s.mode, s.uid, s.gid, s.ino, r.hash, NULL
+""" + _FRESH_ONLY
+_UNHASHED = f"""
+SELECT s.parent, s.name, s.ino, s.size, s.mtime_ns, s.mode, s.uid, s.gid
+FROM stated s JOIN folder f ON f.id = s.parent
+LEFT JOIN fresh r ON r.dir = f.path AND r.name = s.name AND r.size = s.size
+WHERE r.hash IS NULL AND NOT EXISTS (SELECT 1 FROM known k WHERE {_KNOWN_MATCH})
 """
 
 
@@ -264,18 +304,21 @@ class _Walk:
     recursion), every non-folder entry inserted in batches as it is met, the folders at the
     end with the totals of everything below them.
 
-    This loop meets every file of every snapshot, so it is kept lean. With a previous
-    manifest, a regular file costs one short row (its folder, name and inode), not even an
-    lstat: SQLite joins those rows with the previous manifest's files in one statement, and
-    only the files it does not know are lstat'ed and read afterwards. The inode number comes
-    from the folder listing (d_ino), which is st_ino on local filesystems; the first files
-    are checked against lstat, and one that differs (an overlay, say) has every file
-    lstat'ed instead (and then matched by inode, size and time)."""
+    This loop meets every file of every snapshot, so it is kept lean. When hashes can come
+    from elsewhere (`deferred`), files are set aside in short rows and matched inside SQLite
+    afterwards, and only the files nobody knows are read. With a previous manifest, a
+    regular file is not even lstat'ed: its row is its folder, name and inode number, and
+    the previous manifest's same inode completes it. The inode number comes from the folder
+    listing (d_ino), which is st_ino on local filesystems; the first files are checked
+    against lstat, and one that differs (an overlay, say) has every file lstat'ed instead
+    (and then matched by inode, size and time)."""
 
     PROBE_FILES = 64
 
-    def __init__(self, con, root: bytes, reuse: bool, summary: Summary, on_progress) -> None:
+    def __init__(self, con, root: bytes, reuse: bool, deferred: bool, summary: Summary,
+                 on_progress) -> None:
         self.con, self.root, self.reuse, self.summary = con, root, reuse, summary
+        self.deferred = deferred or reuse
         self.on_progress = on_progress
         self.buffer = bytearray(BUFFER_BYTES)
         # per folder id: [parent id, name, mtime, mode, uid, gid, ino, size, files]
@@ -284,11 +327,12 @@ class _Walk:
 
     def run(self) -> None:
         batch: list[tuple] = []     # whole entries
-        seen: list[tuple] = []      # files to match with the previous manifest
-        stated: list[tuple] = []
+        seen: list[tuple] = []      # files set aside, not lstat'ed
+        stated: list[tuple] = []    # files set aside, lstat'ed
         stack = [(0, b"")]
         next_id, next_report = 1, time.monotonic() + PROGRESS_SECONDS
-        summary, folders, paths, reuse = self.summary, self.folders, self.paths, self.reuse
+        summary, folders, paths = self.summary, self.folders, self.paths
+        reuse, deferred = self.reuse, self.deferred
         insert, scandir = self.con.executemany, os.scandir
         probe = self.PROBE_FILES if reuse else 0   # files still to check d_ino on
         s_ifmt, s_ifreg, s_ifdir, s_iflnk = stat.S_IFMT, stat.S_IFREG, stat.S_IFDIR, stat.S_IFLNK
@@ -304,7 +348,7 @@ class _Walk:
                     if s_ifmt(mode) == s_ifreg:
                         if probe:
                             probe = probe - 1 if entry.inode() == st.st_ino else -1
-                        if reuse:
+                        if deferred:
                             stated.append((folder_id, entry.name, st.st_ino, st.st_size,
                                            st.st_mtime_ns, mode, st.st_uid, st.st_gid))
                         else:
@@ -335,39 +379,52 @@ class _Walk:
                 insert("INSERT INTO seen VALUES (?, ?, ?)", seen)
                 seen = []
             if len(stated) >= BATCH_ROWS:
-                insert("INSERT INTO stated VALUES (?, ?, ?, ?, ?, ?, ?, ?)", stated)
+                insert(_INSERT_STATED, stated)
                 stated = []
             if self.on_progress and time.monotonic() >= next_report:
                 next_report = time.monotonic() + PROGRESS_SECONDS
                 self.on_progress(summary)
         insert(INSERT, batch)
-        if reuse:
-            insert("INSERT INTO seen VALUES (?, ?, ?)", seen)
-            insert("INSERT INTO stated VALUES (?, ?, ?, ?, ?, ?, ?, ?)", stated)
-            self._take_known()
         insert("INSERT INTO folder VALUES (?, ?)", enumerate(paths))
+        if deferred:
+            insert("INSERT INTO seen VALUES (?, ?, ?)", seen)
+            insert(_INSERT_STATED, stated)
+            self._resolve()
         self._write_folders()
 
-    def _take_known(self) -> None:
-        """Files the previous manifest knows become rows inside SQLite; the others are
-        lstat'ed (if the walk did not) and read now."""
-        con = self.con
-        self.summary.reused = con.execute(_TAKE_KNOWN).rowcount \
-            + con.execute(_TAKE_KNOWN_STATED).rowcount
+    def _resolve(self) -> None:
+        """The files set aside become entries: those whose hash the previous manifest or
+        rsync knows, inside SQLite; the others are read now."""
+        con, summary = self.con, self.summary
+        summary.reused = con.execute(_TAKE_KNOWN).rowcount
         unknown = con.execute(_NOT_KNOWN)
         while rows := unknown.fetchmany(BATCH_ROWS):
-            batch = []
+            stated = []
             for parent, name in rows:
-                rel = self.paths[parent]
-                path = self.root + b"/" + (rel + b"/" + name if rel else name)
                 try:
-                    st = os.lstat(path)
+                    st = os.lstat(self._path(parent, name))
                 except FileNotFoundError:
                     continue   # gone since it was listed
-                if not stat.S_ISREG(st.st_mode):
-                    continue   # replaced since it was listed; not a file of the snapshot
-                batch.append(self._file_row(parent, path, name, st))
-            con.executemany(INSERT, batch)
+                if stat.S_ISREG(st.st_mode):   # else replaced since: not a file of the snapshot
+                    stated.append((parent, name, st.st_ino, st.st_size, st.st_mtime_ns,
+                                   st.st_mode, st.st_uid, st.st_gid))
+            con.executemany(_INSERT_STATED, stated)
+        summary.reused += con.execute(_TAKE_KNOWN_STATED).rowcount
+        files, size = con.execute(_FRESH_COUNT).fetchone()
+        con.execute(_TAKE_FRESH)
+        summary.rsync_hashed, summary.new_files, summary.new_bytes = files, files, int(size)
+        unhashed = con.execute(_UNHASHED)
+        while rows := unhashed.fetchmany(BATCH_ROWS):
+            entries = []
+            for parent, name, ino, length, mtime_ns, mode, uid, gid in rows:
+                digest = self._hash(self._path(parent, name), length)
+                entries.append((parent, name, "f", length, 1, mtime_ns, mode, uid, gid, ino,
+                                digest, None))
+            con.executemany(INSERT, entries)
+
+    def _path(self, folder_id: int, name: bytes) -> bytes:
+        rel = self.paths[folder_id]
+        return self.root + b"/" + (rel + b"/" + name if rel else name)
 
     def _file_row(self, folder_id: int, path: bytes, name: bytes, st: os.stat_result) -> tuple:
         return (folder_id, name, "f", st.st_size, 1, st.st_mtime_ns, st.st_mode, st.st_uid,

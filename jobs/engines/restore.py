@@ -94,6 +94,7 @@ class Transfer:
     xattrs: bool = False
     super_user: bool = False
     rsh: str | None = None
+    checksums = False                  # rsync.run reads the plain format
 
     def command(self) -> list[str]:
         args = [rsync.RSYNC, "--recursive", "--links", "--times", "--perms", "--group", "--owner",
@@ -208,6 +209,7 @@ class _SampleTransfer:
     listing: str
     dest: str
     dry_run: bool = False
+    checksums = False
 
     def command(self) -> list[str]:
         return [rsync.RSYNC, "--archive", "--from0", f"--files-from={self.listing}",

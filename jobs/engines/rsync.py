@@ -10,6 +10,7 @@ unit passes through here exactly once and the counts can be held against the sca
 from __future__ import annotations
 
 import fcntl
+import functools
 import gzip
 import os
 import re
@@ -26,6 +27,11 @@ SEARCH_PATH = "/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin"
 # Line marker: rsync copies the format's literal characters as they are, and escapes a tab
 # or newline inside a file name (as \#011, \#012), so a line starting with a tab is ours.
 OUT_FORMAT = "\t%i %l %n"
+# With --checksum-choice=xxh128, rsync also gives the xxh3-128 of every file whose data it
+# copied (%C: 32 hex digits, blank for the others), the very hash of Cairn's manifests; the
+# manifest then need not read the new data again. The log keeps the plain format.
+OUT_FORMAT_SUMS = "\t%i %C %l %n"
+SUM_WIDTH = 33   # "%C " as rsync writes it
 NOTHING_CHANGED = b" " * 9
 STOP_GRACE_SECONDS = 10.0
 TICK_SECONDS = 0.5
@@ -93,6 +99,7 @@ class Transfer:
     # with CAP_CHOWN and CAP_FOWNER instead, and must say --super to be believed.
     super_user: bool = False
     rsh: str | None = None             # the remote shell (ssh with Cairn's key) for a host's folder
+    checksums: bool = False            # report the xxh3-128 of copied files (local copies only)
 
     def command(self) -> list[str]:
         args = [RSYNC, "--recursive", "--links", "--times"]
@@ -114,7 +121,10 @@ class Transfer:
         args += [f"--bwlimit={self.bwlimit_kib}"] if self.bwlimit_kib else []
         if self.link_dest and not self.mirror:
             args.append(f"--link-dest={self.link_dest}")
-        args += ["--itemize-changes", "--itemize-changes", f"--out-format={OUT_FORMAT}",
+        if self.checksums:
+            args += ["--checksum-choice=xxh128"]
+        args += ["--itemize-changes", "--itemize-changes",
+                 f"--out-format={OUT_FORMAT_SUMS if self.checksums else OUT_FORMAT}",
                  "--stats", "--protect-args"]
         args += ["--rsh", self.rsh] if self.rsh else []
         args += [f"--exclude={pattern}" for pattern in self.excludes]
@@ -190,6 +200,69 @@ def parse_stats(lines: list[bytes]) -> dict[str, int]:
     return stats
 
 
+@functools.cache
+def reports_checksums() -> bool:
+    """Whether this box's rsync can copy with xxh128 as its checksum (3.2 and later, built
+    with xxhash), and so report the manifest's hash of each copied file."""
+    try:
+        out = subprocess.run([RSYNC, "--version"], capture_output=True, timeout=30,
+                             env={"LC_ALL": "C", "PATH": SEARCH_PATH}).stdout
+    except (OSError, subprocess.SubprocessError):
+        return False
+    # "Checksum list:", then the names on the same line or on the indented lines below it.
+    lines = out.splitlines()
+    for index, line in enumerate(lines):
+        if line.strip().lower().startswith(b"checksum list:"):
+            names = line.split(b":", 1)[1].split()
+            for more in lines[index + 1:]:
+                if not more[:1].isspace():
+                    break
+                names += more.split()
+            return b"xxh128" in names
+    return False
+
+
+def _open_sums(path: str):
+    """The sums file, to append to. A line cut short when a worker was killed mid-write is
+    cut off first: its name may be the beginning of another file's name."""
+    fh = open(path, "ab")
+    end = fh.tell()
+    if end:
+        with open(path, "rb") as reader:
+            reader.seek(max(0, end - PIPE_BYTES))
+            tail = reader.read()
+        if not tail.endswith(b"\n"):
+            fh.truncate(end - len(tail) + tail.rfind(b"\n") + 1)   # rfind: -1 for none
+    return fh
+
+
+def read_sums(path: str | os.PathLike):
+    """(name as bytes, size, xxh3-128 digest) of each file a run with `checksums` copied, from
+    its sums file, in the order copied (a name copied twice, by a retry, comes twice: the
+    later one counts). A last line without its newline was cut short, and is skipped."""
+    with open(path, "rb") as fh:
+        for line in fh:
+            if not line.endswith(b"\n"):
+                break
+            digest, _, rest = line[:-1].partition(b" ")
+            length, _, name = rest.partition(b" ")
+            if len(digest) != 32 or not length.isdigit() or not name:
+                continue
+            try:
+                yield decode_raw_name(name), int(length), bytes.fromhex(digest.decode("ascii"))
+            except ValueError:
+                continue
+
+
+_ESCAPE = re.compile(rb"\\#([0-7]{3})")
+
+
+def decode_raw_name(escaped: bytes) -> bytes:
+    """rsync's escaped name (it writes \\#ooo for each unprintable byte, and for a backslash
+    that would otherwise read as such an escape) back to the name's bytes."""
+    return _ESCAPE.sub(lambda m: bytes((int(m[1], 8),)), escaped)
+
+
 class ListError(Exception):
     """rsync could not list a folder (on another machine); the message is rsync's."""
 
@@ -240,25 +313,30 @@ class _Reader:
     the counting).
     """
 
-    def __init__(self, log: gzip.GzipFile | None, keep_items: bool) -> None:
+    def __init__(self, log: gzip.GzipFile | None, keep_items: bool, sums=None) -> None:
         self.counts = Counts()
         self.other: list[bytes] = []
         self.items: list[str] = []
         self.log = log
         self.pending: list[bytes] = []
         self.keep_items = keep_items
+        # Lines of OUT_FORMAT_SUMS: the length starts after the checksum. Copied files'
+        # "checksum length name" go to `sums` (an open binary file), one per line.
+        self.sums = sums
+        self.at = 13 + SUM_WIDTH if sums is not None else 13
+        self.pending_sums: list[bytes] = []
 
     def feed(self, line: bytes) -> None:
         if line[:1] != b"\t":
             if len(self.other) < 100:
                 self.other.append(line)
             return
-        counts = self.counts
+        counts, at = self.counts, self.at
         if line[2] == 100:  # ord("d"): a folder
             counts.dirs += 1
         else:
-            end = line.find(b" ", 13)
-            length = int(line[13:end]) if end > 13 else 0
+            end = line.find(b" ", at)
+            length = int(line[at:end]) if end > at else 0
             counts.files += 1
             counts.bytes += length
             if line[1] == 62 or line[1] == 60:  # ">" received here, "<" sent to a host
@@ -267,19 +345,27 @@ class _Reader:
                     counts.new_files += 1
                 else:
                     counts.changed_files += 1
+                if at != 13 and line[2] == 102 and line[13] != 32:  # "f" with a checksum
+                    self.pending_sums.append(line[13:])
         if line[3:12] != NOTHING_CHANGED:
+            if at != 13:
+                line = line[:13] + line[at:]   # the log's lines keep the plain format
             if self.log is not None:
                 self.pending.append(line[1:])
-                if len(self.pending) >= LOG_BATCH:
-                    self.flush()
             if self.keep_items and len(self.items) < KEPT_ITEMS:
                 self.items.append(decode_name(line[1:]))
+        if len(self.pending) >= LOG_BATCH or len(self.pending_sums) >= LOG_BATCH:
+            self.flush()
 
     def flush(self) -> None:
         if self.log is not None and self.pending:
             self.pending.append(b"")
             self.log.write(b"\n".join(self.pending))
         self.pending = []
+        if self.sums is not None and self.pending_sums:
+            self.pending_sums.append(b"")
+            self.sums.write(b"\n".join(self.pending_sums))
+        self.pending_sums = []
 
 
 class _Messages:
@@ -313,7 +399,7 @@ ProgressFn = Callable[[Counts], None]
 
 def run(transfer: Transfer, *, on_progress: ProgressFn | None = None,
         should_stop: Callable[[], bool] | None = None, log_path: str | None = None,
-        on_start: Callable[[int], None] | None = None) -> Result:
+        on_start: Callable[[int], None] | None = None, sums_path: str | None = None) -> Result:
     """Run one rsync to the end (or until `should_stop()`), reporting counts every half second.
 
     rsync runs in its own process group (stopping it stops its helper processes too), with
@@ -324,7 +410,10 @@ def run(transfer: Transfer, *, on_progress: ProgressFn | None = None,
     env = {"LC_ALL": "C", "PATH": SEARCH_PATH}
     started = time.monotonic()
     log = gzip.open(log_path, "ab", compresslevel=3) if log_path else None
-    reader = _Reader(log, keep_items=transfer.dry_run)
+    sums = _open_sums(sums_path) if transfer.checksums and sums_path else None
+    reader = _Reader(log, keep_items=transfer.dry_run, sums=sums)
+    if transfer.checksums and sums is None:
+        reader.at = 13 + SUM_WIDTH   # the format has the checksums; nobody keeps them
     messages = _Messages()
     try:
         process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
@@ -344,6 +433,8 @@ def run(transfer: Transfer, *, on_progress: ProgressFn | None = None,
     finally:
         if log is not None:
             log.close()
+        if sums is not None:
+            sums.close()
     result = Result(exit_code=process.returncode, counts=reader.counts,
                     stats=parse_stats(reader.other), errors=messages.errors,
                     warnings=messages.warnings, error_count=messages.error_count,

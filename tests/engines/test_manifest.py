@@ -8,12 +8,20 @@ import subprocess
 import pytest
 import xxhash
 
-from jobs.engines import manifest
+from jobs.engines import manifest, rsync
 from tests.trees import awkward_tree, write
 
 
-def index(tree, out, previous=None):
-    return manifest.write(tree, out, previous)
+def index(tree, out, previous=None, fresh=()):
+    return manifest.write(tree, out, previous, fresh=fresh)
+
+
+def rows(path):
+    """Every entry of a manifest with its folder's path, sorted."""
+    with manifest.Manifest(path) as m:
+        return sorted(m.con.execute(
+            "SELECT f.path, e.name, e.kind, e.size, e.files, e.mtime_ns, e.mode, e.uid, "
+            "e.gid, e.ino, e.hash, e.target FROM entry e JOIN folder f ON f.id = e.parent"))
 
 
 def test_every_entry_is_listed_with_its_hash(tmp_path):
@@ -219,11 +227,36 @@ def test_rows_taken_from_the_previous_manifest_equal_a_fresh_index(tmp_path, mon
     fresh = index(second, tmp_path / "fresh.sqlite")
     assert reused.reused == fresh.files - 2 and reused.hashed_bytes == 3 + 7
     assert reused.new_files == 2 and (reused.files, reused.bytes) == (fresh.files, fresh.bytes)
-
-    def rows(path):
-        with manifest.Manifest(path) as m:
-            return sorted(m.con.execute(
-                "SELECT f.path, e.name, e.kind, e.size, e.files, e.mtime_ns, e.mode, e.uid, "
-                "e.gid, e.ino, e.hash, e.target FROM entry e JOIN folder f ON f.id = e.parent"))
-
     assert rows(tmp_path / "reused.sqlite") == rows(tmp_path / "fresh.sqlite")
+
+
+def test_hashes_rsync_computed_while_copying_spare_reading_the_files(tmp_path):
+    source = awkward_tree(tmp_path / "src")
+    write(source / "back\\#123slash", "a name rsync must escape")
+    write(source / "big.bin", os.urandom(3_000_000))
+    snap = tmp_path / "snap"
+    transfer = rsync.Transfer(source=str(source), dest=str(snap), checksums=True)
+    result = rsync.run(transfer, sums_path=str(tmp_path / "unit.sums"))
+    assert result.exit_code == 0
+    fresh = list(rsync.read_sums(tmp_path / "unit.sums"))
+    assert len(fresh) >= 10
+    summary = index(snap, tmp_path / "sums.sqlite", fresh=fresh)
+    plain = index(snap, tmp_path / "plain.sqlite")
+    # Every file rsync copied took rsync's hash; only the second of the hardlinked pairs
+    # (which rsync links, not copies) was read.
+    assert summary.rsync_hashed == len(fresh) == summary.files - 2
+    assert summary.hashed_bytes == plain.hashed_bytes - sum(size for _, size, _ in fresh)
+    assert rows(tmp_path / "sums.sqlite") == rows(tmp_path / "plain.sqlite")
+
+
+def test_a_hash_from_rsync_for_a_file_whose_size_changed_since_is_not_taken(tmp_path):
+    tree = tmp_path / "snap"
+    write(tree / "a" / "kept.txt", "same")
+    write(tree / "a" / "grown.txt", "longer now")
+    wrong = b"\0" * 16
+    summary = index(tree, tmp_path / "m.sqlite",
+                    fresh=[(b"a/kept.txt", 4, wrong), (b"a/grown.txt", 4, wrong), (b"gone", 1, wrong)])
+    assert (summary.rsync_hashed, summary.hashed_bytes) == (1, len("longer now"))
+    with manifest.Manifest(tmp_path / "m.sqlite") as m:
+        assert m.entry("a/kept.txt").hash == wrong   # taken as rsync gave it
+        assert m.entry("a/grown.txt").hash == xxhash.xxh3_128(b"longer now").digest()

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+import xxhash
 
 from jobs.engines import rsync
 from jobs.engines.rsync import BandwidthError, Transfer, format_bandwidth, parse_bandwidth
@@ -186,3 +187,41 @@ def test_the_worker_knows_when_it_needs_super(tmp_path):
     as_root = subprocess.run(check, capture_output=True, text=True,
                              cwd=Path(__file__).resolve().parents[2])
     assert as_root.stdout.strip() == "False"
+
+
+def test_with_checksums_copied_files_get_rsyncs_hash_and_the_log_keeps_its_format(tmp_path):
+    source = awkward_tree(tmp_path / "src")
+    plain, summed = tmp_path / "plain", tmp_path / "summed"
+    first = rsync.run(Transfer(source=str(source), dest=str(plain)), log_path=str(tmp_path / "p.gz"))
+    second = rsync.run(Transfer(source=str(source), dest=str(summed), checksums=True),
+                       log_path=str(tmp_path / "s.gz"), sums_path=str(tmp_path / "s.sums"))
+    assert second.counts == first.counts
+    assert describe(summed) == describe(plain)
+
+    def log(name):   # the lines, without the folders' sizes (which may differ)
+        return sorted(line.split(b" ", 2)[::2] for line in gzip.open(tmp_path / name).read().splitlines())
+
+    assert log("s.gz") == log("p.gz")
+    sums = list(rsync.read_sums(tmp_path / "s.sums"))
+    assert len(sums) == first.counts.new_files   # every file copied (not those linked by -H)
+    for name, size, digest in sums:
+        data = (source / os.fsdecode(name)).read_bytes()
+        assert (size, digest) == (len(data), xxhash.xxh3_128(data).digest())
+
+
+def test_a_sums_line_cut_by_a_killed_worker_is_dropped_before_the_next_lines(tmp_path):
+    path = tmp_path / "unit.sums"
+    whole = b"0" * 32 + b" 5 photos/image.jpg\n"
+    path.write_bytes(whole + b"1" * 32 + b" 100000 photos/im")   # cut mid-name
+    source = tmp_path / "src"
+    write(source / "new.txt", "fresh")
+    rsync.run(Transfer(source=str(source), dest=str(tmp_path / "dst"), checksums=True),
+              sums_path=str(path))
+    assert path.read_bytes().startswith(whole + xxhash.xxh3_128(b"fresh").hexdigest().encode())
+    assert [name for name, _, _ in rsync.read_sums(path)] == [b"photos/image.jpg", b"new.txt"]
+    path.write_bytes(whole + b"2" * 32 + b" 100000 photos/im")
+    assert [name for name, _, _ in rsync.read_sums(path)] == [b"photos/image.jpg"]
+
+
+def test_checksums_are_offered_by_this_boxs_rsync():
+    assert rsync.reports_checksums()

@@ -4,6 +4,7 @@ its new data; retention takes both away; older snapshots are indexed when the wo
 import os
 
 import pytest
+import xxhash
 
 from jobs import backup, catalog
 from jobs.engines import manifest
@@ -43,7 +44,25 @@ def test_the_next_snapshot_reads_only_what_changed(tmp_path):
     second = run_now(profile)
     snapshot = Snapshot.get(Snapshot.name == second.snapshot)
     assert (snapshot.files, snapshot.new_files, snapshot.new_bytes) == (2, 1, 3)
-    assert any("Manifest: 2 files, 1 new (3 B read)" in m for m in second.messages("info"))
+    # The new file's hash came from the rsync that copied it: nothing was read again.
+    assert any("Manifest: 2 files, 1 new (1 hashed by rsync while copying, 0 B read)" in m
+               for m in second.messages("info"))
+
+
+def test_a_full_snapshot_reads_no_file_again_for_its_manifest(tmp_path):
+    source = tmp_path / "src"
+    contents = {f"d{i}/f{i}.bin": os.urandom(1000 * i) for i in range(1, 6)}
+    for name, data in contents.items():
+        write(source / name, data)
+    profile = make_profile(sources=[source], dest=tmp_path / "backups")
+    run = run_now(profile)
+    snapshot = Snapshot.get(Snapshot.name == run.snapshot)
+    assert (snapshot.files, snapshot.new_files) == (5, 5)
+    assert any("(5 hashed by rsync while copying, 0 B read)" in m for m in run.messages("info"))
+    with manifest.Manifest(catalog.manifest_path(snapshot)) as m:
+        for name, data in contents.items():
+            assert m.entry(f"localhost{source}/{name}").hash == xxhash.xxh3_128(data).digest()
+    assert not (backup.settings.logs_dir / f"run-{run.id}").exists()   # sums gone with the logs
 
 
 def test_retention_takes_the_manifest_away_with_the_snapshot(tmp_path):
