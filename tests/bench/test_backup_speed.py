@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import resource
 import shutil
 import subprocess
 import time
@@ -27,7 +28,8 @@ import psutil
 import pytest
 
 from jobs import backup
-from models import Run, db
+from jobs.engines import scan
+from models import Run, Scan, Unit, db
 from tests.jobs.conftest import Worker, empty_shared_store, make_profile, wait_for_run
 
 # Not CAIRN_*: the test suite's conftest clears those.
@@ -102,6 +104,23 @@ class CairnRun:
     peak_rss: int
     run: Run
 
+    phases: str = ""
+
+
+def _phases(run: Run) -> str:
+    """Where a run's time went: scan (before any copy), copy (first part started to last
+    part done), finish (hardlinks, folder times, rename, manifest). Read at once: the next
+    run's scan replaces this one's."""
+    run = Run.get_by_id(run.id)
+    scanned = max(s.finished_at for s in Scan.select().where(Scan.run == run))
+    units = list(Unit.select().where(Unit.run == run))
+    first = min(u.started_at for u in units)
+    last = max(u.finished_at for u in units)
+    manifest = next((m for m in run.messages("info") if m.startswith("Manifest:")), "")
+    return (f"scan {(scanned - run.started_at).total_seconds():.2f} s, copy "
+            f"{(last - first).total_seconds():.2f} s, finish "
+            f"{(run.finished_at - last).total_seconds():.2f} s\n               {manifest}")
+
 
 def cairn_snapshot(tmp_path: Path, profile) -> CairnRun:
     """One run on a fresh worker process, so its peak memory is this run's."""
@@ -122,7 +141,15 @@ def cairn_snapshot(tmp_path: Path, profile) -> CairnRun:
     own = (after.user - before.user) + (after.system - before.system)
     children = (after.children_user - before.children_user) \
         + (after.children_system - before.children_system)
-    return CairnRun(seconds, own, children, peak, run)
+    return CairnRun(seconds, own, children, peak, run, _phases(run))
+
+
+def _scan_cpu(source: Path) -> float:
+    """CPU seconds of one scan of `source` in this process, as a run scans it."""
+    before = resource.getrusage(resource.RUSAGE_SELF)
+    scan.scan(str(source), find_xattrs=True, xattrs_none_before=time.time())
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def _peak_rss(pid: int) -> int:
@@ -240,11 +267,17 @@ def test_snapshot_speed_against_rsync_and_rsnapshot(tmp_path, bench_db):
     print(row("rsync -a (same tree again)", rsync_again, rsync_link))
     print(row("rsnapshot (rotate + link-dest)", rsnap_incr, rsync_link))
     print(row("Cairn", incremental.seconds, rsync_link) + "   target <= 1.00x")
+    print("\nWhere Cairn's time went (best runs):")
+    print(f"  full         {full.phases}")
+    print(f"  incremental  {incremental.phases}")
     print("\nCairn's own CPU (worker process, rsync excluded) against rsync's:")
     for name, result in (("full", full), ("incremental", incremental)):
         share = result.own_cpu / result.rsync_cpu if result.rsync_cpu else float("inf")
         print(f"  {name:<12} own {result.own_cpu:6.2f} s, rsync {result.rsync_cpu:6.2f} s "
               f"= {share:6.1%}   target <= 5%")
+    scan_cpu = min(_scan_cpu(source) for _ in range(3))
+    print(f"  of which the scan alone (an lstat of every file, measured by itself): "
+          f"{scan_cpu:.2f} s = {scan_cpu / incremental.rsync_cpu:.1%} of the incremental's rsync")
     print("\nWorker peak memory (VmHWM, whole process):")
     print(f"  {small_files:>8,} files, {small_size / 1e9:.2f} GB: {small.peak_rss / 2**20:6.1f} MiB")
     print(f"  {files:>8,} files, {size / 1e9:.2f} GB: {full.peak_rss / 2**20:6.1f} MiB"
