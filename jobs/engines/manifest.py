@@ -486,10 +486,6 @@ def _connect(path: Path, readonly: bool = False) -> sqlite3.Connection:
         con = sqlite3.connect(path, check_same_thread=False, uri=True)
         con.execute("PRAGMA journal_mode = OFF")
         con.execute("PRAGMA synchronous = OFF")
-        # 16 MB of page cache each for the manifest and the temporary tables (SQLite's
-        # default is 2 MB): a bounded amount, whatever the number of files.
-        con.execute("PRAGMA cache_size = -16384")
-        con.execute("PRAGMA temp.cache_size = -16384")
     return con
 
 
