@@ -123,7 +123,7 @@ class _Walker:
             raise ScanCancelled()
         try:
             # The folder is opened and then listed by descriptor, so that each file's lstat
-            # is an fstatat of its bare name, not a walk of the whole path again (a sixth
+            # is an fstatat of its bare name, not a walk of the whole path again (a tenth
             # less CPU on a 100,000-file tree). Subfolders are not followed if a link took
             # their place since the parent was read. Read whole and closed: a deep tree
             # must not hold one open descriptor per level.
