@@ -45,6 +45,13 @@ def item_named(name: str) -> ImportItem:
         return ImportItem.get(ImportItem.name == name)
 
 
+def dropped(inbox, name: str, data: bytes) -> ImportItem:
+    """A file written into the inbox and swept: its queue item."""
+    write(inbox / name, data)
+    sweep()
+    return item_named(name)
+
+
 def test_the_queue_shows_waiting_files_and_the_attention_list_every_reason(client, vera, folders):
     inbox, _ = folders
     write(inbox / "Heat.1995.1080p.BluRay.mkv.part", b"x" * 100)
@@ -69,9 +76,7 @@ def test_the_queue_shows_waiting_files_and_the_attention_list_every_reason(clien
 
 def test_an_operator_imports_a_refused_file_anyway_and_it_is_audited(client, otto, folders):
     inbox, library = folders
-    write(inbox / "Alien.1979.DVDRip.sample.avi", b"a" * 1000)
-    sweep()
-    item = item_named("Alien.1979.DVDRip.sample.avi")
+    item = dropped(inbox, "Alien.1979.DVDRip.sample.avi", b"a" * 1000)
     log_in(client, otto)
     shown = html(client.get("/imports/")).select_one(f"#attention-{item.id}")
     assert shown.select_one("button.primary").text == "Import anyway"
@@ -88,9 +93,7 @@ def test_an_operator_imports_a_refused_file_anyway_and_it_is_audited(client, ott
 
 def test_facts_cannot_be_waved_away(client, otto, folders):
     inbox, _ = folders
-    write(inbox / "Heat.1995.1080p.BluRay.mkv.exe", b"x" * 1000)
-    sweep()
-    item = item_named("Heat.1995.1080p.BluRay.mkv.exe")
+    item = dropped(inbox, "Heat.1995.1080p.BluRay.mkv.exe", b"x" * 1000)
     log_in(client, otto)
     assert not html(client.get("/imports/")).select(f"#attention-{item.id} button.primary")
     response = post(client, f"/imports/{item.id}/anyway", headers={"HX-Request": "true"})
@@ -100,9 +103,7 @@ def test_facts_cannot_be_waved_away(client, otto, folders):
 
 def test_an_operator_names_a_file_by_hand(client, otto, folders):
     inbox, library = folders
-    write(inbox / "1080p.BluRay.x264.mkv", b"m" * 1000)
-    sweep()
-    item = item_named("1080p.BluRay.x264.mkv")
+    item = dropped(inbox, "1080p.BluRay.x264.mkv", b"m" * 1000)
     log_in(client, otto)
     for year, says in [("95", "The year is a number from 1870 to 2100"), ("1995x", "The year")]:
         refused = post(client, f"/imports/{item.id}/identify", {"title": "Heat", "year": year},
@@ -237,9 +238,7 @@ def test_an_admin_edits_quality_profiles(client, ada, vera):
 
 def test_a_plain_form_goes_back_to_its_page_on_this_site_only(client, otto, folders):
     inbox, _ = folders
-    write(inbox / "Alien.1979.DVDRip.sample.avi", b"a" * 1000)
-    sweep()
-    item = item_named("Alien.1979.DVDRip.sample.avi")
+    item = dropped(inbox, "Alien.1979.DVDRip.sample.avi", b"a" * 1000)
     log_in(client, otto)
     here = post(client, f"/imports/{item.id}/retry", headers={"Referer": f"http://localhost/imports/{item.id}"})
     assert here.status_code == 303 and here.headers["Location"] == f"/imports/{item.id}"
