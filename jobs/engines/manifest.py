@@ -250,8 +250,7 @@ def write(tree: Path, out: Path, previous: Path | None = None, *,
     try:
         con.executescript(SCHEMA + _TEMPORARY)
         reuse = _attach_previous(con, previous, dev)
-        deferred = _load_fresh(con, fresh) > 0 or reuse
-        _Walk(con, root, reuse, deferred, summary, on_progress).run()
+        _Walk(con, root, reuse, _load_fresh(con, fresh) > 0, summary, on_progress).run()
         con.executescript(INDEXES)
         summary.seconds = round(time.monotonic() - started, 3)
         meta = {**summary.as_meta(), "algorithm": ALGORITHM, "format": FORMAT_VERSION,
@@ -315,10 +314,10 @@ class _Walk:
 
     PROBE_FILES = 64
 
-    def __init__(self, con, root: bytes, reuse: bool, deferred: bool, summary: Summary,
+    def __init__(self, con, root: bytes, reuse: bool, has_fresh: bool, summary: Summary,
                  on_progress) -> None:
         self.con, self.root, self.reuse, self.summary = con, root, reuse, summary
-        self.deferred = deferred or reuse
+        self.deferred = reuse or has_fresh
         self.on_progress = on_progress
         self.buffer = bytearray(BUFFER_BYTES)
         # per folder id: [parent id, name, mtime, mode, uid, gid, ino, size, files]
