@@ -313,7 +313,8 @@ class _Reader:
     the counting).
     """
 
-    def __init__(self, log: gzip.GzipFile | None, keep_items: bool, sums=None) -> None:
+    def __init__(self, log: gzip.GzipFile | None, keep_items: bool, checksums: bool = False,
+                 sums=None) -> None:
         self.counts = Counts()
         self.other: list[bytes] = []
         self.items: list[str] = []
@@ -321,9 +322,9 @@ class _Reader:
         self.pending: list[bytes] = []
         self.keep_items = keep_items
         # Lines of OUT_FORMAT_SUMS: the length starts after the checksum. Copied files'
-        # "checksum length name" go to `sums` (an open binary file), one per line.
+        # "checksum length name" go to `sums` (an open binary file, if any), one per line.
         self.sums = sums
-        self.at = 13 + SUM_WIDTH if sums is not None else 13
+        self.at = 13 + SUM_WIDTH if checksums else 13
         self.pending_sums: list[bytes] = []
 
     def feed(self, line: bytes) -> None:
@@ -345,7 +346,7 @@ class _Reader:
                     counts.new_files += 1
                 else:
                     counts.changed_files += 1
-                if at != 13 and line[2] == 102 and line[13] != 32:  # "f" with a checksum
+                if self.sums is not None and line[2] == 102 and line[13] != 32:  # "f", summed
                     self.pending_sums.append(line[13:])
         if line[3:12] != NOTHING_CHANGED:
             if at != 13:
@@ -411,9 +412,7 @@ def run(transfer: Transfer, *, on_progress: ProgressFn | None = None,
     started = time.monotonic()
     log = gzip.open(log_path, "ab", compresslevel=3) if log_path else None
     sums = _open_sums(sums_path) if transfer.checksums and sums_path else None
-    reader = _Reader(log, keep_items=transfer.dry_run, sums=sums)
-    if transfer.checksums and sums is None:
-        reader.at = 13 + SUM_WIDTH   # the format has the checksums; nobody keeps them
+    reader = _Reader(log, keep_items=transfer.dry_run, checksums=transfer.checksums, sums=sums)
     messages = _Messages()
     try:
         process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
