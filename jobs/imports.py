@@ -93,13 +93,13 @@ def _sweep(now: dt.datetime, hurry: bool, enqueue: bool) -> Sweep:
             listed.add(box.id)
         if problem != box.problem:
             Inbox.update(problem=problem).where(Inbox.id == box.id).execute()
-    result.gone = _forget_gone(seen, listed)
+    result.gone = _forget_gone(seen, listed, now)
     if not library.root:
         result.problems.append("No library folder is set: files wait in the inbox until an "
                                "admin sets one (Library settings, or `library root PATH`).")
         return result
     for item in ImportItem.select().where(ImportItem.state == "waiting"):
-        if _ready(item, library.stable_seconds, now, hurry) and _start(item, enqueue):
+        if _ready(item, library.stable_seconds, now, hurry) and _start(item, enqueue, now):
             result.started.append(item.id)
     return result
 
@@ -146,23 +146,23 @@ def _note(box: Inbox, found: inbox.Found, now: dt.datetime, item: ImportItem | N
         _event(item, "import.waiting", f"{found.name} changed; looking at it again.")
 
 
-def _forget_gone(seen: set[str], listed: set[int]) -> int:
+def _forget_gone(seen: set[str], listed: set[int], now: dt.datetime) -> int:
     """Items whose file is no longer there. Only in inboxes listed now: an inbox that cannot
     be listed (unmounted, or on another box of a scale-out) loses nothing."""
     gone = 0
     for item in ImportItem.select().where(ImportItem.state.in_(("waiting", "blocked", "failed"))
                                           & ImportItem.inbox.in_(listed or {0})):
-        if item.path not in seen and _vanished(item.path) and _gone(item):
+        if item.path not in seen and _vanished(item.path) and _gone(item, now):
             gone += 1
     return gone
 
 
-def _gone(item: ImportItem) -> bool:
+def _gone(item: ImportItem, now: dt.datetime) -> bool:
     """The file left the inbox: the item ends, in the history, as gone."""
     if item.state in IMPORT_ACTIVE:
-        done = item.finish("gone", "The file left the inbox before it was imported.")
+        done = item.finish("gone", "The file left the inbox before it was imported.", now=now)
     else:
-        done = item.step(("blocked", "failed"), "gone", finished_at=utcnow(),
+        done = item.step(("blocked", "failed"), "gone", finished_at=now,
                          message="The file left the inbox; nothing to import.")
     if done:
         _event(item, "import.gone", f"{item.name} left the inbox.")
@@ -190,12 +190,12 @@ def _ready(item: ImportItem, wait_seconds: int, now: dt.datetime, hurry: bool) -
     return hurry or now - item.stable_since >= dt.timedelta(seconds=wait_seconds)
 
 
-def _start(item: ImportItem, enqueue: bool) -> bool:
+def _start(item: ImportItem, enqueue: bool, now: dt.datetime) -> bool:
     if not item.step(("waiting",), "identifying", owner=local.worker_id, message=""):
         return False
     _event(item, "import.identifying", f"Identifying {item.name}.")
     if enqueue:
-        process(item.id)
+        process(item.id, now)
     return True
 
 
@@ -203,24 +203,28 @@ def _start(item: ImportItem, enqueue: bool) -> bool:
 
 @huey.task()
 @with_db
-def process(item_id: int) -> None:
+def process(item_id: int, now: dt.datetime | None = None) -> None:
+    """Identify, decide and import one file. `now` is the clock of the sweep that started
+    it: the retry it may set is due by that clock (a queued task runs a moment later; its
+    retry comes that moment early)."""
+    now = now or utcnow()
     item = ImportItem.get_or_none(ImportItem.id == item_id)
     if item is None or item.state != "identifying":
         return
     ImportItem.update(owner=local.worker_id).where(ImportItem.id == item.id).execute()
     try:
-        _process(item)
+        _process(item, now)
     except Blocked as blocked:
         _block(item, blocked.reasons, blocked.overridable)
     except (Retry, placing.PlaceError) as problem:
-        _retry_or_fail(item, str(problem))
+        _retry_or_fail(item, str(problem), now)
     except Exception as error:
         log.exception("import of %s failed", item.path)
-        _retry_or_fail(item, f"Internal error: {error}")
+        _retry_or_fail(item, f"Internal error: {error}", now)
 
 
-def _process(item: ImportItem) -> None:
-    found = _look_again(item)
+def _process(item: ImportItem, now: dt.datetime) -> None:
+    found = _look_again(item, now)
     if found is None:
         return
     parsed = parse_path(item.name)
@@ -238,15 +242,15 @@ def _process(item: ImportItem) -> None:
         if not item.step(("deciding",), "importing"):
             return
         _event(item, "import.importing", _plan_words(plan))
-        _import(item, found, plan, setup)
+        _import(item, found, plan, setup, now)
 
 
-def _look_again(item: ImportItem) -> inbox.Found | None:
+def _look_again(item: ImportItem, now: dt.datetime) -> inbox.Found | None:
     """The file as it is now: gone, changed (back to waiting) or as it was when it settled."""
     try:
         st = os.lstat(item.path)
     except FileNotFoundError:
-        _gone(item)
+        _gone(item, now)
         return None
     except OSError as error:
         raise Blocked(f"Cannot look at the file: {error.strerror}.") from error
@@ -255,7 +259,7 @@ def _look_again(item: ImportItem) -> inbox.Found | None:
                       "links (one may point out of the inbox, or loop back into it).")
     if (st.st_size, st.st_mtime_ns) != (item.size, item.mtime_ns) and not item.force:
         item.step(("identifying",), "waiting", size=st.st_size, mtime_ns=st.st_mtime_ns,
-                  stable_since=utcnow(), owner=None, message="The file changed; waiting again.")
+                  stable_since=now, owner=None, message="The file changed; waiting again.")
         return None
     if not os.access(item.path, os.R_OK):
         raise Blocked("Cairn may not read the file (permission denied); fix its permissions "
@@ -379,13 +383,14 @@ def _resolution(quality: str) -> str:
     return ""
 
 
-def _import(item: ImportItem, found: inbox.Found, plan: Plan, setup: lib.Setup) -> None:
+def _import(item: ImportItem, found: inbox.Found, plan: Plan, setup: lib.Setup,
+            now: dt.datetime) -> None:
     if plan.decision.action == "link_identical":
         _record(item, plan, None, setup)
         return
     placed = placing.place(Path(found.path), setup.root, plan.relative,
                            replace=setup.root / plan.replaces.path if plan.replaces else None,
-                           day=lib.recycle_day(utcnow()), expected_hash=plan.content_hash)
+                           day=lib.recycle_day(now), expected_hash=plan.content_hash)
     try:
         _record(item, plan, placed, setup)
     except BaseException:
@@ -432,7 +437,7 @@ def _block(item: ImportItem, reasons: list[str], overridable: bool) -> None:
                level="warning")
 
 
-def _retry_or_fail(item: ImportItem, message: str) -> None:
+def _retry_or_fail(item: ImportItem, message: str, now: dt.datetime) -> None:
     attempts = item.attempts + 1
     retries = lib.Library.current().retries
     if attempts > retries:
@@ -441,7 +446,7 @@ def _retry_or_fail(item: ImportItem, message: str) -> None:
                    f"tries: {message}", level="error")
         return
     delay = dt.timedelta(seconds=settings.retry_delay * 2 ** (attempts - 1))
-    when = utcnow() + delay
+    when = now + delay
     if item.step(IMPORT_ACTIVE, "waiting", attempts=attempts, not_before=when, owner=None,
                  message=f"Try {attempts} of {retries + 1} failed: {message} Trying again "
                          f"in {int(delay.total_seconds())} s."):

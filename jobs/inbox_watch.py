@@ -41,6 +41,9 @@ class InboxWatcher(FileSystemEventHandler):
         self._observer.daemon = True
         self._observer.start()
         self.refresh()
+        # Files that arrived while nothing watched (the worker was off, or starting) sent no
+        # event: one sweep now finds them, instead of the next minute's.
+        self._soon()
         return True
 
     def stop(self) -> None:
@@ -77,6 +80,10 @@ class InboxWatcher(FileSystemEventHandler):
     def on_any_event(self, event: FileSystemEvent) -> None:
         if event.event_type in ("opened", "closed_no_write"):
             return   # reading a file (the import itself) changes nothing
+        self._soon()
+
+    def _soon(self) -> None:
+        """A sweep in a moment; what happens meanwhile joins it."""
         with self._lock:
             if self._pending is None:
                 self._pending = threading.Timer(COALESCE_SECONDS, self._sweep)

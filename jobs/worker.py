@@ -63,8 +63,6 @@ class Heartbeat:
             self._process = WorkerProcess.register(host, os.getpid(), self._threads,
                                                    settings.queue_name)
             local.worker_id = self._process.id
-            Event.publish("worker.online", "system", f"Worker started on {host}.",
-                          worker=self._process.id)
             backup.resume(startup=True)
             catalog.index_missing()   # snapshots made before manifests existed
         # After resume(): a drive plugged in while no worker ran resumes its runs now.
@@ -72,6 +70,10 @@ class Heartbeat:
         with db.connection_context():
             inbox_watch.watcher.start()
         fileserver.start(settings.data_dir)
+        with db.connection_context():
+            # Only now: "started" means its watchers and file server are up too.
+            Event.publish("worker.online", "system", f"Worker started on {host}.",
+                          worker=self._process.id)
         self._governor = resources.Governor(
             resources.Thresholds(settings.throttle_load, settings.throttle_memory,
                                  settings.throttle_iowait), ceiling=settings.workers)

@@ -186,9 +186,9 @@ class ImportItem(Stateful, BaseModel):
     def step(self, from_states: tuple[str, ...], to_state: str, **fields) -> bool:
         return self.move(from_states, to_state, updated_at=utcnow(), **fields)
 
-    def finish(self, state: str, message: str, **fields) -> bool:
-        return self.step(IMPORT_ACTIVE, state, message=message, finished_at=utcnow(), owner=None,
-                         **fields)
+    def finish(self, state: str, message: str, now: dt.datetime | None = None, **fields) -> bool:
+        return self.step(IMPORT_ACTIVE, state, message=message, finished_at=now or utcnow(),
+                         owner=None, **fields)
 
     def again(self, **fields) -> bool:
         """Back to the queue (retry, identify by hand, import anyway): from blocked or failed,

@@ -14,7 +14,7 @@ import pytest
 
 from jobs import backup
 from jobs.queue import huey, settings
-from models import ALL_MODELS, FINISHED_STATES, Profile, Run, WorkerProcess, db, open_database
+from models import ALL_MODELS, FINISHED_STATES, Event, Profile, Run, WorkerProcess, db, open_database
 from models.migrate import migrate
 
 CAIRN = Path(sys.executable).parent / "cairn"
@@ -81,9 +81,14 @@ class Worker:
         self.process = subprocess.Popen([*self.prefix, str(CAIRN), "worker"], env=self.env,
                                         stdout=log, stderr=subprocess.STDOUT,
                                         start_new_session=True)
-        wait_until(lambda: any(w.pid == self.process.pid for w in WorkerProcess.status().alive),
-                   timeout=30)
+        # Started means announced: after its watchers (drives, inboxes) and file server are up.
+        wait_until(self._online, timeout=30)
         return self
+
+    def _online(self) -> bool:
+        ids = [w.id for w in WorkerProcess.status().alive if w.pid == self.process.pid]
+        return bool(ids) and any(e.payload.get("worker") == ids[0]
+                                 for e in Event.select().where(Event.kind == "worker.online"))
 
     def kill(self) -> None:
         """SIGKILL the whole worker process, as a power cut or the OOM killer would."""

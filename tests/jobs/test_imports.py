@@ -135,7 +135,7 @@ def test_an_upgrade_replaces_the_library_file_and_recycles_the_old_one(folders):
     item = item_of(better)
     assert item.state == "imported" and item.action == "upgrade"
     assert sorted(p.relative_to(library).as_posix() for p in library.rglob("*.mkv")) == [
-        ".cairn-recycle/" + lib.recycle_day(dt.datetime.now(dt.UTC)) +
+        ".cairn-recycle/" + lib.recycle_day(LATER) +
         "/Heat (1995)/Heat (1995) [WEB 720p].mkv",
         "Heat (1995)/Heat (1995) [Bluray-1080p].mkv"]
     assert item.recycled.endswith("Heat (1995) [WEB 720p].mkv")
