@@ -206,10 +206,16 @@ SETTINGS: tuple[Setting, ...] = (
             "Smallest part a backup is split into for parallel rsync processes (each file "
             "counts as 64K besides its size). Smaller parts spread work more evenly, at a "
             "little cost per part.", _size),
-    Setting("CAIRN_SOURCE_ROOTS", "folders", "/home:~",
+    Setting("CAIRN_SOURCE_ROOTS", "folders", "/home",
             "Folders (separated by ':') under which the web pages let people choose what to "
             "back up; '~' is the home of the user Cairn runs as. The command line is not "
             "limited.", _folders),
+    Setting("CAIRN_RESTORE_ROOTS", "folders", "",
+            "Folders (separated by ':') into which restores asked for on the web may write, "
+            "besides each file's own original place; empty means the same as "
+            "CAIRN_SOURCE_ROOTS. The worker refuses every other place, and Cairn's data dir "
+            "always. The command line (root or the worker's user) is not limited.",
+            lambda value: _folders(value) if value else ()),
     Setting("CAIRN_THROTTLE_LOAD", "number", "3",
             "Load average per CPU core above which backups run fewer rsync processes at once.",
             _between(0.1, 1000, float)),
@@ -254,6 +260,7 @@ class Settings:
     retry_delay: float
     min_unit_size: int
     source_roots: tuple[str, ...]
+    restore_roots: tuple[str, ...]
     throttle_load: float
     throttle_memory: float
     throttle_iowait: float
@@ -275,6 +282,11 @@ class Settings:
     def bind_address(self) -> str:
         host = f"[{self.bind_host}]" if ":" in self.bind_host else self.bind_host
         return f"{host}:{self.bind_port}"
+
+    @property
+    def restore_folders(self) -> tuple[str, ...]:
+        """Where web restores may write besides the original places."""
+        return self.restore_roots or self.source_roots
 
     @property
     def queue_path(self) -> Path:

@@ -11,6 +11,7 @@ See jobs/README.md for the states and what happens when a worker dies.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import gzip
 import logging
@@ -24,8 +25,8 @@ from pathlib import Path
 import psutil
 
 from jobs import breakers, catalog, hosts, retention
+from jobs.engines import confine, manifest, rsync, snapshots, ssh
 from jobs.engines import drives as drives_engine
-from jobs.engines import manifest, rsync, snapshots, ssh
 from jobs.engines import plan as planner
 from jobs.engines.filters import Excludes
 from jobs.engines.humane import format_bytes
@@ -210,6 +211,7 @@ def _check(profile: Profile) -> tuple[Path, dict]:
             "formatted ext4, xfs or btrfs.")
     root = _profile_root(profile)
     snapshots.check_writable(root)
+    snapshots.make_private(root)
     options = {"filesystem": fs.fstype, "mirror": mirror, "acls": False, "xattrs": False,
                "super_user": not mirror and snapshots.keeps_owners_without_root()}
     return root, options
@@ -574,9 +576,20 @@ def run_unit(unit_id: int) -> None:
 def _copy(run: Run, unit: Unit) -> None:
     tracker = _UnitTracker(run, unit)
     try:
-        result = rsync.run(_transfer(run, unit), on_progress=tracker.progress,
-                           should_stop=tracker.should_stop, log_path=str(_unit_log(run, unit)),
-                           on_start=tracker.started, sums_path=str(_unit_sums(run, unit)))
+        with _opened_source(unit.source) as fd:
+            result = rsync.run(_transfer(run, unit, fd), on_progress=tracker.progress,
+                               should_stop=tracker.should_stop,
+                               log_path=str(_unit_log(run, unit)), on_start=tracker.started,
+                               sums_path=str(_unit_sums(run, unit)))
+            if fd is not None and not result.stopped and not _still_there(unit.source, fd):
+                result.source_vanished = True
+                result.error_count += 1
+                result.errors.append(f"The source folder {unit.source} vanished during the "
+                                     "run (deleted, moved or unmounted): what rsync read of "
+                                     "it is not taken for a backup.")
+    except confine.Refused as refused:   # the source became a link since the checks
+        result = rsync.Result(exit_code=-1, counts=rsync.Counts(), stats={}, error_count=1,
+                              errors=[f"Source {unit.source} cannot be read safely: {refused}"])
     except Exception as error:  # rsync missing, fork failed: retried like a failed rsync
         log.exception("unit %s could not run rsync", unit.id)
         result = rsync.Result(exit_code=-1, counts=rsync.Counts(), stats={},
@@ -585,7 +598,36 @@ def _copy(run: Run, unit: Unit) -> None:
     _record(run, unit, result)
 
 
-def _transfer(run: Run, unit: Unit) -> rsync.Transfer:
+@contextlib.contextmanager
+def _opened_source(source: str):
+    """A folder of this box opened without following a link anywhere on its path, at the
+    moment its rsync starts (the checks before the run may be minutes old): rsync reads it
+    through the descriptor. None for a host's folder."""
+    if hosts.remote_source(source):
+        yield None
+        return
+    fd = confine.open_folder(source)
+    try:
+        yield fd
+    finally:
+        os.close(fd)
+
+
+def _still_there(source: str, fd: int) -> bool:
+    """Whether `source` is still the folder that `fd` opened (rsync read through the fd, so
+    a folder deleted meanwhile only looks like one whose files vanished)."""
+    try:
+        now = confine.open_folder(source)
+    except confine.Refused:
+        return False
+    try:
+        before, after = os.fstat(fd), os.fstat(now)
+    finally:
+        os.close(now)
+    return (before.st_dev, before.st_ino) == (after.st_dev, after.st_ino) and before.st_nlink > 0
+
+
+def _transfer(run: Run, unit: Unit, source_fd: int | None = None) -> rsync.Transfer:
     profile = run.profile
     remote = hosts.remote_source(unit.source)
     if remote:
@@ -595,6 +637,10 @@ def _transfer(run: Run, unit: Unit) -> rsync.Transfer:
     else:
         inside = snapshots.in_snapshot(unit.source)
         source, rsh = unit.source, None
+    fds, aliases = (), ()
+    if source_fd is not None:
+        fds, aliases = (source_fd,), ((f"/proc/self/fd/{source_fd}", unit.source.rstrip("/")),)
+        source = f"/proc/self/fd/{source_fd}"
     mirror = bool(run.options.get("mirror"))
     if mirror:
         base = snapshots.MIRROR
@@ -625,7 +671,8 @@ def _transfer(run: Run, unit: Unit) -> rsync.Transfer:
     return rsync.Transfer(source=source, rsh=rsh, dest=dest, link_dest=link_dest,
                           rules=tuple(unit.rules), excludes=tuple(profile.excludes),
                           one_file_system=profile.one_file_system, bwlimit_kib=bwlimit,
-                          dry_run=run.dry_run, checksums=checksums, **_run_flags(run))
+                          dry_run=run.dry_run, checksums=checksums, fds=fds, aliases=aliases,
+                          **_run_flags(run))
 
 
 def _run_flags(run: Run) -> dict[str, bool]:
@@ -811,8 +858,8 @@ def _finalize(run: Run) -> tuple[str, str]:
         warnings = _restore_hardlinks(run, tree) + _fix_folder_times(run, tree)
     if failed:
         return "partial", (f"{len(failed)} of {sum(run.unit_states().values())} part(s) failed "
-                           "after retries; the snapshot is kept unfinished so that retrying the "
-                           "failed parts can complete it.")
+                           f"after retries ({failed[0].message}); the snapshot is kept "
+                           "unfinished so that retrying the failed parts can complete it.")
     missing = drive_missing(run.profile)
     if missing:
         raise DriveAbsent(missing)

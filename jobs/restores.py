@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 
 from jobs import catalog, hosts
-from jobs.engines import manifest, rsync, ssh
+from jobs.engines import confine, manifest, rsync, ssh
 from jobs.engines import restore as engine
 from jobs.engines.humane import format_bytes
-from jobs.queue import huey, local, with_db
-from models import Event, Host, Restore, Snapshot, utcnow
+from jobs.queue import huey, local, settings, with_db
+from jobs.restore_writer import CannotRestore, Writer
+from models import Event, Host, Profile, Restore, Snapshot, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -25,15 +25,12 @@ PROGRESS_SECONDS = 0.5
 KEPT_ITEMS = 1000
 
 
-class CannotRestore(Exception):
-    """A restore that cannot start; the message says why."""
-
-
 def request(snapshot: Snapshot, paths: list[str], *, target: str | None, host: Host | None = None,
-            overwrite: bool = False, dry_run: bool = False, requested_by: str = "",
-            enqueue: bool = True) -> Restore:
+            overwrite: bool = False, dry_run: bool = False, fresh: bool = False,
+            requested_by: str = "", enqueue: bool = True, confined: bool = True) -> Restore:
     """A queued restore of `paths` (inside the snapshot) into `target` (None: each back to its
-    original place), checked before anything is queued."""
+    original place; with `fresh`, a new folder named `target` and a random suffix), checked
+    before anything is queued; the worker checks again before it writes."""
     paths = _known(snapshot, paths)
     if target is not None:
         target = engine.check_target(target)
@@ -42,13 +39,18 @@ def request(snapshot: Snapshot, paths: list[str], *, target: str | None, host: H
         if machines != {engine.LOCAL_HOST}:
             raise engine.RestoreError("Items from another machine go back there through its host "
                                       "entry: choose the host, or restore them to a folder here.")
+    _place(engine.plan(paths, target), host, fresh, confined)
     restore = Restore.create(profile=snapshot.profile_id, snapshot=snapshot, paths=paths,
                              target=target or "", host=host, overwrite=overwrite, dry_run=dry_run,
-                             requested_by=requested_by)
-    Event.publish("restore.queued", restore.subject, f"{_what(restore)} queued.",
-                  restore=restore.id, profile=snapshot.profile_id)
-    if enqueue:
-        run_restore(restore.id)
+                             fresh=fresh, requested_by=requested_by)
+    try:
+        Event.publish("restore.queued", restore.subject, f"{_what(restore)} queued.",
+                      restore=restore.id, profile=snapshot.profile_id)
+        if enqueue:
+            run_restore(restore.id)
+    except Exception as error:   # never a restore left queued for ever
+        _end(restore, "failed", f"Could not queue the restore: {error}")
+        raise
     return restore
 
 
@@ -62,8 +64,38 @@ def _known(snapshot: Snapshot, paths: list[str]) -> list[str]:
         with manifest.Manifest(catalog.manifest_path(snapshot)) as index:
             unknown = [p for p in paths if index.entry(p) is None]
         if unknown:
-            raise engine.RestoreError(f"Snapshot {snapshot.name} holds no {unknown[0]!r}.")
+            raise engine.RestoreError(f"Snapshot {snapshot.name} holds no "
+                                      f"{engine.shown(unknown[0])!r}.")
     return paths
+
+
+def allowed_roots(host: Host | None) -> tuple[str, ...]:
+    """Where restores may write besides the files' original places: on this box the
+    restore roots (CAIRN_RESTORE_ROOTS, by default the source roots); on a host the folders
+    an admin named for it, and those of it that profiles back up."""
+    if host is None:
+        return settings.restore_folders
+    folders = list(host.restore_roots)
+    for profile in Profile.select(Profile.sources):
+        for source in profile.sources:
+            remote = hosts.remote_source(source)
+            if remote and hosts.host_for(remote[0]) == host:
+                folders.append(remote[1].rstrip("/") or "/")
+    return tuple(sorted(set(folders)))
+
+
+def _place(groups: list[engine.Group], host: Host | None, fresh: bool,
+           confined: bool) -> list[bool]:
+    """For each group, whether its files come back as they were (owners, modes, devices,
+    ACLs, attributes: at their original place) or as the target folder's; a RestoreError
+    for a place restores may not write to. Unconfined (the command line, run by root or the
+    worker's user, who may do all of that anyway) writes anywhere but Cairn's own data, and
+    everything comes back as it was."""
+    machine = host.hostname if host is not None else engine.LOCAL_HOST
+    roots = allowed_roots(host) if confined else ("/",)
+    refused = () if host is not None else (str(settings.data_dir),)
+    places = [engine.as_before(g, machine, roots, refused, fresh) for g in groups]
+    return places if confined else [True] * len(groups)
 
 
 def cancel(restore: Restore) -> bool:
@@ -76,14 +108,17 @@ def run_restore(restore_id: int) -> None:
     perform(restore_id)
 
 
-def perform(restore_id: int) -> Restore:
+def perform(restore_id: int, confined: bool = True) -> Restore:
+    """Carry out a queued restore. Where it may write is checked again here, by the worker;
+    `confined=False` only for the command line's own process."""
     restore = Restore.get_or_none(Restore.id == restore_id)
     if restore is None or not restore.move(("queued",), "running", started_at=utcnow(),
                                            owner=local.worker_id):
         return restore
     try:
-        state, message = _restore(restore)
-    except (CannotRestore, catalog.NotHere, engine.RestoreError, ssh.SshError) as reason:
+        state, message = _restore(restore, confined)
+    except (CannotRestore, catalog.NotHere, engine.RestoreError, ssh.SshError,
+            confine.Refused) as reason:
         state, message = "failed", str(reason)
     except Exception as error:
         log.exception("restore %s failed", restore_id)
@@ -92,20 +127,18 @@ def perform(restore_id: int) -> Restore:
     return Restore.get_by_id(restore_id)
 
 
-def _restore(restore: Restore) -> tuple[str, str]:
+def _restore(restore: Restore, confined: bool) -> tuple[str, str]:
     snapshot = Snapshot.get_by_id(restore.snapshot_id)
     tree = catalog.readable_tree(snapshot)
+    host = Host.get_by_id(restore.host_id) if restore.host_id else None
     groups = engine.plan(list(restore.paths), restore.target or None)
-    rsh = _rsh(restore)
-    flags = _flags(snapshot)
-    watch = _Watch(restore)
-    if watch.should_stop():
+    places = _place(groups, host, restore.fresh, confined)
+    job = Writer(restore, tree, host, _flags(snapshot))
+    if job.watch.should_stop():
         return "cancelled", "Cancelled before it started."
     found = engine.Preview()
-    for group in groups:   # the dry run: totals for progress, and what exists already
-        result = rsync.run(engine.Transfer(str(tree), group.paths, _dest(restore, group.dest),
-                                           overwrite=restore.overwrite, dry_run=True, rsh=rsh,
-                                           **flags), should_stop=watch.should_stop)
+    for group, back in zip(groups, places, strict=True):   # what exists, and the totals
+        result = job.preview(group, back)
         if result.stopped:
             return "cancelled", "Cancelled before anything was copied."
         _fail_on(result)
@@ -113,35 +146,37 @@ def _restore(restore: Restore) -> tuple[str, str]:
     kept = 0 if restore.overwrite else found.overwritten
     Restore.update(total_files=found.files, total_bytes=found.bytes, created=found.created,
                    overwritten=found.overwritten if restore.overwrite else 0, kept=kept,
-                   items=[list(i) for i in found.items[:KEPT_ITEMS]]).where(
+                   items=[[a, engine.shown(p)] for a, p in found.items[:KEPT_ITEMS]]).where(
         Restore.id == restore.id).execute()
     if restore.dry_run:
         return "succeeded", _preview_message(found, restore.overwrite)
-    return _copy(restore, tree, groups, rsh, flags, watch, found)
+    return _copy(job, groups, places, found)
 
 
-def _copy(restore, tree, groups, rsh, flags, watch, found) -> tuple[str, str]:
+def _copy(job: Writer, groups: list[engine.Group], places: list[bool],
+          found: engine.Preview) -> tuple[str, str]:
+    restore = job.restore
     errors: list[str] = []
     done_files = done_bytes = 0
-    for group in groups:
-        watch.base = (done_files, done_bytes)
-        result = rsync.run(engine.Transfer(str(tree), group.paths, _dest(restore, group.dest),
-                                           overwrite=restore.overwrite, rsh=rsh, **flags),
-                           on_progress=watch.progress, should_stop=watch.should_stop)
+    where = []
+    for group, back in zip(groups, places, strict=True):
+        job.watch.base = (done_files, done_bytes)
+        result, dest, problems = job.copy(group, back)
+        where.append(dest)
         done_files += result.counts.files
         done_bytes += result.counts.bytes
-        errors += result.errors
+        errors += result.errors + problems
         if result.stopped:
             return "cancelled", f"Cancelled after {done_files:,} files; what was copied stays."
         if result.outcome in ("fatal", "retry") and not result.errors:
             errors.append(f"rsync stopped with exit code {result.exit_code}.")
     Restore.update(files_done=done_files, bytes_done=done_bytes, errors=errors[:200]).where(
         Restore.id == restore.id).execute()
-    where = restore.target or "their original places"
+    into = engine.shown(where[0]) if restore.target else "their original places"
     summary = (f"{found.created:,} created, "
                + (f"{found.overwritten:,} overwritten" if restore.overwrite
                   else f"{found.overwritten:,} existing left as they were")
-               + f" ({format_bytes(found.bytes)}) in {where}")
+               + f" ({format_bytes(found.bytes)}) in {into}")
     if errors:
         return "partial", f"{summary}; {len(errors):,} problem(s), see the errors."
     return "succeeded", summary + "."
@@ -168,53 +203,16 @@ def _preview_message(found: engine.Preview, overwrite: bool) -> str:
             f"{found.unchanged:,} already identical; {format_bytes(found.bytes)} in all.")
 
 
-def _rsh(restore: Restore) -> str | None:
-    if restore.host_id is None:
-        return None
-    host = Host.get_by_id(restore.host_id)
-    if host.blocked or not host.pinned:
-        raise CannotRestore(f"{host.target} cannot be used until its host key is pinned "
-                            "(see Hosts).")
-    return hosts.rsh(host)
-
-
-def _dest(restore: Restore, folder: str) -> str:
-    if restore.host_id is None:
-        return folder
-    host = Host.get_by_id(restore.host_id)
-    return ssh.remote_spec(hosts.target_of(host), folder)
-
-
 def _flags(snapshot: Snapshot) -> dict[str, bool]:
     options = snapshot.run.options if snapshot.run_id and snapshot.run else {}
     return {name: bool(options.get(name)) for name in ("acls", "xattrs", "super_user")}
 
 
-class _Watch:
-    def __init__(self, restore: Restore) -> None:
-        self.restore = restore
-        self.next_save = 0.0
-        self.base = (0, 0)
-
-    def should_stop(self) -> bool:
-        return self.restore.cancel_wanted()
-
-    def progress(self, counts: rsync.Counts) -> None:
-        now = time.monotonic()
-        if now < self.next_save:
-            return
-        self.next_save = now + PROGRESS_SECONDS
-        files, size = self.base[0] + counts.files, self.base[1] + counts.bytes
-        Restore.update(files_done=files, bytes_done=size).where(
-            Restore.id == self.restore.id).execute()
-        Event.publish("restore.progress", self.restore.subject, f"{files:,} files",
-                      restore=self.restore.id)
-
-
 def _what(restore: Restore) -> str:
     snapshot = Snapshot.get_by_id(restore.snapshot_id)
     what = "Restore preview" if restore.dry_run else "Restore"
-    items = restore.paths[0] if len(restore.paths) == 1 else f"{len(restore.paths)} items"
+    items = engine.shown(restore.paths[0]) if len(restore.paths) == 1 else \
+        f"{len(restore.paths)} items"
     return f"{what} of {items} from {snapshot.profile.name} {snapshot.name}"
 
 

@@ -3,7 +3,7 @@ the last check of the connection went."""
 
 from __future__ import annotations
 
-from peewee import BooleanField, CharField, DateTimeField, IntegerField, TextField
+from peewee import BooleanField, CharField, DateTimeField, IntegerField, JSONField, TextField
 
 from models.base import BaseModel
 from models.db import utcnow
@@ -25,6 +25,7 @@ class Host(BaseModel):
     check_ok = BooleanField(null=True)
     check_message = TextField(default="")
     rsync_version = CharField(max_length=32, default="")
+    restore_roots = JSONField(default=list)       # folders restores may write to there
 
     class Meta:
         indexes = ((("user", "hostname", "port"), True),)

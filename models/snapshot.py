@@ -202,6 +202,7 @@ class Restore(SnapshotJob, BaseModel):
     host = ForeignKeyField(Host, null=True, on_delete="SET NULL")
     overwrite = BooleanField(default=False)   # replace files that exist at the target
     dry_run = BooleanField(default=False)
+    fresh = BooleanField(default=False)       # into a new folder named `target` + a suffix
     state = CharField(max_length=16, default="queued", index=True)
     requested_by = CharField(max_length=64, default="")
     owner = ForeignKeyField(WorkerProcess, null=True, on_delete="SET NULL")

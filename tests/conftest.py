@@ -15,6 +15,8 @@ import tempfile
 for _name in [n for n in os.environ if n.startswith("CAIRN_")]:
     del os.environ[_name]
 os.environ["CAIRN_DATA_DIR"] = tempfile.mkdtemp(prefix="cairn-test-")
+# Tests restore into their own temporary folders; the tests of the rule narrow it.
+os.environ["CAIRN_RESTORE_ROOTS"] = tempfile.gettempdir()
 
 import fcntl  # noqa: E402
 import json  # noqa: E402

@@ -61,11 +61,21 @@ def test_a_malformed_setting_stops_the_start_naming_it(name, value, says):
     assert says in str(error.value)
 
 
-def test_source_roots_are_absolute_folders_with_the_home_of_cairns_user(monkeypatch):
+def test_source_roots_are_home_only_unless_told_otherwise(monkeypatch):
+    # Not the home of Cairn's own user: installed, that is the data dir (/var/lib/cairn);
+    # under `make run` as root, /root.
     monkeypatch.setenv("HOME", "/var/lib/cairn")
-    assert config.load({}).source_roots == ("/home", "/var/lib/cairn")
+    assert config.load({}).source_roots == ("/home",)
     roots = config.load({"CAIRN_SOURCE_ROOTS": "/srv/photos/:~/shared:/srv/photos"}).source_roots
     assert roots == ("/srv/photos", "/var/lib/cairn/shared")
+
+
+def test_restores_go_under_the_source_roots_unless_their_own_are_set():
+    assert config.load({"CAIRN_SOURCE_ROOTS": "/srv"}).restore_folders == ("/srv",)
+    chosen = config.load({"CAIRN_SOURCE_ROOTS": "/srv", "CAIRN_RESTORE_ROOTS": "/srv/back:/tmp"})
+    assert chosen.restore_folders == ("/srv/back", "/tmp")
+    with pytest.raises(config.ConfigError, match="CAIRN_RESTORE_ROOTS"):
+        config.load({"CAIRN_RESTORE_ROOTS": "relative"})
 
 
 def test_every_malformed_setting_is_reported_at_once():

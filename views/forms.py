@@ -72,9 +72,18 @@ def profile_filter_choices() -> list[SelectChoice]:
         for p in Profile.select(Profile.id, Profile.name).order_by(Profile.name)]
 
 
+def whole_number(raw: str | None, low: int = 1, high: int = 2**63 - 1) -> int | None:
+    """`raw` as a whole number from `low` to `high`, or None: only ASCII digits count ("²"
+    is a digit to str.isdigit() but not to int()), and nothing beyond a database integer."""
+    if not raw or len(raw) > 19 or not (raw.isascii() and raw.isdigit()):
+        return None
+    number = int(raw)
+    return number if low <= number <= high else None
+
+
 def chosen_profile(field) -> int | None:
     """The profile id a filter's profile field names; anything else means any profile."""
-    return int(field.data) if field.data and field.data.isdigit() else None
+    return whole_number(field.data)
 
 
 def text_lines(text: str | None) -> list[str]:

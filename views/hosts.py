@@ -12,8 +12,9 @@ from flask import Blueprint, abort, flash, redirect, render_template, url_for
 from flask_wtf import FlaskForm
 from wtforms import StringField
 
-from jobs import breakers
+from jobs import breakers, restores
 from jobs import hosts as host_jobs
+from jobs.engines import restore as restore_engine
 from jobs.engines import ssh
 from models import Breaker, Event, Host, Profile, db, utcnow
 from models.user import ADMIN, OPERATOR, VIEWER
@@ -34,7 +35,8 @@ def hosts_context(arg: str | None = None) -> dict:
     listed = list(Host.select().order_by(Host.hostname, Host.user, Host.port))
     names = [h.breaker_name for h in listed]
     by_name = {b.name: b for b in Breaker.select().where(Breaker.name.in_(names or [""]))}
-    return {"hosts": listed, "breakers": by_name, "now": utcnow()}
+    return {"hosts": listed, "breakers": by_name, "now": utcnow(),
+            "restore_roots": {h.id: restores.allowed_roots(h) for h in listed}}
 
 
 @feed.subject("health", ("hosts/_breakers.html",))
@@ -141,6 +143,30 @@ def test(host_id: int):
         return _changed(f"{host.target} is busy; try again in a moment.", 409)
     host_jobs.test_host(host.id)
     return _changed(f"Testing ssh and rsync on {host.target}." + worker_note())
+
+
+class RestoreRootsForm(FlaskForm):
+    folders = StringField("Folders restores may write to")
+
+
+@bp.route("/hosts/<id:host_id>/restore-folders", methods=["POST"])
+@require_role(ADMIN)
+def restore_folders(host_id: int):
+    host = _host_or_404(host_id)
+    form = RestoreRootsForm()
+    if not form.validate_on_submit():
+        abort(400)
+    try:
+        folders = restore_engine.parse_roots((form.folders.data or "")[:20_000])
+    except restore_engine.RestoreError as error:
+        return _changed(f"{host.target}: {error}", 422)
+    Host.update(restore_roots=list(folders)).where(Host.id == host.id).execute()
+    audit("host.restore_folders", target=host.target, detail=":".join(folders) or "(none)")
+    Event.publish("host.changed", host.subject, f"Restores to {host.target} may write to "
+                  f"{', '.join(folders) or 'the folders its profiles back up'}.", host=host.id)
+    return _changed(f"Restores to {host.target} may now write to "
+                    f"{', '.join(folders) or 'the folders profiles back up from it'}, and to "
+                    "each file's original place.")
 
 
 @bp.route("/hosts/<id:host_id>/delete", methods=["POST"])

@@ -37,6 +37,7 @@ from models import Host, Profile, Restore, Snapshot, Verification, utcnow
 from models.user import OPERATOR, VIEWER
 from views import feed
 from views.audit import audit
+from views.forms import whole_number
 from views.pagination import Page, url_with
 from views.security import get_or_404, get_profile_or_404, is_htmx, require_role
 
@@ -190,7 +191,7 @@ def browse(profile_id: int, name: str):
 
 
 def _page_number(raw: str | None, total: int) -> int:
-    number = int(raw) if raw and raw.isdigit() and 0 < int(raw) < 10**9 else 1
+    number = whole_number(raw, high=10**9) or 1
     return min(number, max(1, -(-total // PAGE_SIZE)))
 
 
@@ -282,13 +283,13 @@ def restore(profile_id: int, name: str):
         host = Host.get_or_none(Host.id == form.host.data) if form.host.data else None
         job = restores.request(snapshot, paths, target=target, host=host,
                                overwrite=form.overwrite.data, dry_run=dry_run,
-                               requested_by=_username())
+                               fresh=form.where.data == "beside", requested_by=_username())
     except (restore_engine.RestoreError, manifest.PathRefused) as error:
         form.folder.errors = [str(error)]
         return _restore_form(snapshot, paths, form, 422)
     audit("restore.preview" if dry_run else "restore.start",
           target=f"{snapshot.profile.name} {snapshot.name}",
-          detail=f"{', '.join(paths)} -> {target or 'original place'}"
+          detail=f"{', '.join(map(restore_engine.shown, paths))} -> {target or 'original place'}"
                  + ("; overwrite" if form.overwrite.data else ""))
     return redirect(url_for("snapshots.restore_page", restore_id=job.id), code=303)
 
@@ -311,7 +312,7 @@ def _restore_form(snapshot: Snapshot, paths: list[str], form: RestoreForm, statu
             entries = [(p, index.entry(p)) for p in paths]
     return render_template("snapshots/restore.html", snapshot=snapshot, paths=paths, form=form,
                            entries=entries, beside=restore_engine.beside_original(paths, snapshot.name)
-                           if paths else ""), status
+                           if paths else "", roots=restores.allowed_roots(None)), status
 
 
 @feed.subject("restore", ("snapshots/_restore_live.html",))
@@ -341,11 +342,13 @@ def restore_go(restore_id: int):
     host = Host.get_or_none(Host.id == preview.host_id) if preview.host_id else None
     try:
         job = restores.request(preview.snapshot, list(preview.paths), target=preview.target or None,
-                               host=host, overwrite=overwrite, requested_by=_username())
+                               host=host, overwrite=overwrite, fresh=preview.fresh,
+                               requested_by=_username())
     except (restore_engine.RestoreError, manifest.PathRefused) as error:
         abort(409, description=str(error))
     audit("restore.start", target=f"{preview.snapshot.profile.name} {preview.snapshot.name}",
-          detail=f"{', '.join(preview.paths)} -> {preview.target or 'original place'}"
+          detail=f"{', '.join(map(restore_engine.shown, preview.paths))} -> "
+                 f"{preview.target or 'original place'}"
                  + ("; overwrite" if overwrite else ""))
     return _go(url_for("snapshots.restore_page", restore_id=job.id))
 

@@ -20,6 +20,7 @@ from jobs.engines import manifest, rsync
 from jobs.engines.snapshots import LOCAL_HOST, PARTIAL_SUFFIX, SNAPSHOT_NAME
 
 RESTORED_PREFIX = "cairn-restore-"
+MAX_TARGET_BYTES = 3000
 
 
 class RestoreError(ValueError):
@@ -50,13 +51,43 @@ def check_target(target: str) -> str:
     """An absolute, plain folder path to restore into; never inside a snapshot folder."""
     if not target.startswith("/") or "\x00" in target:
         raise RestoreError("Restore to an absolute folder path, such as /home/ada/restored.")
+    if any(ch.isspace() and ch != " " or ord(ch) < 32 for ch in target):
+        raise RestoreError("A restore target cannot contain tabs, newlines or control characters.")
     norm = os.path.normpath(target)
     if any(part == ".." for part in target.split("/")):
         raise RestoreError("A restore target cannot contain '..'.")
+    if len(os.fsencode(norm)) > MAX_TARGET_BYTES or \
+            any(len(os.fsencode(part)) > 255 for part in norm.split("/")):
+        raise RestoreError(f"A restore target is at most {MAX_TARGET_BYTES} bytes long, and "
+                           "each folder name in it at most 255.")
     for part in norm.split("/"):
         if SNAPSHOT_NAME.match(part.removesuffix(PARTIAL_SUFFIX)):
             raise RestoreError("Restoring into a snapshot would change it; choose another folder.")
     return norm
+
+
+MAX_ROOTS = 20
+
+
+def parse_roots(text: str) -> tuple[str, ...]:
+    """Folders given one per line (or separated by ':'), each checked like a target."""
+    folders = []
+    for part in (p.strip() for line in text.splitlines() for p in line.split(":")):
+        if part and check_target(part) not in folders:
+            folders.append(check_target(part))
+    if len(folders) > MAX_ROOTS:
+        raise RestoreError(f"Name at most {MAX_ROOTS} folders.")
+    return tuple(folders)
+
+
+def shown(path: str) -> str:
+    """A path for people and logs: bytes that are not UTF-8 as \\x escapes (a name is bytes;
+    the text keeps them as surrogates, which no terminal or database takes)."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def within(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip("/") + "/")
 
 
 @dataclass(frozen=True)
@@ -81,35 +112,76 @@ def plan(paths: list[str], target: str | None) -> list[Group]:
     return [Group(dest, tuple(items)) for dest, items in groups.items()]
 
 
+def as_before(group: Group, machine: str, roots: tuple[str, ...], refused: tuple[str, ...] = (),
+              fresh: bool = False) -> bool:
+    """Whether `group` may be written on `machine` (localhost or a host's name), and how:
+    True when each item goes back to the very place it came from (owners, modes, devices,
+    ACLs and extended attributes come back as they were), False into a folder under `roots`
+    (files then belong to that folder's owner, without set-user/group-ID bits or devices).
+    Anything else, or a folder in `refused` (Cairn's own data), is a RestoreError."""
+    dest = os.path.normpath(group.dest)
+    for folder in refused:
+        if within(dest, folder) or within(folder, dest):
+            raise RestoreError(f"{shown(dest)} holds Cairn's own data; restore somewhere else.")
+    back = not fresh and all(original(p)[0] == machine and
+                             os.path.dirname(original(p)[1]) == dest for p in group.paths)
+    if back:
+        return True
+    if any(within(dest, root) for root in roots):
+        return False
+    where = ", ".join(roots) if roots else "none are set"
+    raise RestoreError(f"{shown(dest)} is neither where these files came from nor under the "
+                       f"folders restores may write to ({where}). Restore them to their "
+                       "original place or into a folder there.")
+
+
 @dataclass(frozen=True)
 class Transfer:
-    """One rsync: items of a snapshot into a folder (on this box, or on a host via `rsh`)."""
+    """One rsync: items of a snapshot into a folder (on this box, or on a host via `rsh`).
 
-    tree: str                          # the snapshot folder
-    paths: tuple[str, ...]             # inside it
-    dest: str                          # a folder, or user@host:/folder with rsh
+    On this box the worker runs rsync inside a folder it opened itself (`cwd_fd`, with
+    `dest` "."), so no link on the way to the target can lead it elsewhere."""
+
+    sources: tuple[str, ...]           # items of a snapshot (/proc/self/fd/N/name)
+    dest: str                          # a folder, "." inside cwd_fd, or user@host:/folder
     overwrite: bool = False
     dry_run: bool = False
+    as_before: bool = True             # the original place: owners, modes and devices too
+    owner: tuple[int, int] | None = None   # elsewhere on this box: every file's owner
     acls: bool = False
     xattrs: bool = False
     super_user: bool = False
     rsh: str | None = None
+    compare_dest: str | None = None    # files identical there are not copied again
+    cwd_fd: int | None = None
+    fds: tuple[int, ...] = ()          # descriptors rsync needs (sources, cwd_fd)
+    aliases: tuple[tuple[str, str], ...] = ()   # (/proc/self/fd/N, the folder it is)
     checksums = False                  # rsync.run reads the plain format
 
     def command(self) -> list[str]:
-        args = [rsync.RSYNC, "--recursive", "--links", "--times", "--perms", "--group", "--owner",
-                "--devices", "--specials", "--hard-links", "--numeric-ids", "--sparse"]
-        args += ["--super"] if self.super_user else []
-        args += ["--acls"] if self.acls else []
-        args += ["--xattrs"] if self.xattrs else []
+        args = [rsync.RSYNC, "--recursive", "--links", "--times", "--perms", "--specials",
+                "--hard-links", "--numeric-ids", "--sparse"]
+        if self.as_before:
+            args += ["--owner", "--group", "--devices"]
+            args += ["--acls"] if self.acls else []
+            args += ["--xattrs"] if self.xattrs else []
+        else:
+            # Elsewhere, nothing may come back that gives rights: no set-user/group-ID bits,
+            # no devices, no ACLs or extended attributes (file capabilities live in those).
+            args += ["--chmod=ug-s"]
+            if self.owner is not None:
+                args += ["--owner", "--group", f"--chown={self.owner[0]}:{self.owner[1]}"]
+        args += ["--super"] if self.super_user and (self.as_before or self.owner) else []
         args += ["--dry-run"] if self.dry_run else []
         # A dry run lists what exists too (to say what would be overwritten or kept).
-        args += ["--ignore-existing"] if not self.overwrite and not self.dry_run else []
+        if not self.overwrite and not self.dry_run and self.compare_dest is None:
+            args += ["--ignore-existing"]
+        args += [f"--compare-dest={self.compare_dest}"] if self.compare_dest else []
         args += ["--itemize-changes", "--itemize-changes", f"--out-format={rsync.OUT_FORMAT}",
-                 "--stats", "--protect-args", "--mkpath"]
+                 "--stats", "--protect-args"]
+        args += ["--mkpath"] if self.cwd_fd is None else []
         args += ["--rsh", self.rsh] if self.rsh else []
-        sources = [os.path.join(self.tree, p) for p in self.paths]
-        return [*args, "--", *sources, self.dest.rstrip("/") + "/"]
+        return [*args, "--", *self.sources, self.dest.rstrip("/") + "/"]
 
 
 @dataclass

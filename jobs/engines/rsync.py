@@ -100,6 +100,8 @@ class Transfer:
     super_user: bool = False
     rsh: str | None = None             # the remote shell (ssh with Cairn's key) for a host's folder
     checksums: bool = False            # report the xxh3-128 of copied files (local copies only)
+    fds: tuple[int, ...] = ()          # descriptors the paths name (/proc/self/fd/N)
+    aliases: tuple[tuple[str, str], ...] = ()   # (/proc/self/fd/N, the path people know)
 
     def command(self) -> list[str]:
         args = [RSYNC, "--recursive", "--links", "--times"]
@@ -159,6 +161,7 @@ class Result:
     disk_full: bool = False
     stopped: bool = False
     duration: float = 0.0
+    source_vanished: bool = False    # the folder itself went away while rsync read it
 
     @property
     def outcome(self) -> str:
@@ -167,6 +170,8 @@ class Result:
             return "cancelled"
         if self.disk_full:
             return "fatal"
+        if self.source_vanished:
+            return "retry"   # not a success: perhaps a share that comes back
         if self.exit_code == EXIT_OK:
             return "warning" if self.warning_count else "done"
         if self.exit_code == EXIT_VANISHED:
@@ -372,7 +377,8 @@ class _Reader:
 class _Messages:
     """rsync's stderr: vanished files are warnings; everything else but its summary is an error."""
 
-    def __init__(self) -> None:
+    def __init__(self, aliases: tuple[tuple[str, str], ...] = ()) -> None:
+        self.aliases = aliases
         self.errors: list[str] = []
         self.warnings: list[str] = []
         self.error_count = 0
@@ -381,8 +387,10 @@ class _Messages:
 
     def feed(self, raw: bytes) -> None:
         line = decode_name(raw)
-        if not line.strip() or line.startswith("rsync error: "):
-            return
+        if not line.strip() or line.startswith(("rsync error: ", "rsync warning: ")):
+            return   # the summary of what the lines before said (vanished files: code 24)
+        for alias, path in self.aliases:
+            line = line.replace(alias, path)
         if "No space left on device" in line or "Disk quota exceeded" in line:
             self.disk_full = True
         if line.startswith("file has vanished: "):
@@ -413,10 +421,16 @@ def run(transfer: Transfer, *, on_progress: ProgressFn | None = None,
     log = gzip.open(log_path, "ab", compresslevel=3) if log_path else None
     sums = _open_sums(sums_path) if transfer.checksums and sums_path else None
     reader = _Reader(log, keep_items=transfer.dry_run, checksums=transfer.checksums, sums=sums)
-    messages = _Messages()
+    messages = _Messages(getattr(transfer, "aliases", ()))
+    # A transfer may name a folder the worker opened itself as rsync's working folder: the
+    # child enters it by descriptor, so no link on the path to it is followed.
+    # Its sources may be named through descriptors too (/proc/self/fd/N/name).
+    cwd_fd = getattr(transfer, "cwd_fd", None)
     try:
         process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                   stderr=subprocess.PIPE, env=env, start_new_session=True)
+                                   stderr=subprocess.PIPE, env=env, start_new_session=True,
+                                   cwd=None if cwd_fd is None else f"/proc/self/fd/{cwd_fd}",
+                                   pass_fds=getattr(transfer, "fds", ()))
         if on_start:
             on_start(process.pid)
         threads = [threading.Thread(target=_pump_lines, args=(process.stdout, reader.feed),

@@ -259,8 +259,9 @@ def _has_capability(bit: int) -> bool:
 def check_path_text(path: str, what: str) -> None:
     if not path:
         raise CheckError(f"The {what} is empty.")
-    if "\0" in path or "\n" in path:
-        raise CheckError(f"The {what} {path!r} contains a line break or NUL character.")
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in path):
+        raise CheckError(f"The {what} {path!r} contains a tab, a line break or a control "
+                         "character.")
     try:
         encoded = path.encode("utf-8")
     except UnicodeEncodeError:
@@ -268,6 +269,9 @@ def check_path_text(path: str, what: str) -> None:
                          "UTF-8; rename the folder or choose its parent.") from None
     if len(encoded) > MAX_PATH_BYTES:
         raise CheckError(f"The {what} is longer than {MAX_PATH_BYTES} bytes.")
+    if any(len(part) > 255 for part in encoded.split(b"/")):
+        raise CheckError(f"The {what} has a name longer than 255 bytes, more than any "
+                         "filesystem takes.")
     if not os.path.isabs(path):
         raise CheckError(f"The {what} {path!r} must be an absolute path (starting with /).")
 
@@ -324,6 +328,16 @@ def check_writable(folder: Path) -> None:
         if error.errno in (errno.ENOSPC, errno.EDQUOT):
             raise CheckError(f"Destination {folder} is full.") from None
         raise CheckError(f"Cannot write to destination {folder}: {error.strerror}.") from None
+
+
+def make_private(folder: Path) -> None:
+    """Only the worker may enter a profile's folder of snapshots. The copies in it keep
+    their owners, so otherwise a local user could change the copies of their own files, or
+    swap a folder of theirs for a link while a restore reads it."""
+    try:
+        os.chmod(folder, 0o700)
+    except OSError:
+        pass   # FAT and exFAT keep no modes; such a drive holds a mirror, not snapshots
 
 
 def within(path: str, folder: str) -> bool:

@@ -133,7 +133,8 @@ def test_a_push_to_a_folder_the_host_user_cannot_write_fails_and_keeps_nothing(l
 def test_a_pulled_folder_is_restored_to_its_host_through_the_same_host_entry(laptop, sshd,
                                                                              tmp_path):
     from jobs import restores
-    from models import Restore, Snapshot
+    from jobs.engines import restore as restore_engine
+    from models import Host, Restore, Snapshot
     host, data = laptop
     profile = make_profile(sources=[source_of(host, data)], dest=tmp_path / "backups")
     run = Run.get_by_id(backup.request_run(profile).id)
@@ -151,6 +152,10 @@ def test_a_pulled_folder_is_restored_to_its_host_through_the_same_host_entry(lap
     elsewhere = sshd.share / "restored"
     elsewhere.mkdir()
     os.chown(elsewhere, uid, -1)
+    with pytest.raises(restore_engine.RestoreError, match="neither where these files came from"):
+        restores.request(snapshot, [inside], target=str(elsewhere), host=host)
+    Host.update(restore_roots=[str(elsewhere)]).where(Host.id == host.id).execute()
+    host = Host.get_by_id(host.id)
     done = Restore.get_by_id(restores.request(snapshot, [inside], target=str(elsewhere),
                                               host=host).id)
     assert done.state == "succeeded", done.message

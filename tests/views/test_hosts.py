@@ -109,3 +109,20 @@ def test_a_host_in_use_by_a_profile_is_not_removed(client, ada):
     assert post(client, f"/hosts/{host.id}/delete").status_code == 303
     with db.connection_context():
         assert not Host.select().exists()
+
+
+def test_an_admin_names_the_folders_restores_may_write_to_on_a_host(client, ada):
+    with db.connection_context():
+        host = Host.create(user="ada", hostname="nas.lan", port=22)
+        Profile.create(name="NAS", slug="nas", sources=["ada@nas.lan:/srv/music"], destination="/b")
+    log_in(client, ada)
+    said = entry(client, host.id).select_one("[data-figure=restore-roots]").text
+    assert "/srv/music" in said and "original place" in said
+    assert post(client, f"/hosts/{host.id}/restore-folders",
+                {"folders": "/srv/restored:/home/ada"}).status_code == 303
+    said = entry(client, host.id).select_one("[data-figure=restore-roots]").text
+    assert all(f in said for f in ("/srv/restored", "/home/ada", "/srv/music"))
+    for bad in ("relative/x", "/srv/../etc", "/srv/x\n/y\tz", "/srv/\x00"):
+        post(client, f"/hosts/{host.id}/restore-folders", {"folders": bad})
+        assert only_host().restore_roots == ["/srv/restored", "/home/ada"]
+    assert AuditEntry.select().where(AuditEntry.action == "host.restore_folders").count() == 1

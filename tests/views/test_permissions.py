@@ -76,6 +76,7 @@ MATRIX = {
     ("hosts.reject", "POST"): ("/hosts/{host}/reject", ADMIN),
     ("hosts.test", "POST"): ("/hosts/{host}/test", OPERATOR),
     ("hosts.delete", "POST"): ("/hosts/{host}/delete", ADMIN),
+    ("hosts.restore_folders", "POST"): ("/hosts/{host}/restore-folders", ADMIN),
     ("hosts.health", "GET"): ("/health/", VIEWER),
     ("hosts.reset", "POST"): ("/health/breakers/{breaker}/reset", OPERATOR),
     ("runs.detail", "GET"): ("/runs/{run}", VIEWER),
@@ -148,15 +149,13 @@ def test_every_route_is_in_the_matrix(app):
     assert routes == set(MATRIX)
 
 
-@pytest.mark.parametrize("persona", PERSONAS)
-@pytest.mark.parametrize("route", [r for r in MATRIX if r[0] != "__flask_sock.feed"],
-                         ids=lambda r: f"{r[1]} {r[0]}")
-def test_the_role_decides_access(client, ada, otto, vera, persona, route, tmp_path):
-    path, least = MATRIX[route]
+def seed(tmp_path, vera) -> dict:
+    """One of everything the routes name, and the values of the paths' placeholders."""
     with db.connection_context():
         (tmp_path / "src").mkdir()
         profile = Profile.create(name="Home", slug="home", sources=[str(tmp_path / "src")],
-                                 destination=str(tmp_path))
+                                 destination=str(tmp_path / "backups"), schedule="30 2 * * *")
+        (tmp_path / "backups").mkdir()
         run = Run.create(profile=profile, state="succeeded")
         drive = Drive.create(uuid="1234-ABCD", label="STICK", fstype="ext4")
         host = Host.create(user="ada", hostname="cairn-test.invalid", port=22)
@@ -178,11 +177,19 @@ def test_the_role_decides_access(client, ada, otto, vera, persona, route, tmp_pa
         target = NotificationTarget.create(name="Hook", url="json://127.0.0.1:9/hook",
                                            events=["backup.failed"])
         alert = Alert.create(key="backup.failed", title="t", message="m", subject="run:1")
-    path = path.format(user=vera.id, profile=profile.id, run=run.id, src=tmp_path / "src",
-                       drive=drive.id, host=host.id, breaker=breaker.id, snap=snap.name,
-                       verification=check.id, restore=restore.id, item=item.id, movie=movie.id,
-                       mfile=mfile.id, set=dupe_set.id, qprofile=qprofile.id, inbox=inbox.id,
-                       target=target.id, alert=alert.id)
+    return dict(user=vera.id, profile=profile.id, run=run.id, src=tmp_path / "src",
+                drive=drive.id, host=host.id, breaker=breaker.id, snap=snap.name,
+                verification=check.id, restore=restore.id, item=item.id, movie=movie.id,
+                mfile=mfile.id, set=dupe_set.id, qprofile=qprofile.id, inbox=inbox.id,
+                target=target.id, alert=alert.id)
+
+
+@pytest.mark.parametrize("persona", PERSONAS)
+@pytest.mark.parametrize("route", [r for r in MATRIX if r[0] != "__flask_sock.feed"],
+                         ids=lambda r: f"{r[1]} {r[0]}")
+def test_the_role_decides_access(client, ada, otto, vera, persona, route, tmp_path):
+    path, least = MATRIX[route]
+    path = path.format(**seed(tmp_path, vera))
     if persona != "anonymous":
         log_in(client, {"ada": ada, "otto": otto, "vera": vera}[persona])
     token = csrf_token(client, "/login" if persona == "anonymous" else "/account/") \

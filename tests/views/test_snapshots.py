@@ -3,6 +3,7 @@ paged and sorted, versions found by name, two snapshots compared, restores previ
 carried out, downloads streamed by the worker's file server, and paths that try to leave
 the snapshot refused."""
 
+import dataclasses
 import io
 import os
 import tarfile
@@ -179,6 +180,24 @@ def test_restoring_to_another_folder_checks_it(client, otto, snaps, home, tmp_pa
                               "folder": str(tmp_path / "out"), "action": "restore"})
     assert good.status_code == 303
     assert (tmp_path / "out" / "report.txt").read_bytes() == b"draft"
+
+
+def test_a_folder_restores_may_not_write_to_is_refused_with_the_reason(client, otto, snaps, home,
+                                                                      tmp_path, monkeypatch):
+    from jobs import restores
+    monkeypatch.setattr(restores, "settings", dataclasses.replace(
+        restores.settings, restore_roots=(str(tmp_path / "home"),)))
+    profile, first, _ = snaps
+    log_in(client, otto)
+    url = f"/profiles/{profile.id}/snapshots/{first.name}/restore"
+    form = html(client.get(url, query_string={"path": f"{top(home)}/report.txt"}))
+    assert str(tmp_path / "home") in form.select_one("#restore-form").text   # where it may go
+    for action in ("preview", "restore"):
+        refused = post(client, url, {"path": [f"{top(home)}/report.txt"], "where": "folder",
+                                     "folder": "/etc/cron.d", "overwrite": "y", "action": action})
+        assert refused.status_code == 422
+        assert "neither where these files came from" in html(refused).select_one(".field-msg").text
+    assert Restore.select().count() == 0
 
 
 def test_a_file_and_a_folder_download_through_the_worker(client, otto, snaps, home, files):
