@@ -76,12 +76,20 @@ def check_folder(text: str, *, role: str) -> Path:
     text = (text or "").strip()
     if not text:
         raise FolderRefused(f"Name the {role} folder.")
-    if "\x00" in text or not text.startswith("/"):
-        raise FolderRefused(f"The {role} folder must be an absolute path, such as /srv/movies.")
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in text) or not text.startswith("/"):
+        raise FolderRefused(f"The {role} folder must be an absolute path, such as /srv/movies, "
+                            "without tabs, line breaks or control characters.")
+    if len(os.fsencode(text)) > 4000 or any(len(os.fsencode(p)) > 255 for p in text.split("/")):
+        raise FolderRefused(f"The {role} folder's path is too long for a filesystem (4,000 "
+                            "bytes in all, 255 for each name).")
     path = Path(os.path.normpath(text))
     if str(path) in SYSTEM_FOLDERS:
         raise FolderRefused(f"{path} is a system folder; choose a folder of its own.")
-    if path.is_symlink() or not path.is_dir():
+    try:
+        usable = not path.is_symlink() and path.is_dir()
+    except OSError as error:
+        raise FolderRefused(f"{path} cannot be looked at: {error.strerror}.") from None
+    if not usable:
         raise FolderRefused(f"{path} is not a folder on this box (a link to one is not taken).")
     data = settings.data_dir.resolve()
     if path.resolve() == data or data in path.resolve().parents:

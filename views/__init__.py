@@ -32,7 +32,7 @@ from views import (
     users,
 )
 from views.extensions import csrf, limiter, login_manager, sock
-from views.security import add_security_headers, is_htmx
+from views.security import add_security_headers, is_htmx, refuse_nul
 
 # Error responses are swapped too: the server retargets them to #notice (views/errors.py) or
 # returns the form with its messages. Eval and inline scripts stay off under the CSP.
@@ -72,6 +72,7 @@ def init_app(app: Flask) -> None:
         app.register_blueprint(blueprint)
     errors.register(app)
     _init_templates(app)
+    app.before_request(refuse_nul)
     app.before_request(database.open_for_request)
     app.before_request(_set_timezone)
     app.teardown_request(database.close_for_request)

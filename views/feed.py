@@ -30,6 +30,7 @@ from models import Event, User, db
 from models.user import VIEWER
 from views import database
 from views.extensions import sock
+from views.forms import whole_number
 from views.security import is_same_origin
 
 log = logging.getLogger(__name__)
@@ -89,9 +90,8 @@ def on_event(matches: Callable[[Event], bool], subject: Callable[[Event], str],
 def row_of(model, arg: str | None):
     """The row a subject's argument names (`run:12` is Run 12), or None for a missing row or
     an argument that is not a database id."""
-    if arg and arg.isdigit() and int(arg) < 2**63:
-        return model.get_or_none(model.id == int(arg))
-    return None
+    number = whole_number(arg)
+    return model.get_or_none(model.id == number) if number else None
 
 
 def resolve(name: str) -> tuple[Subject, str | None] | None:

@@ -148,11 +148,13 @@ def export_csv():
     if filtered.condition is None:
         return _bad_filter(filtered)
 
+    rows = _started(_rows(filtered))
+
     def lines() -> Iterator[str]:
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, EXPORT_COLUMNS)
         writer.writeheader()
-        for number, run in enumerate(_rows(filtered).iterator(), 1):
+        for number, run in enumerate(rows.iterator(), 1):
             writer.writerow({k: _spreadsheet_safe(v) for k, v in export_row(run).items()})
             if number % 500 == 0:
                 yield _drain(buffer)
@@ -168,13 +170,23 @@ def export_json():
     if filtered.condition is None:
         return _bad_filter(filtered)
 
+    rows = _started(_rows(filtered))
+
     def chunks() -> Iterator[str]:
         yield "["
-        for number, run in enumerate(_rows(filtered).iterator()):
+        for number, run in enumerate(rows.iterator()):
             yield ("," if number else "") + "\n" + json.dumps(export_row(run))
         yield "\n]\n"
 
     return _download(chunks(), "application/json", "json")
+
+
+def _started(query):
+    """The query, its first row read now: an export that cannot be made fails with an error
+    page before its first byte, not as a cut-off file. (The stream runs after this
+    request's connection is closed, and reads all the rows on a connection of its own.)"""
+    list(query.clone().limit(1))
+    return query
 
 
 def _drain(buffer: io.StringIO) -> str:

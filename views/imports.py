@@ -16,6 +16,7 @@ from models.media import IMPORT_FINISHED, IMPORT_LABELS
 from models.user import OPERATOR, VIEWER
 from views import feed
 from views.audit import audit
+from views.forms import whole_number
 from views.health import worker_note
 from views.notices import after_action
 from views.pagination import paginate
@@ -135,9 +136,10 @@ def _identity(raw_title: str | None, raw_year: str | None) -> tuple[str, int | N
     raw_year = (raw_year or "").strip()
     if not raw_year:
         return title, None, ""
-    if not raw_year.isdigit() or not MIN_YEAR <= int(raw_year) <= MAX_YEAR:
+    year = whole_number(raw_year, MIN_YEAR, MAX_YEAR)
+    if year is None:
         return "", None, f"The year is a number from {MIN_YEAR} to {MAX_YEAR}, or empty."
-    return title, int(raw_year), ""
+    return title, year, ""
 
 
 def _changed(note: str, status: int = 200):

@@ -15,7 +15,7 @@ from wtforms.validators import Length, Optional
 
 from models import Profile, Run, RunMessage
 from models.user import VIEWER
-from views.forms import chosen_profile, profile_filter_choices
+from views.forms import chosen_profile, profile_filter_choices, whole_number
 from views.pagination import url_with
 from views.security import require_role
 
@@ -38,7 +38,7 @@ class LogFilter(FlaskForm):
 
 def _before() -> int | None:
     raw = request.args.get("before", "")
-    return int(raw) if raw.isdigit() and 0 < int(raw) < 2**63 else None
+    return whole_number(raw)
 
 
 @bp.route("/logs")

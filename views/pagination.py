@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 from flask import request, url_for
 
+from views.forms import whole_number
+
 
 @dataclass(frozen=True)
 class Page:
@@ -53,7 +55,7 @@ def url_with(**changes: str | None) -> str:
 def paginate(query, raw_number: str | None, size: int, total: int | None = None) -> Page:
     """A page of `query`; a missing or malformed page number means the first page. Pass
     `total` when it is already known, to save counting the rows again."""
-    number = int(raw_number) if raw_number and raw_number.isdigit() and int(raw_number) > 0 else 1
+    number = whole_number(raw_number, high=10**9) or 1
     total = query.count() if total is None else total
     number = min(number, max(1, -(-total // size)))
     return Page(items=list(query.paginate(number, size)), number=number, size=size, total=total)

@@ -150,7 +150,7 @@ def preview():
     return render_template("picker/_preview.html", **preview_context(found))
 
 
-@bp.route("/preview/<int:preview_id>")
+@bp.route("/preview/<id:preview_id>")
 @require_role(ADMIN)
 def preview_result(preview_id: int):
     found = ExcludePreview.get_or_none(ExcludePreview.id == preview_id)

@@ -36,7 +36,7 @@ from jobs.engines.rsync import format_bandwidth
 from models import AlreadyRunning, Drive, Profile, Run, WorkerProcess, db, utcnow
 from models.user import ADMIN, OPERATOR, VIEWER
 from views.audit import audit
-from views.forms import EmptyForm, text_lines
+from views.forms import EmptyForm, text_lines, whole_number
 from views.health import worker_note
 from views.picker import outside_roots, roots_context, source_roots
 from views.security import get_profile_or_404, require_role
@@ -98,7 +98,9 @@ class ScheduleForm(FlaskForm):
                     raise schedule.ScheduleError("Enter the minute, from 0 to 59.")
                 return schedule.preset("hourly", minute=self.schedule_minute.data)
             hour, minute = _clock_time(self.schedule_time.data)
-            weekday = int(self.schedule_weekday.data or 0)
+            weekday = whole_number(self.schedule_weekday.data or "0", 0, 6)
+            if weekday is None:
+                raise schedule.ScheduleError("Pick a day of the week.")
             return schedule.preset(kind, minute=minute, hour=hour, weekday=weekday)
         except schedule.ScheduleError as error:
             self.schedule_field().errors = [str(error)]
@@ -174,10 +176,10 @@ def unknown_hosts(sources: list[str]) -> str | None:
 
 def _clock_time(text: str | None) -> tuple[int, int]:
     hour, sep, minute = (text or "").strip().partition(":")
-    if not (sep and hour.isdigit() and minute.isdigit() and len(minute) == 2
-            and int(hour) <= 23 and int(minute) <= 59):
+    hours, minutes = whole_number(hour, 0, 23), whole_number(minute, 0, 59)
+    if not sep or hours is None or minutes is None or len(minute) != 2:
         raise schedule.ScheduleError("Write the time as hours and minutes, such as 02:30.")
-    return int(hour), int(minute)
+    return hours, minutes
 
 
 class ProfileForm(ScheduleForm):

@@ -24,6 +24,14 @@ CONTENT_SECURITY_POLICY = "; ".join([
 ])
 
 
+def refuse_nul() -> None:
+    """No value anyone sends may hold a NUL: no path, name or text in Cairn can, and
+    PostgreSQL refuses one in any string, so it is refused here, once, for every route."""
+    sent = [*request.args.lists(), *(request.form.lists() if request.method == "POST" else [])]
+    if "\x00" in request.path or any("\x00" in v for _, values in sent for v in values):
+        abort(400, description="A value holds a NUL character, which nothing in Cairn may contain.")
+
+
 def require_role(role: str) -> Callable:
     """Logged in and at least `role`; otherwise the login page or 403."""
 

@@ -17,10 +17,12 @@ from __future__ import annotations
 import datetime as dt
 import re
 from dataclasses import dataclass
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from cron_descriptor import CasingTypeEnum, FormatException, Options, get_description
 from croniter import croniter
+
+from jobs.engines import zones
 
 MACROS = {"@hourly": "0 * * * *", "@daily": "0 0 * * *", "@midnight": "0 0 * * *",
           "@weekly": "0 0 * * 0", "@monthly": "0 0 1 * *", "@yearly": "0 0 1 1 *",
@@ -117,9 +119,9 @@ def describe(expression: str) -> str:
 
 def zone(name: str) -> ZoneInfo:
     try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ScheduleError(f"{name!r} is not a time zone name such as Europe/Berlin.") from None
+        return zones.zone(name)
+    except ValueError as error:
+        raise ScheduleError(str(error)) from None
 
 
 def _wall(now: dt.datetime, tz: ZoneInfo) -> dt.datetime:
