@@ -6,7 +6,9 @@ Apprise knows). Pure: no database; the job (jobs/notify.py) records, paces and r
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import apprise
 
@@ -82,10 +84,41 @@ def check_url(url: str) -> str:
     return url
 
 
+# Apprise's privacy mode masks passwords and tokens but not the path of a generic webhook
+# (often its secret: /hooks/<token>) nor an ntfy topic (whoever knows it may read it); the
+# query may hold custom headers (Authorization). Those are masked here the way Apprise masks.
+SECRET_PATHS = {"json", "jsons", "form", "forms", "xml", "xmls", "ntfy", "ntfys"}
+_WORDS = re.compile(r"[/:@?&=#,]+")
+
+
 def shown_url(url: str) -> str:
-    """The URL with its secrets (passwords, tokens) masked, for pages."""
+    """The URL with its secrets masked, for pages, sockets and logs: Apprise's own privacy
+    mode, without the query, and the path of webhooks and ntfy topics masked too."""
     plugin = apprise.Apprise.instantiate(url, suppress_exceptions=True)
-    return plugin.url(privacy=True).split("?")[0] if plugin is not None else "(not a valid URL)"
+    if plugin is None:
+        return "(not a valid URL)"
+    parts = urlsplit(plugin.url(privacy=True))
+    path = parts.path
+    if parts.scheme in SECRET_PATHS:
+        path = "/".join(_masked(segment) for segment in path.split("/"))
+    return urlunsplit((parts.scheme, parts.netloc, path, "", ""))
+
+
+def _masked(word: str) -> str:
+    return f"{word[0]}...{word[-1]}" if len(word) > 2 else "*" * len(word)
+
+
+def scrub(text: str, url: str) -> str:
+    """`text` (an error Apprise or a server said) with every part of `url` that its shown
+    form masks replaced by ****, so no secret of it reaches a page, a log or the database."""
+    shown = shown_url(url)
+    body = url.split("://", 1)[-1]
+    secrets = set(_WORDS.split(body)) | set(re.split(r"[/:@?&=#,\s]+", unquote(body)))
+    password = urlsplit(url).password or ""
+    for secret in sorted(secrets, key=len, reverse=True):
+        if (len(secret) >= 3 or secret == password and secret) and secret not in shown:
+            text = text.replace(secret, "****")
+    return text
 
 
 def send(url: str, notice: Notice) -> None:
@@ -99,4 +132,5 @@ def send(url: str, notice: Notice) -> None:
         sent = target.notify(notice.body, title=notice.title, notify_type=kind)
     if not sent:
         lines = [line.split(" - ", 2)[-1] for line in said.getvalue().splitlines() if line]
-        raise NotifyError(lines[-1] if lines else "The target did not accept the notification.")
+        raise NotifyError(scrub(lines[-1], url) if lines
+                          else "The target did not accept the notification.")

@@ -5,7 +5,7 @@ seen by everyone, acknowledged by operators."""
 import pytest
 
 from jobs import notify
-from models import Alert, Event, NotificationTarget, NotifyCursor, db
+from models import Alert, Breaker, Event, NotificationTarget, NotifyCursor, db
 from tests.conftest import html, log_in, post
 from tests.jobs.test_notify import Receiver
 
@@ -91,3 +91,17 @@ def test_alerts_are_seen_by_everyone_and_acknowledged_by_operators(client, vera,
     assert not page.select("[data-figure=alerts-open]") and "Nothing needs you." in page.text
     every = html(client.get("/alerts/?show=all")).select("[data-figure=acknowledged]")
     assert [a.text for a in every] == ["acknowledged by otto", "acknowledged by otto"]
+
+
+def test_a_webhook_whose_path_is_its_secret_is_shown_masked_everywhere(client, ada, receiver):
+    receiver.status = 500
+    url = receiver.url + "/s3cretpath?:Authorization=Bearer%20t0kenvalue"
+    with db.connection_context():
+        target = NotificationTarget.create(name="Hook", url=url, events=["backup.failed"])
+        notify.send_test(target)
+        said = [e.message for e in Event.select()] + [b.last_error for b in Breaker.select()]
+    log_in(client, ada)
+    page = client.get("/notifications/").text
+    assert "s3cretpath" not in page and "t0kenvalue" not in page
+    assert "s3cretpath" not in " ".join(said) and "t0kenvalue" not in " ".join(said)
+    assert receiver.received[-1]["path"] == "/hook/s3cretpath"   # the secret still works
