@@ -10,6 +10,7 @@ this side, and on the far side it is quoted for the remote shell.
 from __future__ import annotations
 
 import fcntl
+import ipaddress
 import os
 import re
 import shlex
@@ -56,6 +57,9 @@ class Target:
 def parse_target(text: str) -> Target:
     """`user@host`, `user@host:port`, `user@[2001:db8::1]:port`; ValueError says what is wrong."""
     text = (text or "").strip()
+    if any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in text):
+        # Whatever reaches a known-hosts line or ssh's arguments stays one plain word.
+        raise ValueError("A host has no spaces, tabs, newlines or control characters.")
     user, at, rest = text.partition("@")
     if not at or not user:
         raise ValueError("Write the host as user@host or user@host:port, e.g. ada@laptop.")
@@ -67,8 +71,10 @@ def parse_target(text: str) -> Target:
         if not close or (tail and not tail.startswith(":")):
             raise ValueError(f"{rest!r} is not a bracketed IPv6 address with an optional :port.")
         port = tail[1:] or port
-        if ":" not in host:
-            raise ValueError(f"{host!r} is not an IPv6 address.")
+        try:
+            host = str(ipaddress.IPv6Address(host))
+        except ValueError:
+            raise ValueError(f"{host!r} is not an IPv6 address.") from None
     else:
         host, colon, given = rest.partition(":")
         port = given if colon else port
@@ -117,7 +123,8 @@ def ensure_key(ssh_dir: Path, comment: str) -> str:
     public = private.with_suffix(".pub")
     if private.exists():
         return public.read_text().strip()
-    ssh_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    ssh_dir.mkdir(mode=0o700, exist_ok=True)
+    os.chmod(ssh_dir, 0o700)   # made by someone else first, perhaps with the default mode
     # The web and the worker may both want it first: one makes it, the other waits.
     with open(ssh_dir / ".keygen.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -169,7 +176,10 @@ def fingerprint(key_line: str) -> str:
 
 
 def write_known_hosts(path: Path, target: Target, key_line: str) -> None:
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    # Not mkdir(parents=True): the parents it makes would get the default mode, and the
+    # folder above is Cairn's ssh folder, private like the key in it.
+    for folder in (path.parent.parent, path.parent):
+        folder.mkdir(mode=0o700, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(f"{target.known_hosts_name} {key_line}\n")
     os.replace(tmp, path)

@@ -110,10 +110,15 @@ def test_a_stopped_sshd_opens_the_breaker_and_a_restarted_one_closes_it_at_the_n
 
 @pytest.mark.parametrize("text, says", [
     ("laptop", "user@host"), ("@laptop", "user@host"), ("ada@", "not a host name"),
-    ("ad a@laptop", "not a user name"), ("ada@lap top", "not a host name"),
+    ("ad a@laptop", "no spaces"), ("ada@lap top", "no spaces"),
     ("ada@laptop:0", "not a port"), ("ada@laptop:70000", "not a port"),
     ("ada@laptop:ssh", "not a port"), ("ada@-oProxyCommand=x", "not a host name"),
     ("ada@999.1.1.1", "not a host name"), ("ada@[::1", "bracketed IPv6"),
+    # A bracketed host was taken as it came: a known_hosts line could be injected.
+    ("ada@[::1 -oProxyCommand=x]", "no spaces"), ("ada@[::1\nevil.example ssh-ed25519 AAAA]",
+                                                  "no spaces"),
+    ("ada@[-oProxyCommand=x:]", "not an IPv6 address"), ("ada@[fd00::1;id]", "not an IPv6"),
+    ("ada@[fd00::g]:22", "not an IPv6"), ("ada@lap\x00top", "control characters"),
 ])
 def test_bad_targets_are_refused_with_a_reason(text, says):
     with pytest.raises(ValueError, match=says):
