@@ -17,8 +17,11 @@ from views.security import safe_next
 
 bp = Blueprint("auth", __name__)
 
-# Failed logins allowed per minute, counted per client address and per username.
-LOGIN_LIMIT = "5 per minute"
+# Failed logins allowed, counted per client address and per (address, account): never per
+# account alone, which would let anyone lock its owner out from everywhere. Each tier waits
+# longer than the one before, so guessing slows down the longer it goes on.
+ACCOUNT_LIMIT = "5 per minute;10 per 15 minutes;20 per day"
+ADDRESS_LIMIT = "20 per minute;60 per hour"
 
 
 class LoginForm(TimezoneMixin, FlaskForm):
@@ -40,8 +43,9 @@ def _limit_key(kind: str, value: str) -> str:
     return f"cairn-{current_app.config['CAIRN'].queue_name}:{kind}:{value}"
 
 
-def _username_key() -> str:
-    return _limit_key("user", (request.form.get("username") or "").strip().lower()[:64])
+def _account_key() -> str:
+    account = (request.form.get("username") or "").strip().lower()[:64]
+    return _limit_key("user", f"{client_address()}/{account}")
 
 
 def _address_key() -> str:
@@ -53,8 +57,8 @@ def _login_failed(response: Response) -> bool:
 
 
 @bp.route("/login", methods=["GET", "POST"])
-@limiter.limit(LOGIN_LIMIT, key_func=_address_key, methods=["POST"], deduct_when=_login_failed)
-@limiter.limit(LOGIN_LIMIT, key_func=_username_key, methods=["POST"], deduct_when=_login_failed)
+@limiter.limit(ADDRESS_LIMIT, key_func=_address_key, methods=["POST"], deduct_when=_login_failed)
+@limiter.limit(ACCOUNT_LIMIT, key_func=_account_key, methods=["POST"], deduct_when=_login_failed)
 def login():
     if not User.exists_any():
         return render_template("auth/not_set_up.html"), 503
