@@ -22,7 +22,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from flask import Flask, current_app, g, render_template, request
+from flask import Flask, current_app, g, render_template, request, session
 from flask_login import current_user
 from simple_websocket import ConnectionClosed
 
@@ -37,8 +37,13 @@ log = logging.getLogger(__name__)
 
 POLICY_VIOLATION = 1008
 POLL_SECONDS = 0.5
-# How often an open socket re-checks that its user may still watch (disabled, signed out).
-RECHECK_SECONDS = 30
+# How often the broadcaster re-reads the users behind the open sockets (one query for all):
+# a user disabled, signed out or given a lesser role loses or downgrades their sockets
+# within this, plus the second a socket's thread takes to notice.
+RECHECK_SECONDS = 1.0
+# Open sockets (each holds a web thread) one user, and one browser session, may have.
+MAX_PER_USER = 12
+MAX_PER_SESSION = 6
 # How long a socket's thread waits on its outbox before looking whether the socket closed.
 OUTBOX_WAIT_SECONDS = 1.0
 MAX_SUBJECTS = 20
@@ -106,9 +111,11 @@ class Subscriber:
 
     ws: object
     subjects: frozenset[str]
-    user: User   # as it was when the socket opened; fragments are rendered for its role
+    user: User   # as last read: fragments are rendered for its role and zone
+    session: str = ""
     outbox: queue.Queue = field(default_factory=lambda: queue.Queue(OUTBOX_SIZE))
     overflowed: bool = False
+    revoked: str = ""   # why the socket must close (signed out, no longer allowed)
 
     @property
     def audience(self) -> tuple[str, str]:
@@ -134,9 +141,14 @@ class Broadcaster:
         self._last_event_id = 0
         self._last_push: dict[str, float] = {}
 
-    def subscribe(self, subscriber: Subscriber) -> None:
+    def subscribe(self, subscriber: Subscriber) -> str | None:
+        """Add a socket, unless its user or session holds too many already (the reason)."""
         with db.connection_context():
             with self._lock:
+                mine = [s for s in self._subscribers if s.user.id == subscriber.user.id]
+                if len(mine) >= MAX_PER_USER or \
+                        sum(s.session == subscriber.session for s in mine) >= MAX_PER_SESSION:
+                    return "too many open pages; close some"
                 self._subscribers.add(subscriber)
                 if self._thread is None:
                     # Runs only while someone watches; starts again with the next subscriber.
@@ -150,6 +162,7 @@ class Broadcaster:
                 found, arg = resolve(name)
                 context = self._context(found, arg)
                 subscriber.offer(self._render(found.templates, context, subscriber))
+        return None
 
     def unsubscribe(self, subscriber: Subscriber) -> None:
         with self._lock:
@@ -157,13 +170,17 @@ class Broadcaster:
 
     def watching(self, name: str) -> list[Subscriber]:
         with self._lock:
-            return [s for s in self._subscribers if name in s.subjects]
+            return [s for s in self._subscribers if name in s.subjects and not s.revoked]
 
     def _run(self) -> None:
+        checked = 0.0
         while self._anyone_watching():
             started = time.monotonic()
             try:
                 with db.connection_context():
+                    if started - checked >= RECHECK_SECONDS:
+                        checked = started
+                        self._recheck_users()
                     self._push_new_events()
                     self._push_timed_subjects(started)
             except Exception:
@@ -177,6 +194,23 @@ class Broadcaster:
                 self._thread = None
                 return False
             return True
+
+    def _recheck_users(self) -> None:
+        """Read again the users behind every socket: one signed out, disabled or no longer
+        allowed a subject it watches is revoked; one whose role or zone changed gets its
+        fragments rendered for what they are now."""
+        with self._lock:
+            subscribers = list(self._subscribers)
+        ids = {s.user.id for s in subscribers}
+        current = {u.id: u for u in User.select().where(User.id.in_(ids or {0}))}
+        for sub in subscribers:
+            fresh = current.get(sub.user.id)
+            if fresh is None or not fresh.active or fresh.session_epoch != sub.user.session_epoch:
+                sub.revoked = "signed out"
+            elif any(not fresh.has_role(resolve(name)[0].role) for name in sub.subjects):
+                sub.revoked = "no longer allowed"
+            elif (fresh.role, fresh.timezone) != (sub.user.role, sub.user.timezone):
+                sub.user = fresh
 
     def _push_new_events(self) -> None:
         fresh: dict[str, None] = {}  # subjects to render afresh once this batch is read
@@ -253,20 +287,22 @@ def feed(ws):
     if refusal:
         ws.close(reason=POLICY_VIOLATION, message=refusal)
         return
-    session_id, user = current_user.get_id(), current_user._get_current_object()
+    user = current_user._get_current_object()
     database.release()  # a socket lives for hours; it must not hold a connection meanwhile
-    subscriber = Subscriber(ws, frozenset(subjects), user)
+    subscriber = Subscriber(ws, frozenset(subjects), user, session=session.get("_id", ""))
     broadcaster: Broadcaster = current_app.extensions["cairn.broadcaster"]
-    broadcaster.subscribe(subscriber)
+    refused = broadcaster.subscribe(subscriber)
+    if refused:
+        ws.close(reason=TRY_AGAIN_LATER, message=refused)
+        return
     try:
-        _serve(ws, subscriber, session_id)
+        _serve(ws, subscriber)
     finally:
         broadcaster.unsubscribe(subscriber)
 
 
-def _serve(ws, subscriber: Subscriber, session_id: str) -> None:
-    """Send the outbox until the socket closes, re-checking the session now and then."""
-    recheck_at = time.monotonic() + RECHECK_SECONDS
+def _serve(ws, subscriber: Subscriber) -> None:
+    """Send the outbox until the socket closes, or the broadcaster revokes it."""
     while ws.connected:
         try:
             ws.send(subscriber.outbox.get(timeout=OUTBOX_WAIT_SECONDS))
@@ -277,10 +313,6 @@ def _serve(ws, subscriber: Subscriber, session_id: str) -> None:
         if subscriber.overflowed:
             ws.close(reason=TRY_AGAIN_LATER, message="too far behind; reconnect")
             return
-        if time.monotonic() >= recheck_at:
-            recheck_at = time.monotonic() + RECHECK_SECONDS
-            with db.connection_context():
-                still_allowed = User.by_session_id(session_id) is not None
-            if not still_allowed:
-                ws.close(reason=POLICY_VIOLATION, message="signed out")
-                return
+        if subscriber.revoked:
+            ws.close(reason=POLICY_VIOLATION, message=subscriber.revoked)
+            return

@@ -12,7 +12,7 @@ from bs4 import BeautifulSoup
 from websockets.sync.client import ClientConnection
 from websockets.sync.client import connect as ws_connect
 
-from models import Event, User, db
+from models import Event, Host, User, db
 from views import feed
 
 WAIT = 5.0
@@ -167,8 +167,58 @@ def test_times_are_rendered_in_each_viewers_zone(app, live_server, ada, vera):
     utc.close()
 
 
-def test_a_disabled_user_loses_the_socket(live_server, vera_cookie, vera, monkeypatch):
-    monkeypatch.setattr(feed, "RECHECK_SECONDS", 0.2)
+def close_frame(stream) -> tuple[int, bytes]:
+    """Read frames until the close frame: its code and reason."""
+    for _ in range(1000):
+        opcode, payload = read_frame(stream)
+        if opcode == 0x8:
+            return struct.unpack(">H", payload[:2])[0], payload[2:]
+    raise AssertionError("the server never closed the socket")
+
+
+def test_a_demoted_user_loses_a_socket_of_what_they_may_no_longer_watch(app, live_server, ada):
+    with db.connection_context():
+        User.create_account("grace", "correct horse battery staple", "admin")
+    sock, stream = raw_socket(live_server, session_cookie(app, ada), query="s=targets")
+    opcode, payload = read_frame(stream)
+    assert opcode == 0x1 and b'id="targets"' in payload
+    started = time.monotonic()
+    with db.connection_context():
+        User.get_by_id(ada.id).change_role("operator")
+    assert close_frame(stream) == (1008, b"no longer allowed")
+    assert time.monotonic() - started < 4
+    sock.close()
+
+
+def test_a_role_change_rerenders_what_an_open_socket_is_sent(app, live_server, ada):
+    with db.connection_context():
+        User.create_account("grace", "correct horse battery staple", "admin")
+        host = Host.create(user="ada", hostname="nas.lan", port=22)
+    ws = connect(live_server, session_cookie(app, ada), query="s=hosts")
+    assert receive_until(ws, "#hosts").select_one(f"#host-{host.id} button.danger")  # Remove
+    with db.connection_context():
+        User.get_by_id(ada.id).change_role("viewer")
+    time.sleep(feed.RECHECK_SECONDS * 2.5)
+    with db.connection_context():
+        Event.publish("host.changed", host.subject, "Changed.", host=host.id)
+    shown = receive_until(ws, "#hosts").select_one(f"#host-{host.id}")
+    assert not shown.select("button"), "a viewer's fragment has no buttons"
+    ws.close()
+
+
+def test_one_user_cannot_hold_every_web_thread(app, live_server, vera):
+    cookie = session_cookie(app, vera)
+    held = [connect(live_server, cookie, query="s=activity") for _ in range(feed.MAX_PER_SESSION)]
+    for ws in held:
+        receive_until(ws, "#activity")
+    assert close_code(live_server, cookie, query="s=activity") == 1013
+    for ws in held:
+        ws.close()
+    time.sleep(0.5)
+    assert receive_until(connect(live_server, cookie, query="s=activity"), "#activity")
+
+
+def test_a_disabled_user_loses_the_socket(live_server, vera_cookie, vera):
     sock, stream = raw_socket(live_server, vera_cookie, query="s=activity")
     opcode, payload = read_frame(stream)
     assert opcode == 0x1 and b'id="activity"' in payload
