@@ -80,7 +80,9 @@ def forget(profile: Profile, names: list[str], now) -> None:
     Snapshot.update(pruned_at=now).where((Snapshot.profile == profile)
                                          & Snapshot.name.in_(names)).execute()
     for name in names:
-        manifest.path_for(manifests_dir(), profile.id, name).unlink(missing_ok=True)
+        path = manifest.path_for(manifests_dir(), profile.id, name)
+        path.unlink(missing_ok=True)
+        path.with_name(path.name + ".lock").unlink(missing_ok=True)
 
 
 def previous_of(snapshot: Snapshot) -> str:
@@ -100,6 +102,8 @@ def index_missing() -> int:
     from jobs import backup  # which imports this module
     done = 0
     for snapshot in Snapshot.unindexed().order_by(Snapshot.profile, Snapshot.name):
+        if snapshot.run_id and snapshot.run.state in ("running", "finalizing"):
+            continue   # its run's finish writes it (resumed, if a worker died finishing it)
         profile = snapshot.profile
         if hosts.destination_root(profile):
             index_failed(snapshot, REMOTE_NOT_INDEXED)

@@ -12,6 +12,7 @@ name; compare two snapshots) and re-reads files for verification.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import random
 import sqlite3
@@ -239,11 +240,19 @@ def write(tree: Path, out: Path, previous: Path | None = None, *,
     snapshot (the same inode) takes that manifest's hash, and a file in `fresh` (its path in
     the snapshot, size and hash, as the rsync that copied it computed them) takes that hash
     if its size is still the same."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    # One writer per manifest: a finish resumed after a crash and the start-up indexing may
+    # both come for the same snapshot, and would otherwise share the temporary file.
+    with open(out.with_name(out.name + ".lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _write(tree, out, previous, fresh, on_progress)
+
+
+def _write(tree: Path, out: Path, previous: Path | None, fresh, on_progress) -> Summary:
     started = time.monotonic()
     root = os.fsencode(str(tree))
     dev = os.lstat(root).st_dev
     summary = Summary()
-    out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
     tmp.unlink(missing_ok=True)
     con = _connect(tmp)

@@ -89,3 +89,44 @@ def test_snapshots_older_than_manifests_are_indexed_when_the_worker_starts(tmp_p
     snapshot = Snapshot.get_by_id(snapshot.id)
     assert snapshot.indexed_at is not None and snapshot.files == 1
     assert catalog.manifest_path(snapshot).exists()
+
+
+def test_two_writers_of_one_manifest_take_turns_and_both_succeed(tmp_path):
+    # A finish resumed after a worker died finishing, and the new worker's start-up
+    # indexing, may come for the same snapshot at once.
+    import threading
+    source = tmp_path / "src"
+    for i in range(3000):
+        write(source / f"d{i % 30}" / f"f{i}.txt", f"file {i}")
+    profile = make_profile(sources=[source], dest=tmp_path / "backups")
+    run_now(profile)
+    snapshot = Snapshot.get(Snapshot.profile == profile)
+    catalog.manifest_path(snapshot).unlink()
+    problems = []
+
+    def index():
+        try:
+            catalog.index(snapshot)
+        except Exception as error:   # what the second writer met: the first one's temp file gone
+            problems.append(repr(error))
+
+    writers = [threading.Thread(target=index) for _ in range(3)]
+    for writer in writers:
+        writer.start()
+    for writer in writers:
+        writer.join()
+    assert problems == []
+    with manifest.Manifest(catalog.manifest_path(snapshot)) as m:
+        assert m.entry(f"localhost{source}/d7/f7.txt").size == len("file 7")
+
+
+def test_startup_indexing_leaves_a_snapshot_whose_run_is_still_finishing_to_it(tmp_path):
+    source = write(tmp_path / "src" / "a.txt", "a").parent
+    profile = make_profile(sources=[source], dest=tmp_path / "backups")
+    run = run_now(profile)
+    snapshot = Snapshot.get(Snapshot.profile == profile)
+    Snapshot.update(indexed_at=None).execute()
+    Run.update(state="finalizing").where(Run.id == run.id).execute()
+    assert catalog.index_missing.call_local() == 0
+    Run.update(state="succeeded").where(Run.id == run.id).execute()
+    assert catalog.index_missing.call_local() == 1 and snapshot.id
