@@ -104,7 +104,9 @@ class Transfer:
     aliases: tuple[tuple[str, str], ...] = ()   # (/proc/self/fd/N, the path people know)
 
     def command(self) -> list[str]:
-        args = [RSYNC, "--recursive", "--links", "--times"]
+        # --sparse: a file's holes stay holes in the snapshot (a 1 GiB disk image with 10 MB
+        # in it costs 10 MB), as they do where it came from.
+        args = [RSYNC, "--recursive", "--links", "--times", "--sparse"]
         if self.mirror:
             # FAT keeps times to 2 s and has no owners, modes or links.
             args = [RSYNC, "--recursive", "--times", "--modify-window=2"]

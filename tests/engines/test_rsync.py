@@ -28,6 +28,19 @@ def test_a_round_trip_keeps_modes_times_links_hardlinks_empty_folders_and_names(
     assert link_groups(tmp_path / "dst") == link_groups(source)
 
 
+def test_a_sparse_file_stays_sparse_in_the_copy(tmp_path):
+    image = tmp_path / "src" / "disk.img"
+    image.parent.mkdir()
+    with open(image, "wb") as fh:
+        fh.truncate(256 * 1024 * 1024)          # 256 MiB, nearly all of it a hole
+        fh.seek(100 * 1024 * 1024)
+        fh.write(os.urandom(1024 * 1024))
+    assert os.stat(image).st_blocks * 512 < 4 * 1024 * 1024, "tmp_path keeps holes"
+    assert copy(tmp_path / "src", tmp_path / "dst").outcome == "done"
+    copied = os.stat(tmp_path / "dst" / "disk.img")
+    assert copied.st_size == 256 * 1024 * 1024 and copied.st_blocks * 512 < 4 * 1024 * 1024
+
+
 def test_counts_come_from_the_itemized_lines_and_match_the_stats(tmp_path):
     source = awkward_tree(tmp_path / "src")
     result = copy(source, tmp_path / "dst")
