@@ -145,6 +145,16 @@ def syncfs(fd: int) -> None:
         raise OSError(code, os.strerror(code))
 
 
+def flush(folder) -> None:
+    """syncfs for the filesystem `folder` is on: all that waits in memory there is written
+    out, and this returns when it is on disk."""
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        syncfs(fd)
+    finally:
+        os.close(fd)
+
+
 @dataclass
 class Merged:
     """What moving a staged tree into its target did."""

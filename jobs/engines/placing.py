@@ -19,7 +19,7 @@ from pathlib import Path
 
 import xxhash
 
-from jobs.engines import manifest
+from jobs.engines import confine, manifest
 
 FICLONE = 0x40049409   # linux/fs.h: _IOW(0x94, 9, int)
 CHUNK = 1024 * 1024
@@ -76,6 +76,7 @@ def place(source: Path, library: Path, relative: str, *, replace: Path | None = 
         _make_parents(dest.parent, library, undo)
         undo.append(lambda: dest.unlink(missing_ok=True))   # also a half-written copy
         method, digest = _put(source, dest, expected_hash, on_bytes)
+        confine.flush(dest.parent)   # an import is recorded done only once it is on disk
         return Placed(dest, method, digest, recycled, undo)
     except BaseException as error:
         _undo(undo)

@@ -16,9 +16,11 @@ from jobs.engines import ssh
 from jobs.engines.snapshots import LATEST, PARTIAL_SUFFIX, SNAPSHOT_NAME, next_name
 
 _LIST = 'test -d "$1" || exit 0; find "$1" -mindepth 1 -maxdepth 1 -printf "%y %f\\n"'
-_FINALIZE = ('set -e; if [ -d "$1/$2.partial" ]; then mv -T -- "$1/$2.partial" "$1/$2"; fi; '
+# The host's filesystem is flushed (sync -f: syncfs) before the rename, as on this box.
+_FINALIZE = ('set -e; sync -f "$1" 2>/dev/null || sync; '
+             'if [ -d "$1/$2.partial" ]; then mv -T -- "$1/$2.partial" "$1/$2"; fi; '
              '[ -d "$1/$2" ]; ln -sfn -- "$2" "$1/.latest.tmp"; mv -T -- "$1/.latest.tmp" '
-             f'"$1/{LATEST}"; sync')
+             f'"$1/{LATEST}"; sync -f "$1" 2>/dev/null || sync')
 _LINK_PROBE = ('d=$(mktemp -d "$1/.cairn-probe-XXXXXX") || exit 1; touch "$d/a" && ln "$d/a" '
                '"$d/b"; r=$?; rm -rf -- "$d"; exit $r')
 

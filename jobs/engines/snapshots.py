@@ -21,7 +21,7 @@ from pathlib import Path
 
 import psutil
 
-from jobs.engines import rsync
+from jobs.engines import confine, rsync
 
 PARTIAL_SUFFIX = ".partial"
 LATEST = "latest"
@@ -86,9 +86,12 @@ def latest_snapshot(root: Path) -> str | None:
 
 
 def finalize(root: Path, name: str) -> Path:
-    """Rename `<name>.partial` to `<name>` and point `latest` at it, each step atomic."""
+    """Rename `<name>.partial` to `<name>` and point `latest` at it, each step atomic, once
+    everything in it is on disk: rsync does not fsync, so without the flush a power cut
+    could leave a "complete" snapshot with empty or cut files."""
     partial = root / (name + PARTIAL_SUFFIX)
     final = root / name
+    confine.flush(root)
     if partial.exists():
         os.rename(partial, final)
     elif not final.is_dir():
