@@ -48,7 +48,8 @@ def _snapshot(profile: Profile, name: str | None) -> Snapshot:
 @click.argument("name")
 @with_db
 def snapshot_list(name):
-    """One line per snapshot of profile NAME, newest first: timestamp, state, files, size."""
+    """One line per snapshot of profile NAME, newest first: timestamp, state, files, size,
+    new data, and "from a partial run" when some files could not be copied into it."""
     profile = _profile(name)
     rows = list(Snapshot.kept(profile))
     if not rows:
@@ -56,8 +57,9 @@ def snapshot_list(name):
     for snap in rows:
         state = snap.verify_state or ("not indexed" if snap.indexed_at is None else "not verified")
         files = f"{snap.files:,} files" if snap.indexed_at else "? files"
+        partial = "\tfrom a partial run" if snap.from_partial_run else ""
         click.echo(f"{snap.name}\t{state}\t{files}\t{format_bytes(snap.bytes)}\t"
-                   f"new {format_bytes(snap.new_bytes)}")
+                   f"new {format_bytes(snap.new_bytes)}{partial}")
 
 
 @click.command("verify")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 
 from peewee import (
+    JOIN,
     BigIntegerField,
     BooleanField,
     CharField,
@@ -63,6 +64,12 @@ class Snapshot(BaseModel):
     def subject(self) -> str:
         return f"snapshot:{self.id}"
 
+    @property
+    def from_partial_run(self) -> bool:
+        """Made by a run that ended partly done: complete as a tree, but some files of the
+        sources could not be copied into it (the run names them)."""
+        return self.run_id is not None and self.run is not None and self.run.state == "partial"
+
     @classmethod
     def record(cls, profile: Profile, name: str, taken_at: dt.datetime,
                run: Run | None = None) -> Snapshot:
@@ -72,8 +79,9 @@ class Snapshot(BaseModel):
 
     @classmethod
     def kept(cls, profile: Profile):
-        """The profile's snapshots that are still there, newest first."""
-        return (cls.select().where((cls.profile == profile) & cls.pruned_at.is_null())
+        """The profile's snapshots that are still there, newest first, with their runs."""
+        return (cls.select(cls, Run).join(Run, JOIN.LEFT_OUTER, on=(cls.run == Run.id))
+                .where((cls.profile == profile) & cls.pruned_at.is_null())
                 .order_by(cls.name.desc()))
 
     @classmethod

@@ -114,6 +114,11 @@ def test_a_torture_tree_comes_back_identical_from_the_command_line(tmp_path, sha
         huey.immediate = False
     listed = flask("snapshot", "list", "Home", check=True).stdout
     assert listed.startswith(f"{snap.name}\tnot verified\t")
+    assert "partial" not in listed
+    Run.update(state="partial").where(Run.id == snap.run_id).execute()
+    listed = flask("snapshot", "list", "Home", check=True).stdout
+    assert listed.rstrip("\n").endswith("\tfrom a partial run")
+    Run.update(state="succeeded").where(Run.id == snap.run_id).execute()
     preview = flask("restore", "Home", "latest", str(source), "--to", str(tmp_path / "back"),
                     "--dry-run", check=True)
     assert "Preview:" in preview.stdout and not (tmp_path / "back").exists()

@@ -76,7 +76,7 @@ def test_five_failures_for_an_account_from_one_address_then_429(client, ada):
 
 
 def test_an_attacker_elsewhere_cannot_lock_the_owner_out(client, ada):
-    for attempt in range(12):
+    for _ in range(12):
         assert from_address(client, "10.0.0.66", "ada", "wrong password").status_code in (401, 429)
     assert from_address(client, "10.0.0.66", "ada", "wrong password").status_code == 429
     assert from_address(client, "192.168.1.20", "ada", PASSWORD).status_code == 302

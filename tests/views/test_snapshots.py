@@ -79,6 +79,19 @@ def test_the_list_shows_each_snapshot_with_its_figures(client, vera, snaps):
     assert not page.select("#snapshots button")       # a viewer cannot start checks
 
 
+def test_a_snapshot_from_a_partial_run_says_so(client, vera, snaps):
+    profile, first, second = snaps
+    with db.connection_context():
+        Run.update(state="partial").where(Run.id == first.run_id).execute()
+    log_in(client, vera)
+    rows = html(client.get(f"/profiles/{profile.id}/snapshots/")).select("#snapshots tbody tr")
+    assert not rows[0].select("[data-figure=partial]")
+    marker = rows[1].select_one("[data-figure=partial]")
+    assert marker.text == "from a partial run" and marker["href"] == f"/runs/{first.run_id}"
+    page = html(client.get(f"/profiles/{profile.id}/snapshots/{first.name}/"))
+    assert "some files could not be copied" in page.select_one(".page-head").text
+
+
 def test_a_tree_pages_sorts_and_shows_modes(client, vera, snaps, home):
     profile, first, _ = snaps
     log_in(client, vera)
