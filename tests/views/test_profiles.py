@@ -412,7 +412,7 @@ def test_a_folder_on_another_machine_needs_an_added_host_with_a_pinned_key(clien
     assert saved.status_code == 302, messages(saved)
     assert profiles()[0].sources == [remote, f"{home}/Photos"]
     bad = post(client, "/profiles/", form(home, name="Other", sources="ada@lap top:/x"))
-    assert "not a host name" in messages(bad)["sources"]
+    assert "A host has no spaces" in messages(bad)["sources"]
 
 
 def test_snapshots_can_go_to_a_folder_on_a_pinned_host(client, ada, home):
