@@ -1,5 +1,7 @@
 # Cairn: `make run` starts it, `make test` tests it. Both install what they need first.
-PYTHON ?= python3
+# Debian's own Python when there is one: every user can run it (the web server runs as the
+# unprivileged `cairn` when root starts Cairn), which a Python in root's home is not.
+PYTHON ?= $(shell test -x /usr/bin/python3 && echo /usr/bin/python3 || echo python3)
 VENV := .venv
 PIP := $(VENV)/bin/pip
 

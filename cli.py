@@ -20,6 +20,7 @@ import click
 import psutil
 
 import config
+import local_run
 
 ROOT = Path(__file__).resolve().parent
 BIN = Path(sys.executable).parent
@@ -123,11 +124,20 @@ def settings_table() -> str:
 
 @main.command()
 def run() -> None:
-    """Start the web server and the worker together; Ctrl-C stops both."""
+    """Start the web server and the worker together; Ctrl-C stops both. A worker that dies
+    is started again (waiting longer each time it dies soon after starting); the web stays.
+
+    As root, both run as the system user `cairn` (made if missing, as the installer does):
+    the web with no rights at all, the worker with exactly the capabilities the installed
+    service has, so that the web facing the network is never root."""
     settings = _settings()
     link = _prepare(settings)
-    children = [_spawn("web", web_command(settings), settings),
-                _spawn("worker", worker_command(settings), settings)]
+    try:
+        web_as, worker_as = local_run.identities(settings.data_dir, ROOT, sys.executable)
+    except local_run.Refused as refused:
+        raise click.ClickException(str(refused)) from None
+    children = [_spawn("web", web_as + web_command(settings), settings),
+                _spawn("worker", worker_as + worker_command(settings), settings)]
     stopping: list[int] = []
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda signum, frame: stopping.append(signum))
@@ -135,8 +145,8 @@ def run() -> None:
         if not _wait_until_listening(settings, children, stopping):
             raise click.ClickException("The web server did not start; see the messages above.")
         _print_banner(settings, link)
-        while not stopping and all(p.poll() is None for _, p in children):
-            time.sleep(0.2)
+        _watch(children, stopping, lambda: _spawn("worker", worker_as + worker_command(settings),
+                                                  settings))
     finally:
         _stop(children)
     crashed = [(name, p.returncode) for name, p in children if p.returncode not in (0, -2, -15)]
@@ -144,6 +154,27 @@ def run() -> None:
         names = ", ".join(f"{name} (exit {code})" for name, code in crashed) or "a process"
         raise click.ClickException(f"Cairn stopped because {names} ended unexpectedly.")
     click.echo("Cairn stopped.")
+
+
+def _watch(children: list, stopping: list[int], respawn) -> None:
+    """Until Ctrl-C or the web ends: a worker that ends is started again, after a wait that
+    doubles while it keeps dying within a minute of starting (1 s, 2 s ... 60 s)."""
+    backoff = local_run.Backoff()
+    while not stopping and children[0][1].poll() is None:
+        worker = children[1][1]
+        if worker.poll() is not None:
+            delay = backoff.next(time.monotonic())
+            click.echo(f"The worker stopped (exit {worker.returncode}); the web stays up. "
+                       f"Starting the worker again in {delay:g} s.", err=True)
+            deadline = time.monotonic() + delay
+            while not stopping and time.monotonic() < deadline:
+                time.sleep(0.2)
+            if stopping:
+                return
+            children[1] = respawn()
+            backoff.started(time.monotonic())
+            click.echo("The worker is running again.", err=True)
+        time.sleep(0.2)
 
 
 def _prepare(settings: config.Settings) -> str | None:

@@ -3,11 +3,14 @@
 import http.cookiejar
 import json
 import os
+import pwd
 import re
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.parse
@@ -114,15 +117,45 @@ def test_gunicorn_closes_sockets_without_a_session_or_from_elsewhere_with_1008(g
     assert close_code(url, origin="http://evil.example", additional_headers={"Cookie": cookie}) == 1008
 
 
-def test_make_run_starts_both_prints_a_setup_link_and_stops_on_ctrl_c(tmp_path):
+@pytest.fixture
+def shared_data_dir():
+    """A data dir whose parents every user may pass: as root, `make run` hands it to the
+    unprivileged `cairn` (pytest's own temporary folders are root's alone)."""
+    folder = Path(tempfile.mkdtemp(prefix="cairn-run-", dir="/var/tmp"))
+    folder.chmod(0o755)
+    yield folder / "data"
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def processes(make: subprocess.Popen) -> dict[str, psutil.Process]:
+    found = {}
+    for child in psutil.Process(make.pid).children(recursive=True):
+        try:
+            line = child.cmdline()
+        except psutil.NoSuchProcess:
+            continue
+        for name in ("gunicorn", "huey_consumer"):
+            if len(line) > 1 and Path(line[1]).name == name:
+                found.setdefault(name, child)
+    return found
+
+
+def capabilities(process: psutil.Process, kind: str) -> int:
+    for line in Path(f"/proc/{process.pid}/status").read_text().splitlines():
+        if line.startswith(f"Cap{kind}:"):
+            return int(line.split()[1], 16)
+    raise AssertionError(f"no Cap{kind}")
+
+
+def test_make_run_starts_both_prints_a_setup_link_and_stops_on_ctrl_c(shared_data_dir):
     port = free_port()
-    env = clean_env(CAIRN_DATA_DIR=str(tmp_path / "data"), CAIRN_BIND=f"127.0.0.1:{port}")
+    env = clean_env(CAIRN_DATA_DIR=str(shared_data_dir), CAIRN_BIND=f"127.0.0.1:{port}")
     make = subprocess.Popen(["make", "--no-print-directory", "run"], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             start_new_session=True)
     lines = []
     link = None
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 180
     while link is None and time.monotonic() < deadline:
         line = make.stdout.readline()
         assert line, "make run ended early:\n" + "".join(lines)
@@ -131,15 +164,54 @@ def test_make_run_starts_both_prints_a_setup_link_and_stops_on_ctrl_c(tmp_path):
             link = line.strip()
     assert f"Cairn is running at http://127.0.0.1:{port}\n" in lines
     children = psutil.Process(make.pid).children(recursive=True)
-    assert {"gunicorn", "huey_consumer"} <= {Path(c.cmdline()[1]).name for c in children
-                                             if len(c.cmdline()) > 1}
+    found = processes(make)
+    assert set(found) == {"gunicorn", "huey_consumer"}
+    if os.geteuid() == 0:
+        # Root's make run: neither is root; the web holds no capability, the worker exactly
+        # the installed service's.
+        cairn = pwd.getpwnam("cairn").pw_uid
+        assert {p.uids().effective for p in found.values()} == {cairn}
+        assert capabilities(found["gunicorn"], "Eff") == capabilities(found["gunicorn"], "Bnd") == 0
+        assert capabilities(found["huey_consumer"], "Amb") == WORKER_CAPS
+        assert os.stat(shared_data_dir / "cairn.db").st_uid == cairn
 
     status, page = get(link)
     assert status == 200 and "Create admin account" in page
     wait_until(lambda: get(f"http://127.0.0.1:{port}/healthz")[0] == 200)
-    assert (tmp_path / "data" / "cairn.db").exists() and (tmp_path / "data" / "queue.db").exists()
+    assert (shared_data_dir / "cairn.db").exists() and (shared_data_dir / "queue.db").exists()
 
-    os.killpg(make.pid, signal.SIGINT)  # what Ctrl-C in the terminal does
+    os.killpg(make.pid, signal.SIGINT)  # what Ctrl-C in the terminal does (to make too)
     rest = make.communicate(timeout=60)[0]
     assert "Cairn stopped." in rest
     assert not [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
+
+
+# cap_chown 0, cap_dac_override 1, cap_dac_read_search 2, cap_fowner 3, cap_sys_admin 21
+WORKER_CAPS = (1 << 0) | (1 << 1) | (1 << 2) | (1 << 3) | (1 << 21)
+
+
+def test_a_worker_that_dies_under_make_run_is_started_again_and_the_web_stays(shared_data_dir):
+    port = free_port()
+    env = clean_env(CAIRN_DATA_DIR=str(shared_data_dir), CAIRN_BIND=f"127.0.0.1:{port}")
+    make = subprocess.Popen([str(CAIRN), "run"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        wait_until(lambda: get(f"http://127.0.0.1:{port}/healthz")[0] == 200, timeout=90)
+        first = processes(make)
+        first["huey_consumer"].kill()   # as the OOM killer would
+        said = []
+        while not any("The worker is running again." in line for line in said):
+            line = make.stdout.readline()
+            assert line, "cairn run ended:\n" + "".join(said)
+            said.append(line)
+        assert any(re.search(r"The worker stopped \(exit -9\); the web stays up\. Starting "
+                             r"the worker again in 1 s\.", line) for line in said), said
+        assert get(f"http://127.0.0.1:{port}/login")[0] in (200, 503)
+        assert first["gunicorn"].is_running()
+        again = processes(make)
+        assert again["huey_consumer"].pid != first["huey_consumer"].pid
+        wait_until(lambda: get(f"http://127.0.0.1:{port}/healthz")[0] == 200, timeout=60)
+    finally:
+        os.killpg(make.pid, signal.SIGINT)
+        rest = make.communicate(timeout=60)[0]
+    assert "Cairn stopped." in rest and make.returncode == 0

@@ -95,3 +95,22 @@ def test_the_install_script_installs_both_units_and_the_admin_command():
     assert "cairn-web.service" in script and "cairn-worker.service" in script
     assert "/usr/local/bin/cairn" in script and "useradd --system" in script
     assert subprocess.run(["sh", "-n", str(ROOT / "deploy" / "cairn-admin.sh")]).returncode == 0
+
+
+@pytest.mark.parametrize("name", UNITS)
+def test_systemd_starts_a_process_again_that_died(name):
+    # on-failure covers a crash, a non-zero exit and a kill by a signal (the OOM killer).
+    d = directives(UNITS[name])
+    assert d["Restart"] in (["on-failure"], ["always"]) and float(d["RestartSec"][0]) > 0
+
+
+def test_a_worker_dying_again_and_again_waits_longer_each_time_then_starts_afresh():
+    from local_run import Backoff
+    backoff = Backoff()
+    waits = []
+    for now in range(0, 70, 10):   # dies 10 s after each start
+        waits.append(backoff.next(float(now)))
+        backoff.started(float(now))
+    assert waits == [1, 2, 4, 8, 16, 32, 60]
+    backoff.started(100.0)
+    assert backoff.next(300.0) == 1   # it had run for minutes: the first wait again
