@@ -11,8 +11,8 @@ import pytest
 from bs4 import BeautifulSoup
 
 from jobs.queue import settings
-from models import AuditEntry, Event, Profile, Run, RunMessage, Unit, db, utcnow
-from tests.conftest import csrf_token, html, log_in, post
+from models import AuditEntry, Event, Profile, Run, RunMessage, Unit, User, db, utcnow
+from tests.conftest import PASSWORD, csrf_token, html, log_in, post
 from tests.trees import write
 from tests.views.test_feed import connect, receive_until, session_cookie
 from views import runs
@@ -171,10 +171,12 @@ def test_a_watcher_sees_progress_without_reloading(app, live_server, otto, vera,
 
 
 def test_a_hundred_watchers_each_get_every_update(app, live_server, vera, profile):
+    # Twenty viewers with five tabs each: one user may hold only so many sockets.
     with db.connection_context():
         run = Run.create(profile=profile, state="running", started_at=utcnow())
-    cookie = session_cookie(app, vera)
-    watchers = [connect(live_server, cookie, query=f"s=run:{run.id}") for _ in range(100)]
+        viewers = [User.create_account(f"viewer{n}", PASSWORD, "viewer") for n in range(20)]
+    cookies = [session_cookie(app, user) for user in viewers for _ in range(5)]
+    watchers = [connect(live_server, cookie, query=f"s=run:{run.id}") for cookie in cookies]
     for ws in watchers:
         receive_until(ws, "#run-live")
     seen: list[set[str]] = [set() for _ in watchers]
