@@ -208,6 +208,8 @@ def _place(staging_fd: int, target_fd: int, name: str, is_dir: bool, overwrite: 
         staged = os.open(name, FOLDER, dir_fd=staging_fd)
         try:
             merge(staged, inner, overwrite, shown, merged)
+            if overwrite:   # the folder there takes the restored one's owner, mode and times
+                _take_attributes(staged, inner)
         finally:
             os.close(staged)
             os.close(inner)
@@ -225,6 +227,16 @@ def _place(staging_fd: int, target_fd: int, name: str, is_dir: bool, overwrite: 
         # rename() replaces the name itself, a link included; it never follows one.
         os.rename(name, name, src_dir_fd=staging_fd, dst_dir_fd=target_fd)
         merged.replaced += 1
+
+
+def _take_attributes(source_fd: int, target_fd: int) -> None:
+    st = os.fstat(source_fd)
+    try:
+        os.fchown(target_fd, st.st_uid, st.st_gid)
+    except PermissionError:
+        pass   # a worker that may not change owners keeps the folder's
+    os.fchmod(target_fd, stat.S_IMODE(st.st_mode))
+    os.utime(target_fd, ns=(st.st_atime_ns, st.st_mtime_ns))
 
 
 def remove_tree(parent_fd: int, name: str) -> None:

@@ -111,6 +111,21 @@ class TestWhereARestoreMayWrite:
             assert not st.st_mode & (stat.S_ISUID | stat.S_ISGID)
         assert stat.S_IMODE(os.stat(back / "su-copy").st_mode) == 0o755
 
+    def test_overwriting_at_the_original_place_brings_a_folders_mode_and_times_back(
+            self, tmp_path, roots):
+        source = roots / "ada"
+        write(source / "private" / "diary.txt", "dear diary")
+        (source / "private").chmod(0o700)
+        os.utime(source / "private", (1_600_000_000, 1_600_000_000))
+        snap = backed_up(tmp_path, source)
+        (source / "private").chmod(0o777)
+        os.utime(source / "private", (1_700_000_000, 1_700_000_000))
+        done = finished(restores.request(snap, [inside(source, "private")], target=None,
+                                         overwrite=True))
+        assert done.state == "succeeded", done.message
+        st = os.stat(source / "private")
+        assert (stat.S_IMODE(st.st_mode), st.st_mtime) == (0o700, 1_600_000_000)
+
     def test_at_the_original_place_owners_modes_and_devices_come_back_as_they_were(
             self, tmp_path, roots):
         source = roots / "ada"
