@@ -143,6 +143,8 @@ def test_a_folder_moved_in_whole_has_every_file_asked_however_old(tmp_path):
     write(tmp_path / "src" / "plain" / "a.txt", "a")
     old = write(tmp_path / "elsewhere" / "album" / "day 1" / "c.jpg", "c")
     os.setxattr(old, "user.origin", b"camera")
+    # The wall clock on purpose: ctimes come from it, and the scan compares them with `looked`;
+    # the pauses keep the file's ctime strictly before it and the move's strictly after.
     time.sleep(0.05)
     looked = time.time()
     time.sleep(0.05)

@@ -198,6 +198,8 @@ def test_a_role_change_rerenders_what_an_open_socket_is_sent(app, live_server, a
     assert receive_until(ws, "#hosts").select_one(f"#host-{host.id} button.danger")  # Remove
     with db.connection_context():
         User.get_by_id(ada.id).change_role("viewer")
+    # The wall clock on purpose: what is under test is that the broadcaster's own periodic
+    # recheck (every RECHECK_SECONDS) notices the new role, with no event to prompt it.
     time.sleep(feed.RECHECK_SECONDS * 2.5)
     with db.connection_context():
         Event.publish("host.changed", host.subject, "Changed.", host=host.id)
@@ -214,6 +216,8 @@ def test_one_user_cannot_hold_every_web_thread(app, live_server, vera):
     assert close_code(live_server, cookie, query="s=activity") == 1013
     for ws in held:
         ws.close()
+    # The server learns of a closed socket only when its reader sees the close frame; give
+    # its threads a moment to let go of their places before asking for a new one.
     time.sleep(0.5)
     assert receive_until(connect(live_server, cookie, query="s=activity"), "#activity")
 
