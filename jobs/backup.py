@@ -662,9 +662,7 @@ def _transfer(run: Run, unit: Unit, source_fd: int | None = None) -> rsync.Trans
             (root / base / inside).mkdir(parents=True, exist_ok=True)
         dest = str(root / base / inside)
         link_dest = str(root / link_from / inside) if link_from else None
-    bwlimit = profile.bwlimit_kib
-    if bwlimit:
-        bwlimit = max(1, bwlimit // max(1, run.concurrency))  # the limit is the run's, shared
+    bwlimit = _bandwidth_share(run, profile.bwlimit_kib)
     # The manifest takes the hashes of copied files from rsync: for snapshots on this box,
     # of folders on this box (a host's rsync may not offer xxh128).
     checksums = not (remote or pushed or mirror or run.dry_run) and rsync.reports_checksums()
@@ -673,6 +671,21 @@ def _transfer(run: Run, unit: Unit, source_fd: int | None = None) -> rsync.Trans
                           one_file_system=profile.one_file_system, bwlimit_kib=bwlimit,
                           dry_run=run.dry_run, checksums=checksums, fds=fds, aliases=aliases,
                           **_run_flags(run))
+
+
+def _bandwidth_share(run: Run, limit_kib: int | None) -> int | None:
+    """This part's share of the run's bandwidth limit, fixed when its rsync starts (rsync
+    cannot change its limit while it runs): the limit over the parts that can run at once
+    from now on, at most the run's ceiling and at most the parts not yet done. A part that
+    runs alone gets all of it; the parts running together never get more than all of it
+    (those left only ever shrink). A part that started as one of four keeps its quarter
+    when the others end before it."""
+    if not limit_kib:
+        return None
+    left = Unit.select().where((Unit.run == run)
+                               & Unit.state.in_(("pending", "queued", "running"))).count()
+    together = max(min(max(1, run.concurrency), left), Unit.busy(run), 1)
+    return max(1, limit_kib // together)
 
 
 def _run_flags(run: Run) -> dict[str, bool]:
@@ -708,8 +721,8 @@ class _UnitTracker:
         if not force and now < self.next_save:
             return
         self.next_save = now + PROGRESS_SAVE_SECONDS
-        self.unit.save_progress(counts.files, counts.bytes, counts.new_files,
-                                counts.changed_files, counts.sent_bytes)
+        self.unit.save_progress(counts.files, counts.done_bytes, counts.new_files,
+                                counts.changed_files, counts.sent_bytes, counts.written)
         refresh_progress(self.run)
 
 
@@ -724,12 +737,16 @@ def refresh_progress(run: Run, now: dt.datetime | None = None) -> bool:
     totals = current.unit_totals()
     before = Progress(current.files_done, current.bytes_done, current.total_files,
                       current.total_bytes, current.progress, current.rate, current.byte_rate,
-                      current.eta_seconds)
+                      current.eta_seconds, current.written_bytes)
     running_for = (now - current.started_at).total_seconds() if current.started_at else 0.0
     after = advance_progress(before, totals["files"], totals["bytes"], current.total_files,
-                             current.total_bytes, since, running_for)
-    speed = add_speed_point(current.speed or {}, running_for, after.byte_rate)
+                             current.total_bytes, since, running_for, written=totals["written"])
+    # A dry run writes nothing: it has no speed to draw.
+    speed = current.speed or {}
+    if not current.dry_run:
+        speed = add_speed_point(speed, running_for, after.byte_rate)
     changed = (Run.update(files_done=after.files, bytes_done=after.bytes,
+                          written_bytes=after.written,
                           total_files=after.total_files, total_bytes=after.total_bytes,
                           progress=after.fraction, rate=after.rate, byte_rate=after.byte_rate,
                           eta_seconds=after.eta_seconds, progress_at=now,

@@ -49,7 +49,7 @@ class Watch:
         if now < self.next_save:
             return
         self.next_save = now + PROGRESS_SECONDS
-        files, size = self.base[0] + counts.files, self.base[1] + counts.bytes
+        files, size = self.base[0] + counts.files, self.base[1] + counts.done_bytes
         Restore.update(files_done=files, bytes_done=size).where(
             Restore.id == self.restore.id).execute()
         Event.publish("restore.progress", self.restore.subject, f"{files:,} files",

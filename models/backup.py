@@ -185,6 +185,7 @@ class Run(Stateful, BaseModel):
     new_files = BigIntegerField(default=0)
     changed_files = BigIntegerField(default=0)
     sent_bytes = BigIntegerField(default=0)
+    written_bytes = BigIntegerField(default=0)   # by the parts' current attempts (for speed)
     concurrency = IntegerField(default=1)
     cancel_requested = BooleanField(default=False)
     fail_reason = TextField(default="")       # set when a run is stopped because it cannot go on
@@ -309,9 +310,10 @@ class Run(Stateful, BaseModel):
         row = (Unit.select(fn.SUM(Unit.files_done), fn.SUM(Unit.bytes_done),
                            fn.SUM(Unit.new_files), fn.SUM(Unit.changed_files),
                            fn.SUM(Unit.sent_bytes), fn.SUM(Unit.warning_count),
-                           fn.SUM(Unit.error_count))
+                           fn.SUM(Unit.error_count), fn.SUM(Unit.written_bytes))
                .where(Unit.run == self).tuples().get())
-        keys = ("files", "bytes", "new_files", "changed_files", "sent_bytes", "warnings", "errors")
+        keys = ("files", "bytes", "new_files", "changed_files", "sent_bytes", "warnings", "errors",
+                "written")
         return {k: int(v or 0) for k, v in zip(keys, row, strict=True)}
 
     def unit_states(self) -> dict[str, int]:
@@ -367,6 +369,7 @@ class Unit(BaseModel):
     new_files = BigIntegerField(default=0)
     changed_files = BigIntegerField(default=0)
     sent_bytes = BigIntegerField(default=0)
+    written_bytes = BigIntegerField(default=0)   # data written by the latest attempt so far
     exit_code = IntegerField(null=True)
     warning_count = IntegerField(default=0)
     error_count = IntegerField(default=0)
@@ -380,20 +383,24 @@ class Unit(BaseModel):
         """queued → running for this worker; False if another worker got there first."""
         now = now or utcnow()
         changed = (Unit.update(state="running", worker=worker, attempts=Unit.attempts + 1,
-                               started_at=now, pid=None)
+                               started_at=now, pid=None, written_bytes=0)
                    .where((Unit.id == self.id) & (Unit.state == "queued")).execute())
         if changed:
             self.state, self.worker, self.attempts, self.started_at = "running", worker, \
                 self.attempts + 1, now
+            self.written_bytes = 0
         return bool(changed)
 
-    def save_progress(self, files: int, size: int, new: int, changed: int, sent: int) -> None:
-        # Held at their highest: a restarted attempt counts again from zero.
+    def save_progress(self, files: int, size: int, new: int, changed: int, sent: int,
+                      written: int = 0) -> None:
+        # Held at their highest: a restarted attempt counts again from zero. What the
+        # attempt has written is its own (a part's speed is that of its latest attempt).
         self.files_done, self.bytes_done = max(self.files_done, files), max(self.bytes_done, size)
         self.new_files, self.changed_files = max(self.new_files, new), max(self.changed_files, changed)
         self.sent_bytes = max(self.sent_bytes, sent)
+        self.written_bytes = written
         self.save(only=[Unit.files_done, Unit.bytes_done, Unit.new_files, Unit.changed_files,
-                        Unit.sent_bytes])
+                        Unit.sent_bytes, Unit.written_bytes])
 
     def release(self, to_state: str, **fields) -> bool:
         """running → `to_state`, only while this unit is still running."""

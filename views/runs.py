@@ -44,7 +44,8 @@ def run_context(arg: str | None) -> dict:
         return {"run": None}
     now = utcnow()
     units = list(run.units_query())
-    return {"run": run, "units": units, "unit_rates": {u.id: unit_rate(u, now) for u in units},
+    rates = {u.id: None if run.dry_run else unit_rate(u, now) for u in units}
+    return {"run": run, "units": units, "unit_rates": rates,
             "log": run.log_tail(LOG_TAIL), "chart": speed_chart(run.speed),
             "unit_states": dict(Counter(unit.state for unit in units)), "now": now}
 
@@ -54,11 +55,12 @@ feed.on_event(lambda event: event.subject.startswith("run:"), lambda event: even
 
 
 def unit_rate(unit: Unit, now) -> float | None:
-    """Bytes per second of a part over its latest attempt."""
+    """Data written per second by a part over its latest attempt (files left unchanged or
+    linked are no speed; a dry run writes nothing and has none)."""
     if not unit.started_at:
         return None
     seconds = ((unit.finished_at or now) - unit.started_at).total_seconds()
-    return unit.bytes_done / seconds if seconds > 0 else None
+    return unit.written_bytes / seconds if seconds > 0 else None
 
 
 @bp.route("/<id:run_id>")

@@ -1,9 +1,15 @@
 """Progress figures people can trust: never backwards, ETA only once it means something.
 
 Done and total are weighed the same way the planner weighs work (bytes, plus a fixed cost per
-file), so a folder of small files moves the bar as much as the time it takes. The speed is
-an exponentially smoothed rate of that work; the ETA is hidden until the run has gone long
-enough, and far enough, for the rate to be stable.
+file), so a folder of small files moves the bar as much as the time it takes; the bytes done
+count a file being copied as far as it is written, so the bar moves during a large file.
+
+Speed is data *written* per second (exponentially smoothed): files left unchanged or
+hardlinked to the previous snapshot take no time to speak of and are never speed. The ETA is
+the work still to do over the smoothed rate of the work that takes time (data written, plus
+the fixed cost of every file): the files left, and of the data left the share that the run
+has had to write so far (all of it on a first backup, little on an unchanged one). It is
+hidden until the run has gone long enough, and far enough, for the rate to be stable.
 """
 
 from __future__ import annotations
@@ -11,7 +17,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from jobs.engines.plan import cost
+from jobs.engines.plan import FILE_COST, cost
 
 SMOOTHING_SECONDS = 20.0     # time constant of the rate's moving average
 ETA_AFTER_SECONDS = 10.0
@@ -29,6 +35,7 @@ class Progress:
     rate: float              # smoothed work per second, in bytes (files weighed in)
     byte_rate: float         # smoothed bytes per second, for people
     eta_seconds: float | None
+    written: int = 0         # data written by the attempts now running (a restart counts anew)
 
 
 def fraction_done(files: int, size: int, total_files: int, total_bytes: int) -> float:
@@ -46,12 +53,15 @@ def smooth(previous: float | None, sample: float, elapsed: float) -> float:
 
 
 def advance(before: Progress | None, files: int, size: int, total_files: int, total_bytes: int,
-            since_last: float, running_for: float) -> Progress:
+            since_last: float, running_for: float, written: int | None = None) -> Progress:
     """The run's figures after new counts arrive `since_last` seconds after the previous ones.
 
-    Counts of a restarted unit start from zero again, so counts, totals and the fraction are
-    each held at their highest value so far; totals grow when rsync sees more than the scan.
+    `written` is the data written so far by the units' current attempts (None: all of `size`
+    was written). Counts of a restarted unit start from zero again, so counts, totals and the
+    fraction are each held at their highest value so far, and a drop of `written` is no
+    negative speed; totals grow when rsync sees more than the scan.
     """
+    written = size if written is None else written
     if before is not None:
         files, size = max(files, before.files), max(size, before.bytes)
         total_files, total_bytes = max(total_files, before.total_files), max(total_bytes, before.total_bytes)
@@ -60,15 +70,23 @@ def advance(before: Progress | None, files: int, size: int, total_files: int, to
     rate, byte_rate = 0.0, 0.0
     if before is not None and since_last > 0:
         fraction = max(fraction, before.fraction)
-        work = cost(files, size) - cost(before.files, before.bytes)
+        wrote = max(written - before.written, 0)
+        work = max(files - before.files, 0) * FILE_COST + wrote
         rate = smooth(before.rate, work / since_last, since_last)
-        byte_rate = smooth(before.byte_rate, (size - before.bytes) / since_last, since_last)
+        byte_rate = smooth(before.byte_rate, wrote / since_last, since_last)
     elif before is not None:
         fraction, rate, byte_rate = max(fraction, before.fraction), before.rate, before.byte_rate
     eta = None
     if running_for >= ETA_AFTER_SECONDS and fraction >= ETA_AFTER_FRACTION and rate > 0:
-        eta = (cost(total_files, total_bytes) - cost(files, size)) / rate
-    return Progress(files, size, total_files, total_bytes, fraction, rate, byte_rate, eta)
+        eta = still_to_do(files, size, total_files, total_bytes, written) / rate
+    return Progress(files, size, total_files, total_bytes, fraction, rate, byte_rate, eta, written)
+
+
+def still_to_do(files: int, size: int, total_files: int, total_bytes: int, written: int) -> float:
+    """The work left that takes time: every file left, and of the data left the share that
+    had to be written of the data done so far (all of it before anything is done)."""
+    share = min(written / size, 1.0) if size > 0 else 1.0
+    return (total_files - files) * FILE_COST + (total_bytes - size) * share
 
 
 SPEED_POINTS = 240          # a run's speed graph keeps at most this many points

@@ -172,7 +172,7 @@ class Transfer:
             if self.owner is not None:
                 args += ["--owner", "--group", f"--chown={self.owner[0]}:{self.owner[1]}"]
         args += ["--super"] if self.super_user and (self.as_before or self.owner) else []
-        args += ["--dry-run"] if self.dry_run else []
+        args += ["--dry-run"] if self.dry_run else [rsync.PROGRESS]
         # A dry run lists what exists too (to say what would be overwritten or kept).
         if not self.overwrite and not self.dry_run and self.compare_dest is None:
             args += ["--ignore-existing"]

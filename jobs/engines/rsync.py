@@ -1,10 +1,13 @@
 """Run rsync for one unit: build its arguments, count its itemized output, read its summary.
 
-Progress comes from rsync's per-file lines (`--out-format` with the itemize code and the
-length), not from `--info=progress2`: with `--link-dest`, files hardlinked to the previous
-snapshot never count there, and its total grows while the file list is still being built.
-With the itemize flag given twice rsync prints unchanged files as well, so every file of the
-unit passes through here exactly once and the counts can be held against the scan's totals.
+Files are counted from rsync's per-file lines (`--out-format` with the itemize code and the
+length): with the itemize flag given twice rsync prints unchanged files as well, so every file
+of the unit passes through here exactly once and the counts can be held against the scan's
+totals. The data written comes from `--info=progress2`, whose first figure is the bytes of
+file data rsync has written so far, the file in flight included, updated about once a second
+(its percentage and total are not used: files hardlinked to the previous snapshot never count
+there, and its total grows while the file list is still being built). So the figures move
+while a 4 GB video is being copied, and speed is data written, never unchanged files.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ SEARCH_PATH = "/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin"
 # Line marker: rsync copies the format's literal characters as they are, and escapes a tab
 # or newline inside a file name (as \#011, \#012), so a line starting with a tab is ours.
 OUT_FORMAT = "\t%i %l %n"
+PROGRESS = "--info=progress2"   # the data written so far, about once a second
 # With --checksum-choice=xxh128, rsync also gives the xxh3-128 of every file whose data it
 # copied (%C: 32 hex digits, blank for the others), the very hash of Cairn's manifests; the
 # manifest then need not read the new data again. The log keeps the plain format.
@@ -120,7 +124,8 @@ class Transfer:
             args += ["--acls"] if self.acls else []
             args += ["--xattrs"] if self.xattrs else []
         args += ["--one-file-system"] if self.one_file_system else []
-        args += ["--dry-run"] if self.dry_run else []
+        # A dry run writes nothing, so it has no written data to report.
+        args += ["--dry-run"] if self.dry_run else [PROGRESS]
         args += ["--delete"] if self.delete else []
         args += [f"--bwlimit={self.bwlimit_kib}"] if self.bwlimit_kib else []
         if self.link_dest and not self.mirror:
@@ -148,6 +153,17 @@ class Counts:
     changed_files: int = 0
     sent_bytes: int = 0      # sizes of files whose data was copied
     dirs: int = 0
+    written: int = 0         # file data written so far, the file in flight included
+    measures_writes: bool = False   # rsync reports `written` (not in a dry run)
+
+    @property
+    def done_bytes(self) -> int:
+        """The data done: files unchanged or linked count whole, files being copied as far as
+        they are written. An itemized line may come before its file is copied (and then names
+        all its size at once) or after it; either way, what was written is what counts."""
+        if not self.measures_writes:
+            return self.bytes
+        return max(self.bytes - self.sent_bytes + self.written, 0)
 
 
 @dataclass
@@ -312,6 +328,17 @@ def decode_name(raw: bytes) -> str:
     return re.sub(r"\\#(\d{3})", lambda m: f"\\x{int(m[1], 8):02x}", text)
 
 
+_PROGRESS_LINE = re.compile(rb"\r\s*([\d,]+) ")
+
+
+def written_in(line: bytes) -> int | None:
+    """The bytes written that the last progress2 figure of `line` gives
+    (`\r   1,114,115  37%    1.00MB/s    0:00:01`, one after the other), if any."""
+    at = line.rfind(b"\r")
+    match = _PROGRESS_LINE.match(line, at) if at >= 0 else None
+    return int(match[1].replace(b",", b"")) if match else None
+
+
 class _Reader:
     """Counts rsync's itemized lines as they arrive and writes the changed ones to the log.
 
@@ -321,7 +348,7 @@ class _Reader:
     """
 
     def __init__(self, log: gzip.GzipFile | None, keep_items: bool, checksums: bool = False,
-                 sums=None) -> None:
+                 sums=None, measures_writes: bool = False) -> None:
         self.counts = Counts()
         self.other: list[bytes] = []
         self.items: list[str] = []
@@ -333,9 +360,21 @@ class _Reader:
         self.sums = sums
         self.at = 13 + SUM_WIDTH if checksums else 13
         self.pending_sums: list[bytes] = []
+        self.progress = b""
+        self.counts.measures_writes = measures_writes
+
+    def current(self) -> Counts:
+        """The counts, with the data written as rsync's latest progress line says."""
+        written = written_in(self.progress)
+        if written is not None:
+            self.counts.written = max(self.counts.written, written)
+        return self.counts
 
     def feed(self, line: bytes) -> None:
         if line[:1] != b"\t":
+            if line[:1] == b"\r":   # progress2: parsed when the counts are read
+                self.progress = line
+                return
             if len(self.other) < 100:
                 self.other.append(line)
             return
@@ -418,11 +457,13 @@ def run(transfer: Transfer, *, on_progress: ProgressFn | None = None,
     snapshot that the next worker will resume.
     """
     command = ["setpriv", "--pdeathsig", "KILL", "--", *transfer.command()]
+    measures_writes = PROGRESS in command
     env = {"LC_ALL": "C", "PATH": SEARCH_PATH}
     started = time.monotonic()
     log = gzip.open(log_path, "ab", compresslevel=3) if log_path else None
     sums = _open_sums(sums_path) if transfer.checksums and sums_path else None
-    reader = _Reader(log, keep_items=transfer.dry_run, checksums=transfer.checksums, sums=sums)
+    reader = _Reader(log, keep_items=transfer.dry_run, checksums=transfer.checksums, sums=sums,
+                     measures_writes=measures_writes)
     messages = _Messages(getattr(transfer, "aliases", ()))
     # A transfer may name a folder the worker opened itself as rsync's working folder: the
     # child enters it by descriptor, so no link on the path to it is followed.
@@ -450,14 +491,14 @@ def run(transfer: Transfer, *, on_progress: ProgressFn | None = None,
             log.close()
         if sums is not None:
             sums.close()
-    result = Result(exit_code=process.returncode, counts=reader.counts,
+    result = Result(exit_code=process.returncode, counts=reader.current(),
                     stats=parse_stats(reader.other), errors=messages.errors,
                     warnings=messages.warnings, error_count=messages.error_count,
                     warning_count=messages.warning_count, items=reader.items,
                     disk_full=messages.disk_full, stopped=stopped,
                     duration=time.monotonic() - started)
     if on_progress:
-        on_progress(reader.counts)
+        on_progress(reader.current())
     return result
 
 
@@ -480,6 +521,12 @@ def _pump_lines(stream, feed: Callable[[bytes], None]) -> None:
             tail = lines.pop()
             for line in lines:
                 feed(line)
+            # A large file's progress figures are each written at once, starting with \r,
+            # and no \n comes until the file is done: pass them on as they come, keeping
+            # only the newest (a figure cut short by a read is not taken; see written_in).
+            if tail[:1] == b"\r":
+                feed(tail)
+                tail = tail[tail.rfind(b"\r"):]
             if len(chunk) < PIPE_BYTES // 16:
                 time.sleep(GATHER_SECONDS)
     if tail:
@@ -495,7 +542,7 @@ def _supervise(process: subprocess.Popen, reader: _Reader, on_progress: Progress
         except subprocess.TimeoutExpired:
             pass
         if on_progress:
-            on_progress(reader.counts)
+            on_progress(reader.current())
         if should_stop and should_stop():
             stop(process)
             return True

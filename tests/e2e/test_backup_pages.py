@@ -2,6 +2,7 @@
 run, watch the run and History move without reloading, dry-run, cancel; and a viewer who can
 only look."""
 
+import os
 import re
 
 import pytest
@@ -185,3 +186,36 @@ def test_a_viewer_sees_no_buttons_and_the_server_refuses_anyway(page: Page, live
         assert response.status == 403
     with db.connection_context():
         assert Run.select().count() == 1 and not Run.get_by_id(run.id).cancel_requested
+
+
+def test_the_bar_data_and_speed_move_while_one_large_file_is_copied(page: Page, live_server,
+                                                                     worker, home, tmp_path):
+    # One 16 MB video at a limit of 4 MiB/s takes about four seconds to copy: rsync reports
+    # what it has written of it every second, so the page moves before the file is done.
+    write(home / "ada" / "Videos" / "holiday.mkv", os.urandom(16_000_000))
+    make_user("otto", "operator")
+    with db.connection_context():
+        profile = Profile.create(name="Videos", slug="videos", sources=[str(home / "ada" / "Videos")],
+                                 bwlimit_kib=4096, destination=str(tmp_path / "backups"))
+    log_in(page, live_server, "otto")
+    page.goto(f"{live_server}/profiles/{profile.id}")
+    page.get_by_role("button", name="Run now").click()
+    expect(page.locator("#run-progress .tag")).to_have_text("running", timeout=30000)
+    seen = []
+    while page.locator("#run-progress .tag").text_content() == "running" and len(seen) < 400:
+        seen.append((float(page.locator("#run-bar").get_attribute("value")),
+                     page.locator('[data-figure="bytes"]').text_content(),
+                     page.locator('[data-figure="speed"]').text_content()))
+        page.wait_for_timeout(50)   # sampling what the socket pushes, a few times a second
+    expect(page.locator("#run-progress .tag")).to_have_text("succeeded", timeout=30000)
+    between = {bar for bar, _, _ in seen if 0 < bar < 100}
+    assert len(between) >= 2, seen
+    assert len({shown for _, shown, _ in seen if not shown.startswith(("0 B", "16"))}) >= 2, seen
+    speeds = [parse_size(speed.removesuffix("/s")) for _, _, speed in seen if speed != "–"]
+    assert speeds and max(speeds) <= 3 * 4 * 1024 * 1024, seen   # no 800 MB/s for one file
+
+
+def parse_size(text: str) -> float:
+    number, unit = text.split()
+    scale = {"B": 1, "kB": 1e3, "MB": 1e6, "GB": 1e9, "KB": 1e3, "KiB": 1024, "MiB": 1024 ** 2}
+    return float(number.replace(",", "")) * scale[unit]

@@ -50,3 +50,33 @@ def test_samples_closer_than_the_step_are_skipped():
     history = add_speed_point({}, 0.0, 10.0)
     assert add_speed_point(history, 0.4, 99.0) is history
     assert add_speed_point(history, 1.0, 20.0)["points"] == [[0.0, 10], [1.0, 20]]
+
+
+def test_speed_is_data_written_never_files_left_unchanged():
+    # An incremental run: 900 MB of unchanged files go by in a second, 2 MB are written.
+    p = advance(None, 0, 0, 1000, 1000 * MB, 0, 0, written=0)
+    p = advance(p, 900, 900 * MB, 1000, 1000 * MB, 1.0, 1, written=2 * MB)
+    assert p.byte_rate == 2 * MB
+    assert p.bytes == 900 * MB
+
+
+def test_a_restarted_part_is_no_negative_speed():
+    p = advance(None, 10, 50 * MB, 100, 100 * MB, 0, 1, written=50 * MB)
+    p = advance(p, 10, 50 * MB, 100, 100 * MB, 1.0, 2, written=0)
+    assert p.byte_rate >= 0 and p.rate >= 0
+
+
+def test_the_eta_counts_only_the_share_of_the_data_left_that_needs_writing():
+    # A first backup writes everything: 10 MB/s over 900 MB left is 90 s.
+    first = advance(None, 0, 0, 0, 1000 * MB, 0, 0, written=0)
+    for second in range(1, 11):
+        first = advance(first, 0, second * 10 * MB, 0, 1000 * MB, 1.0, second,
+                        written=second * 10 * MB)
+    assert 85 <= first.eta_seconds <= 95
+    # An incremental that has had to write a tenth of what it has seen expects a tenth.
+    # After 900 MB seen and 90 MB written, 10 MB of the 100 MB left: 1 s at 10 MB/s.
+    again = advance(None, 0, 0, 0, 1000 * MB, 0, 0, written=0)
+    for second in range(1, 10):
+        again = advance(again, 0, second * 100 * MB, 0, 1000 * MB, 1.0, second + 10,
+                        written=second * 10 * MB)
+    assert 0.9 <= again.eta_seconds <= 1.1

@@ -238,3 +238,52 @@ def test_a_sums_line_cut_by_a_killed_worker_is_dropped_before_the_next_lines(tmp
 
 def test_checksums_are_offered_by_this_boxs_rsync():
     assert rsync.reports_checksums()
+
+
+@pytest.mark.parametrize("checksums", [False, True], ids=["name before data", "name after data"])
+def test_the_data_done_moves_while_a_large_file_is_copied(tmp_path, checksums):
+    # A bandwidth limit makes the 6 MB file take about three seconds: rsync reports what it
+    # has written of it about once a second, so the figures move before the file is done.
+    write(tmp_path / "src" / "small.txt", "x" * 100)
+    write(tmp_path / "src" / "video.mkv", os.urandom(6_000_000))
+    seen = []
+    result = rsync.run(Transfer(source=str(tmp_path / "src"), dest=str(tmp_path / "dst"),
+                                bwlimit_kib=2000, checksums=checksums),
+                       on_progress=lambda counts: seen.append((counts.done_bytes, counts.written)))
+    assert result.outcome == "done", result.errors
+    during = {done for done, _ in seen if 100 < done < 6_000_100}
+    assert len(during) >= 2, seen
+    assert [done for done, _ in seen] == sorted(done for done, _ in seen)
+    assert result.counts.done_bytes == result.counts.written == 6_000_100
+
+
+def test_unchanged_and_linked_files_are_done_but_not_written(tmp_path):
+    write(tmp_path / "src" / "old.bin", os.urandom(300_000))
+    assert copy(tmp_path / "src", tmp_path / "first").outcome == "done"
+    write(tmp_path / "src" / "new.bin", os.urandom(200_000))
+    result = copy(tmp_path / "src", tmp_path / "second", link_dest=str(tmp_path / "first"))
+    assert result.counts.done_bytes == 500_000 and result.counts.written == 200_000
+
+
+def test_a_dry_run_writes_nothing_and_counts_what_it_saw(tmp_path):
+    write(tmp_path / "src" / "a.bin", os.urandom(100_000))
+    result = copy(tmp_path / "src", tmp_path / "dst", dry_run=True)
+    assert result.counts.written == 0 and result.counts.done_bytes == 100_000
+
+
+def test_progress_lines_do_not_crowd_out_the_summary(tmp_path):
+    for n in range(300):   # more files than the reader keeps other lines for
+        write(tmp_path / "src" / f"f{n}.txt", str(n))
+    result = copy(tmp_path / "src", tmp_path / "dst")
+    assert result.stats["files"] == 301 and result.stats["transferred_files"] == 300
+
+
+@pytest.mark.parametrize(("line", "written"), [
+    (b"\r      1,114,115  37%    1.00MB/s    0:00:01  ", 1114115),
+    (b"\r  3   0%    0.00kB/s    0:00:00  \r  2,162,691  72% 1013.44kB/s    0:00:00  ", 2162691),
+    (b"\r      3,000,003  99%    1.00MB/s    0:00:02 (xfr#2, to-chk=2/5)", 3000003),
+    (b"\r      1,114", None),          # cut short by a read: not taken
+    (b"sending incremental file list", None),
+])
+def test_the_written_figure_is_read_from_the_newest_progress_line(line, written):
+    assert rsync.written_in(line) == written

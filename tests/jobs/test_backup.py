@@ -285,8 +285,40 @@ def test_the_runs_speed_is_recorded_for_its_graph(tmp_path):
                      total_bytes=10_000_000)
     Unit.create(run=run, seq=0, source="/x", bytes_done=0)
     for second in range(1, 4):
-        Unit.update(bytes_done=second * 1_000_000).where(Unit.run == run).execute()
+        Unit.update(bytes_done=second * 1_000_000, written_bytes=second * 1_000_000).where(
+            Unit.run == run).execute()
         assert backup.refresh_progress(run, now=dt.datetime(2026, 11, 1, 0, 0, second))
     points = Run.get_by_id(run.id).speed["points"]
     assert [at for at, _ in points] == [1.0, 2.0, 3.0]
-    assert points[-1][1] > 0
+    assert points[-1][1] == 1_000_000
+
+
+def test_files_only_linked_to_the_last_snapshot_are_no_speed(tmp_path):
+    profile = make_profile(sources=[awkward_tree(tmp_path / "src")], dest=tmp_path / "backups")
+    run = Run.create(profile=profile, state="running", started_at=dt.datetime(2026, 11, 1),
+                     total_bytes=10_000_000_000)
+    Unit.create(run=run, seq=0, source="/x", bytes_done=0)
+    for second in range(1, 4):
+        Unit.update(bytes_done=second * 1_000_000_000).where(Unit.run == run).execute()
+        assert backup.refresh_progress(run, now=dt.datetime(2026, 11, 1, 0, 0, second))
+    run = Run.get_by_id(run.id)
+    assert run.byte_rate == 0 and {rate for _, rate in run.speed["points"]} == {0}
+    assert run.bytes_done == 3_000_000_000
+
+
+def test_the_bandwidth_limit_is_the_runs_shared_by_the_parts_that_run_together(tmp_path):
+    profile = make_profile(sources=[tmp_path], dest=tmp_path / "backups", bwlimit_kib=40960)
+    run = Run.request(profile)
+    run.move(("queued",), "running", concurrency=4)
+    alone = Unit.create(run=run, seq=0, source=str(tmp_path), state="running")
+    assert backup._bandwidth_share(run, 40960) == 40960      # not a quarter of it
+    units = [Unit.create(run=run, seq=n, source=str(tmp_path)) for n in range(1, 6)]
+    assert backup._bandwidth_share(run, 40960) == 10240      # four of six at once
+    for unit in units[:4]:
+        unit.state = "done"
+        unit.save()
+    assert backup._bandwidth_share(run, 40960) == 20480      # two left
+    alone.state = "done"
+    alone.save()
+    assert backup._bandwidth_share(run, 40960) == 40960
+    assert backup._bandwidth_share(run, None) is None

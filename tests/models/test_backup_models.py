@@ -98,12 +98,12 @@ def test_units_of_a_vanished_worker_are_orphans():
 def test_unit_counts_never_go_back_and_sum_into_the_run():
     run = Run.request(profile())
     unit = Unit.create(run=run, seq=0, source="/home")
-    unit.save_progress(10, 1000, 5, 1, 600)
-    unit.save_progress(3, 300, 1, 0, 100)  # a restarted attempt
+    unit.save_progress(10, 1000, 5, 1, 600, 600)
+    unit.save_progress(3, 300, 1, 0, 100, 80)  # a restarted attempt, 80 bytes written so far
     Unit.create(run=run, seq=1, source="/home", files_done=2, bytes_done=20)
     assert run.unit_totals() | {} == {"files": 12, "bytes": 1020, "new_files": 5,
                                       "changed_files": 1, "sent_bytes": 600, "warnings": 0,
-                                      "errors": 0}
+                                      "errors": 0, "written": 80}
 
 
 def test_messages_are_kept_per_level():
