@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 import random
+import stat
 import time
 
 from huey import crontab
@@ -27,6 +29,7 @@ log = logging.getLogger(__name__)
 
 PROGRESS_SECONDS = 0.5
 KEPT_PROBLEMS = 1000
+KEPT_COPIES = 50      # damaged files looked for in other snapshots
 
 
 class CannotVerify(Exception):
@@ -82,7 +85,8 @@ def _perform(verification: Verification) -> tuple[str, str]:
     watch = _Watch(verification)
     with manifest.Manifest(catalog.manifest_path(snapshot)) as index:
         chosen = manifest.choose(index, verification.sample_percent, random.Random())
-        Verification.update(total_files=index.file_count(), chosen_files=len(chosen)).where(
+        Verification.update(total_files=index.file_count(), chosen_files=len(chosen),
+                            chosen_bytes=sum(entry.size for entry in chosen)).where(
             Verification.id == verification.id).execute()
         if verification.kind == "test_restore":
             check = restore_engine.test_restore(tree, chosen, on_progress=watch.progress,
@@ -91,8 +95,80 @@ def _perform(verification: Verification) -> tuple[str, str]:
         else:
             check = manifest.verify(tree, index, chosen, on_progress=watch.progress,
                                     should_stop=watch.should_stop)
+        expected = {path: index.entry(path) for path in check.damaged[:KEPT_COPIES]}
     _save(verification, check)
+    if check.damaged and not check.stopped:
+        copies = good_copies(snapshot, tree, expected)
+        Verification.update(copies=copies).where(Verification.id == verification.id).execute()
     return _outcome(verification, check, baseline)
+
+
+def good_copies(snapshot: Snapshot, tree, expected: dict) -> list[dict]:
+    """For each damaged file, the newest other snapshot of the profile that holds its
+    backed-up content on a copy of its own: its manifest gives the same hash, the file is not
+    the damaged one's own inode (snapshots share unchanged files as hardlinks, so such a
+    copy is damaged too), and reading it again gives that hash."""
+    others = list(Snapshot.select().where((Snapshot.profile == snapshot.profile_id)
+                                          & (Snapshot.id != snapshot.id)
+                                          & Snapshot.indexed_at.is_null(False)
+                                          & Snapshot.pruned_at.is_null())
+                  .order_by(Snapshot.name.desc()))
+    opened, found = {}, []
+    buffer = bytearray(manifest.BUFFER_BYTES)
+    try:
+        for path, entry in expected.items():
+            own = _identity(str(tree), path)
+            where = ""
+            for other in others if entry is not None and entry.hash else ():
+                if other.id not in opened:
+                    opened[other.id] = _open_other(other)
+                index, other_tree = opened[other.id] or (None, None)
+                theirs = index.entry(path) if index else None
+                if theirs is None or theirs.hash != entry.hash:
+                    continue
+                if _identity(str(other_tree), path) in (None, own) or \
+                        not _reads_as(str(other_tree), path, entry.hash, buffer):
+                    continue
+                where = other.name
+                break
+            found.append({"path": path, "snapshot": where})
+    finally:
+        for pair in opened.values():
+            if pair:
+                pair[0].close()
+    return found
+
+
+def _open_other(snapshot: Snapshot):
+    try:
+        return manifest.Manifest(catalog.manifest_path(snapshot)), catalog.readable_tree(snapshot)
+    except (manifest.ManifestError, catalog.NotHere):
+        return None
+
+
+def _identity(root: str, path: str) -> tuple[int, int] | None:
+    try:
+        fd = manifest.open_inside(root, path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError:
+        return None
+    try:
+        st = os.fstat(fd)
+        return (st.st_dev, st.st_ino) if stat.S_ISREG(st.st_mode) else None
+    finally:
+        os.close(fd)
+
+
+def _reads_as(root: str, path: str, digest: bytes, buffer: bytearray) -> bool:
+    try:
+        fd = manifest.open_inside(root, path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError:
+        return False
+    try:
+        return manifest.hash_fd(fd, buffer)[0] == digest
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
 
 
 def _readable_manifest(snapshot: Snapshot) -> bool:

@@ -152,10 +152,14 @@ class Verification(SnapshotJob, BaseModel):
     chosen_files = BigIntegerField(default=0)
     checked_files = BigIntegerField(default=0)
     checked_bytes = BigIntegerField(default=0)
+    chosen_bytes = BigIntegerField(default=0)             # the sizes of the chosen files
     missing = BigIntegerField(default=0)
     changed = BigIntegerField(default=0)
     unreadable = BigIntegerField(default=0)
     problems = JSONField(default=list)                    # the first damaged files, named
+    # For the first damaged files, where a good copy is: {"path", "snapshot" (its name, or
+    # "" when no other snapshot holds that content on a copy of its own)}.
+    copies = JSONField(default=list)
     cancel_requested = BooleanField(default=False)
     message = TextField(default="")
 
@@ -166,7 +170,26 @@ class Verification(SnapshotJob, BaseModel):
 
     @property
     def progress(self) -> float:
-        return self.checked_files / self.chosen_files if self.chosen_files else 0.0
+        """By the data read (inside large files too); by files when the files are empty."""
+        if self.state in ("intact", "damaged"):
+            return 1.0
+        if self.chosen_bytes:
+            return min(self.checked_bytes / self.chosen_bytes, 0.999)
+        return min(self.checked_files / self.chosen_files, 0.999) if self.chosen_files else 0.0
+
+    def reading_rate(self, now: dt.datetime) -> float | None:
+        """Bytes read per second so far, while it runs."""
+        if self.state != "running" or not self.started_at:
+            return None
+        seconds = (now - self.started_at).total_seconds()
+        return self.checked_bytes / seconds if seconds > 0 else None
+
+    def eta_seconds(self, now: dt.datetime) -> float | None:
+        """The data left over the rate so far, once both mean something (10 s, 1 %)."""
+        rate = self.reading_rate(now)
+        if not rate or (now - self.started_at).total_seconds() < 10 or self.progress < 0.01:
+            return None
+        return max(self.chosen_bytes - self.checked_bytes, 0) / rate
 
     def finish(self, state: str, message: str) -> bool:
         if not self.end(state, message):

@@ -143,7 +143,10 @@ def _go(target: str):
 @feed.subject("verification", ("snapshots/_verification.html",))
 def verification_context(arg: str | None) -> dict:
     check = feed.row_of(Verification, arg)
-    return {"check": check}
+    names = {copy["snapshot"] for copy in check.copies if copy["snapshot"]} if check else set()
+    sources = {row.name: row for row in Snapshot.select().where(
+        (Snapshot.profile == check.profile_id) & Snapshot.name.in_(names))} if names else {}
+    return {"check": check, "now": utcnow(), "sources": sources}
 
 
 feed.on_event(lambda e: e.subject.startswith("verification:"), lambda e: e.subject)
@@ -152,8 +155,8 @@ feed.on_event(lambda e: e.subject.startswith("verification:"), lambda e: e.subje
 @bp.route("/verifications/<id:verification_id>")
 @require_role(VIEWER)
 def verification(verification_id: int):
-    check = get_or_404(Verification, verification_id)
-    return render_template("snapshots/verification.html", check=check)
+    return render_template("snapshots/verification.html",
+                           **verification_context(str(get_or_404(Verification, verification_id).id)))
 
 
 @bp.route("/verifications/<id:verification_id>/cancel", methods=["POST"])

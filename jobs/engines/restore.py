@@ -12,6 +12,7 @@ import filecmp
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -230,7 +231,7 @@ def test_restore(tree: Path, chosen: list[manifest.Entry], *, scratch: str | Non
                  should_stop: Callable[[], bool] | None = None) -> manifest.Check:
     """Restore `chosen` files with rsync into a fresh temporary folder, compare each byte for
     byte with the snapshot and by hash with the manifest, and remove the folder."""
-    check = manifest.Check(chosen=len(chosen))
+    check = manifest.Check(chosen=len(chosen), chosen_bytes=sum(entry.size for entry in chosen))
     folder = tempfile.mkdtemp(prefix="cairn-test-restore-", dir=scratch)
     try:
         listing = os.path.join(folder, ".files")
@@ -240,12 +241,14 @@ def test_restore(tree: Path, chosen: list[manifest.Entry], *, scratch: str | Non
         result = rsync.run(_SampleTransfer(str(tree), listing, into), should_stop=should_stop)
         check.stopped = result.stopped
         buffer = bytearray(manifest.BUFFER_BYTES)
+        next_report = time.monotonic() + manifest.PROGRESS_SECONDS
         for entry in chosen:
             if check.stopped:
                 break
             _compare(tree, into, entry, check, buffer)
             check.checked += 1
-            if on_progress and check.checked % 100 == 0:
+            if on_progress and time.monotonic() >= next_report:
+                next_report = time.monotonic() + manifest.PROGRESS_SECONDS
                 on_progress(check)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
@@ -257,22 +260,23 @@ def _compare(tree: Path, into: str, entry: manifest.Entry, check: manifest.Check
     restored = os.path.join(into, os.fsencode(entry.path).decode("utf-8", "surrogateescape"))
     original_file = os.path.join(str(tree), entry.path)
     if not os.path.lexists(original_file):
-        check.missing.append(entry.path)
+        manifest.note(check, check.missing, entry.path, entry.path)
         return
     if not os.path.isfile(restored) or os.path.islink(restored):
-        check.unreadable.append(f"{entry.path}: not restored")
+        manifest.note(check, check.unreadable, entry.path, f"{entry.path}: not restored")
         return
     try:
         same = filecmp.cmp(original_file, restored, shallow=False)
         digest, read = manifest.hash_file(restored, buffer)
     except OSError as error:
-        check.unreadable.append(f"{entry.path}: {error.strerror}")
+        manifest.note(check, check.unreadable, entry.path, f"{entry.path}: {error.strerror}")
         return
     check.bytes += read
     if not same:
-        check.changed.append(f"{entry.path} (the restored copy differs from the snapshot)")
+        manifest.note(check, check.changed, entry.path,
+                      f"{entry.path} (the restored copy differs from the snapshot)")
     elif entry.hash is not None and digest != entry.hash:
-        check.changed.append(f"{entry.path} (content differs from the manifest)")
+        manifest.note(check, check.changed, entry.path, f"{entry.path} (content differs from the manifest)")
 
 
 @dataclass(frozen=True)

@@ -260,3 +260,19 @@ def test_a_hash_from_rsync_for_a_file_whose_size_changed_since_is_not_taken(tmp_
     with manifest.Manifest(tmp_path / "m.sqlite") as m:
         assert m.entry("a/kept.txt").hash == wrong   # taken as rsync gave it
         assert m.entry("a/grown.txt").hash == xxhash.xxh3_128(b"longer now").digest()
+
+
+def test_a_check_reports_the_data_read_inside_a_large_file_and_stops_there(tmp_path,
+                                                                           monkeypatch):
+    write(tmp_path / "snap" / "video.mkv", os.urandom(8 * manifest.BUFFER_BYTES))
+    index(tmp_path / "snap", tmp_path / "m.sqlite")
+    monkeypatch.setattr(manifest, "PROGRESS_SECONDS", 0.0)   # report after every read
+    with manifest.Manifest(tmp_path / "m.sqlite") as m:
+        chosen = list(m.files())
+        seen = []
+        check = manifest.verify(tmp_path / "snap", m, chosen,
+                                on_progress=lambda c: seen.append((c.checked, c.bytes)))
+        assert check.intact and check.chosen_bytes == check.bytes == 8 * manifest.BUFFER_BYTES
+        assert len({read for checked, read in seen if checked == 0 and 0 < read}) >= 4, seen
+        stopped = manifest.verify(tmp_path / "snap", m, chosen, should_stop=lambda: True)
+        assert stopped.stopped and stopped.checked == 0 and stopped.bytes < check.bytes

@@ -25,6 +25,12 @@ def backed_up(tmp_path, name="Home", **fields):
     return Snapshot.get(Snapshot.name == run.snapshot)
 
 
+def backed_up_again(profile):
+    run = Run.get_by_id(backup.request_run(profile).id)
+    assert run.state == "succeeded", run.message
+    return Snapshot.get(Snapshot.name == run.snapshot)
+
+
 def flip_a_byte(snapshot, name="img07.jpg"):
     path = next(catalog.tree(snapshot).rglob(name))
     # A snapshot file shares its inode with the next snapshot's; damage it in place, as a
@@ -79,6 +85,38 @@ class TestVerification:
         flip_a_byte(snap)
         damaged = verify.request(snap, kind="test_restore")
         assert damaged.state == "damaged" and damaged.changed == 1
+
+    def test_the_bar_is_the_data_read_and_a_finished_check_is_whole(self, tmp_path):
+        snap = backed_up(tmp_path)
+        done = verify.request(snap)
+        assert done.chosen_bytes == done.checked_bytes == sum(3000 + i for i in range(30))
+        assert done.progress == 1.0 and done.reading_rate(dt.datetime(2030, 1, 1)) is None
+        half = Verification(state="running", chosen_bytes=1000, checked_bytes=500,
+                            chosen_files=2, checked_files=0,
+                            started_at=dt.datetime(2026, 12, 1, 12, 0, 0))
+        now = dt.datetime(2026, 12, 1, 12, 0, 20)
+        assert half.progress == 0.5 and half.reading_rate(now) == 25
+        assert half.eta_seconds(now) == 20
+
+    def test_a_damaged_file_names_the_newest_good_copy_of_its_own(self, tmp_path):
+        first = backed_up(tmp_path)
+        source = tmp_path / "src" / "photos"
+        original = (source / "img07.jpg").read_bytes()
+        write(source / "img07.jpg", os.urandom(10))            # edited...
+        second = backed_up_again(first.profile)
+        write(source / "img07.jpg", original)                  # ...and put back
+        os.utime(source / "img07.jpg", (1, 1))
+        third = backed_up_again(first.profile)
+        assert len({first.name, second.name, third.name}) == 3
+        flip_a_byte(third)          # img03 and the rest are hardlinks shared by all three
+        next(catalog.tree(third).rglob("img03.jpg")).unlink()
+        flip_a_byte(third, "img05.jpg")
+        done = verify.request(third)
+        copies = {c["path"].rpartition("/")[2]: c["snapshot"] for c in done.copies}
+        # img07 is a copy of its own in the first snapshot only (the second holds the edit);
+        # img03 was only unlinked from the third, so the second's link to it is good;
+        # img05 is the same inode in every snapshot: damaged everywhere, no good copy.
+        assert copies == {"img07.jpg": first.name, "img03.jpg": second.name, "img05.jpg": ""}
 
     def test_a_snapshot_that_is_gone_cannot_be_checked_and_says_so(self, tmp_path):
         snap = backed_up(tmp_path)

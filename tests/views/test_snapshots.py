@@ -277,3 +277,16 @@ def test_an_operator_starts_a_verification_and_a_damaged_snapshot_turns_the_dash
         "Verification found damage")
     listed = html(client.get(f"/profiles/{profile.id}/snapshots/"))
     assert listed.select_one(f"#snapshot-{second.name}")["data-verify"] == "damaged"
+    # Its page says what to do: dunes.jpg is only in this snapshot, so no copy to restore.
+    page = html(client.get(f"/verifications/{damaged.id}"))
+    assert page.select_one("#verification-progress")["data-state"] == "damaged"
+    steps = page.select_one("#next-steps").text
+    assert "No other snapshot holds a good copy of 1 file" in steps and "dunes.jpg" in steps
+    # A file removed from the second is found intact in the first, with a link to restore it.
+    (tree / "Many" / "f010.txt").unlink()
+    gone = verify.request(Snapshot.get_by_id(second.id))
+    page = html(client.get(f"/verifications/{gone.id}"))
+    row = page.select_one("#good-copies tbody tr")
+    assert "Many/f010.txt" in row.text and row.select_one("a")["title"] == first.name
+    assert row.select_one("a.button")["href"].startswith(
+        f"/profiles/{profile.id}/snapshots/{first.name}/restore?path=")
