@@ -17,7 +17,7 @@ PG_LOCK_KEY = 0x6361_6972
 
 def migrate(database: Database) -> list[str]:
     """Apply pending migrations; returns their names. Safe to call from several processes."""
-    with database.connection_context(), _exclusive(database):
+    with _exclusive(database):
         return Runner(database, str(MIGRATIONS_DIR)).up()
 
 
@@ -28,15 +28,21 @@ def pending(database: Database) -> list[str]:
 
 @contextmanager
 def _exclusive(database: Database) -> Iterator[None]:
-    # peewee's runner reads the applied set and then applies the rest; web and worker starting
-    # together would both apply 0001 without this lock.
+    """A connection to `database`, held by one process at a time.
+
+    peewee's runner reads the applied set and then applies the rest; web and worker starting
+    together would both apply 0001 without this lock. With SQLite the lock is taken before
+    the connection is opened: opening it sets WAL mode, which on a database being created or
+    migrated by another process fails at once with "database is locked"."""
     if isinstance(database, PostgresqlDatabase):
-        database.execute_sql("SELECT pg_advisory_lock(%s)", (PG_LOCK_KEY,))
-        try:
-            yield
-        finally:
-            database.execute_sql("SELECT pg_advisory_unlock(%s)", (PG_LOCK_KEY,))
+        with database.connection_context():
+            database.execute_sql("SELECT pg_advisory_lock(%s)", (PG_LOCK_KEY,))
+            try:
+                yield
+            finally:
+                database.execute_sql("SELECT pg_advisory_unlock(%s)", (PG_LOCK_KEY,))
     else:
         with open(f"{database.database}.migrate-lock", "a") as fh:
             fcntl.flock(fh, fcntl.LOCK_EX)
-            yield
+            with database.connection_context():
+                yield
