@@ -48,6 +48,7 @@ def test_setup_login_live_panel_viewer_blocked_logout(page: Page, live_server, c
     expect(panel.locator("[data-metric=cpu]")).to_have_text(re.compile(r"^\d+%$"))
 
     # The admin adds a viewer.
+    page.get_by_role("link", name="System").click()
     page.get_by_role("link", name="Users").click()
     form = page.locator("#add-user")
     form.get_by_label("Username").fill("vera")
@@ -82,6 +83,7 @@ def test_activity_arrives_live_and_roles_change_in_place(page: Page, live_server
     expect(page.locator("#activity-list li").first).to_contain_text("Worker started on the test box.")
     expect(page.locator("#activity .empty")).to_be_hidden()
 
+    page.get_by_role("link", name="System").click()
     page.get_by_role("link", name="Users").click()
     page.evaluate("window.stillTheSamePage = true")
     page.locator(f"#role-{vera.id}").select_option("operator")

@@ -53,8 +53,8 @@ def test_browse_restore_download_and_verify(page: Page, app, live_server, worker
 
     page.goto(f"{live_server}/profiles/{profile.id}/snapshots/")
     row = page.locator(f"#snapshot-{run.snapshot}")
-    row.get_by_label("Kind of check").select_option("test_restore")
-    row.get_by_role("button", name="Check").click()
+    row.get_by_text("Check", exact=True).click()
+    row.get_by_role("button", name="Test restore every file").click()
     expect(page.locator("#verification-progress")).to_have_attribute("data-state", "intact",
                                                                       timeout=20000)
     expect(page.locator(".run-message")).to_contain_text("restored and compared")
