@@ -29,7 +29,7 @@ from jobs.engines import confine, manifest, rsync, snapshots, ssh
 from jobs.engines import drives as drives_engine
 from jobs.engines import plan as planner
 from jobs.engines.filters import Excludes
-from jobs.engines.humane import format_bytes
+from jobs.engines.humane import format_bytes, format_count
 from jobs.engines.progress import Progress, add_speed_point
 from jobs.engines.progress import advance as advance_progress
 from jobs.engines.remote import RemoteRoot
@@ -44,6 +44,7 @@ from models import (
     Event,
     Profile,
     Run,
+    RunMessage,
     Scan,
     ScanDir,
     ScanLink,
@@ -113,7 +114,8 @@ def retry_failed(run: Run) -> int:
                              exit_code=None, message="")
                  .where((Unit.run == run) & (Unit.state == "failed")).execute())
     Event.publish("run.retrying", run.subject,
-                  f"Retrying {count} failed part(s) of the backup of {run.profile.name}.", run=run.id)
+                  f"Retrying {format_count(count, 'failed part')} of the backup of "
+                  f"{run.profile.name}.", run=run.id)
     advance_run(run.id)
     return count
 
@@ -178,7 +180,8 @@ def _prepare(run: Run) -> None:
              owner=None, progress_at=utcnow())
     Event.publish("run.started", run.subject,
                   f"{'Dry run' if run.dry_run else 'Backup'} of {profile.name}: "
-                  f"{total_files:,} files to check in {len(the_plan.units)} part(s).",
+                  f"{format_count(total_files, 'file')} to check in "
+                  f"{format_count(len(the_plan.units), 'part')}.",
                   run=run.id, units=len(the_plan.units))
 
 
@@ -874,7 +877,8 @@ def _finalize(run: Run) -> tuple[str, str]:
         tree = _tree(run)
         warnings = _restore_hardlinks(run, tree) + _fix_folder_times(run, tree)
     if failed:
-        return "partial", (f"{len(failed)} of {sum(run.unit_states().values())} part(s) failed "
+        parts = format_count(sum(run.unit_states().values()), "part")
+        return "partial", (f"{len(failed):,} of {parts} failed "
                            f"after retries ({failed[0].message}); the snapshot is kept "
                            "unfinished so that retrying the failed parts can complete it.")
     missing = drive_missing(run.profile)
@@ -891,7 +895,7 @@ def _finalize(run: Run) -> tuple[str, str]:
     if totals["errors"]:
         return "partial", f"{copied}; {totals['errors']:,} could not be copied (see errors)."
     if totals["warnings"] or warnings:
-        return "succeeded", f"{copied}; {totals['warnings'] + warnings:,} warning(s)."
+        return "succeeded", f"{copied}; {format_count(totals['warnings'] + warnings, 'warning')}."
     return "succeeded", copied + "."
 
 
@@ -943,7 +947,7 @@ def _restore_hardlinks(run: Run, tree: Path) -> int:
     for warning in warnings:
         run.add_message("warning", warning)
     if relinked:
-        run.add_message("info", f"Restored {relinked:,} hardlink(s) between parts.")
+        run.add_message("info", f"Restored {format_count(relinked, 'hardlink')} between parts.")
     return len(warnings)
 
 
@@ -979,8 +983,20 @@ def _dry_run_summary(totals: dict[str, int]) -> str:
 
 def _end(run: Run, state: str, message: str) -> None:
     if run.finish(state, message):
+        if state == "failed":
+            _log_failure(run, message)
         _publish_finished(run)
         Event.drop_progress(run.subject)
+
+
+def _log_failure(run: Run, message: str) -> None:
+    """A run that failed before any part could say why (a missing destination, a source that
+    cannot be read) has its reason in its log as an error too, so the Logs page and History's
+    problems show it like any other."""
+    if not RunMessage.select().where((RunMessage.run == run)
+                                     & (RunMessage.level == "error")).exists():
+        run.add_message("error", message)
+    Run.update(error_count=1).where((Run.id == run.id) & (Run.error_count == 0)).execute()
 
 
 def _publish_finished(run: Run) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 
 from jobs.engines import breaker as rules
+from jobs.engines.humane import format_count
 from models import Event, utcnow
 from models.breaker import Breaker
 
@@ -16,7 +17,8 @@ class Paused(Exception):
     def __init__(self, breaker: Breaker) -> None:
         when = breaker.next_try.strftime("%Y-%m-%d %H:%M UTC") if breaker.next_try else "later"
         super().__init__(f"{breaker.label or breaker.name} is paused after "
-                         f"{breaker.failures} failure(s) in a row; next try {when}. Last error: "
+                         f"{format_count(breaker.failures, 'failure')} in a row; next try {when}. "
+                         "Last error: "
                          f"{breaker.last_error}")
         self.breaker = breaker
 

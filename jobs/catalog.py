@@ -13,6 +13,7 @@ from pathlib import Path
 
 from jobs import hosts
 from jobs.engines import manifest, snapshots
+from jobs.engines.humane import format_count
 from jobs.queue import huey, settings, with_db
 from models import Event, Profile, Run, Snapshot, utcnow
 
@@ -117,5 +118,5 @@ def index_missing() -> int:
             log.warning("indexing snapshot %s of %s failed: %s", snapshot.name, profile.name, error)
             index_failed(snapshot, str(error))
     if done:
-        Event.publish("snapshots.indexed", "system", f"Indexed {done} older snapshot(s).")
+        Event.publish("snapshots.indexed", "system", f"Indexed {format_count(done, 'older snapshot')}.")
     return done

@@ -16,7 +16,7 @@ from flask.cli import AppGroup
 
 from jobs import backup, retention
 from jobs.engines import schedule, snapshots, ssh
-from jobs.engines.humane import format_bytes, format_duration
+from jobs.engines.humane import format_bytes, format_count, format_duration
 from jobs.engines.profile import ProfileInvalid, clean
 from jobs.engines.snapshots import CheckError
 from jobs.queue import settings, with_db
@@ -223,7 +223,7 @@ def backup_retry(run_id):
         raise click.ClickException(str(busy)) from None
     if not count:
         raise click.ClickException(f"Run {run_id} has no failed parts to retry.")
-    click.echo(f"Retrying {count} part(s) of run {run_id}.")
+    click.echo(f"Retrying {format_count(count, 'part')} of run {run_id}.")
 
 
 def _get_run(run_id: int) -> Run:

@@ -16,7 +16,7 @@ from peewee import fn
 
 from jobs import library as lib
 from jobs.engines import dupes, placing
-from jobs.engines.humane import format_bytes
+from jobs.engines.humane import format_bytes, format_count
 from jobs.queue import huey, local, with_db
 from models import DupeScan, DuplicateSet, Event, FileHash, Library, Movie, MovieFile, db, utcnow
 from models.base import bulk_insert
@@ -83,7 +83,8 @@ def perform(scan: DupeScan) -> None:
                         wasted_bytes=found.wasted_bytes,
                         unreadable=[str(Path(p).relative_to(root)) for p in found.unreadable][:200]
                         ).where(DupeScan.id == scan.id).execute()
-    _finish(scan, "done", f"{found.files:,} files looked at: {len(found.sets):,} set(s) of "
+    _finish(scan, "done", f"{format_count(found.files, 'file')} looked at: "
+                          f"{format_count(len(found.sets), 'set')} of "
                           f"identical files, {format_bytes(found.wasted_bytes)} to gain.")
 
 
@@ -155,7 +156,7 @@ def resolve_set_task(set_id: int, keep: str, how: str, by: str) -> None:
         except (OSError, placing.PlaceError) as error:
             problems.append(f"{other}: {getattr(error, 'strerror', None) or error}")
     verb = "hardlinked to" if how == "hardlink" else "recycled, kept"
-    words = f"{len(done)} file(s) {verb} {keep}." + (" Not done: " + "; ".join(problems)
+    words = f"{format_count(len(done), 'file')} {verb} {keep}." + (" Not done: " + "; ".join(problems)
                                                       if problems else "")
     DuplicateSet.update(resolved_at=utcnow(), resolution=words).where(
         DuplicateSet.id == dupe_set.id).execute()
@@ -183,7 +184,7 @@ def keep_version_task(movie_id: int, keep_id: int, by: str) -> None:
         except OSError as error:
             problems.append(f"{record.path}: {error.strerror}")
     movie = Movie.get_by_id(movie_id)
-    words = f"{movie.label}: {len(recycled)} other version(s) recycled." + (
+    words = f"{movie.label}: {format_count(len(recycled), 'other version')} recycled." + (
         " Not done: " + "; ".join(problems) if problems else "")
     Event.publish("dupes.resolved", "library", words, level="warning" if problems else "info",
                   by=by)

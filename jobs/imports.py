@@ -27,6 +27,7 @@ from huey import crontab
 from jobs import library as lib
 from jobs import metadata
 from jobs.engines import decide, inbox, naming, placing
+from jobs.engines.humane import format_count
 from jobs.engines.release import Quality, Release, extension, parse_path
 from jobs.queue import box_lock, huey, local, settings, with_db
 from models import Event, ImportItem, Inbox, MovieFile, db, utcnow
@@ -116,7 +117,7 @@ def _look_in(box: Inbox, now: dt.datetime, seen: set[str], known: dict[str, Impo
     except inbox.InboxMissing as missing:
         return str(missing)
     if unreadable:
-        return (f"Cairn may not read {len(unreadable)} folder(s) in {box.path}: "
+        return (f"Cairn may not read {format_count(len(unreadable), 'folder')} in {box.path}: "
                 f"{', '.join(unreadable[:5])}{'…' if len(unreadable) > 5 else ''}. "
                 "Their files are not seen until their permissions let it.")
     return ""

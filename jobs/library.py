@@ -16,6 +16,7 @@ from huey import crontab
 
 from jobs import metadata
 from jobs.engines import decide, inbox, naming, placing, tmdb
+from jobs.engines.humane import format_count
 from jobs.engines.release import VIDEO_EXTENSIONS, Release, extension, parse_path
 from jobs.queue import huey, settings, with_db
 from models import Event, ImportItem, Inbox, Library, Movie, MovieFile, QualityProfile, db, utcnow
@@ -154,7 +155,7 @@ def empty_recycle(now: dt.datetime) -> list[str]:
             removed.append(day)
     if removed:
         Event.publish("library.recycled", "library",
-                      f"Emptied {len(removed)} day(s) of the recycle folder, older than "
+                      f"Emptied {format_count(len(removed), 'day')} of the recycle folder, older than "
                       f"{library.recycle_days} days.")
     return removed
 
@@ -221,7 +222,7 @@ def scan_library() -> tuple[int, int]:
         MovieFile.delete().where(MovieFile.id.in_(gone)).execute()
     if added or gone:
         Event.publish("library.scanned", "library",
-                      f"Library scan: {added} file(s) found, {len(gone)} gone.")
+                      f"Library scan: {format_count(added, 'file')} found, {len(gone):,} gone.")
     return added, len(gone)
 
 

@@ -14,7 +14,7 @@ import os
 from jobs import catalog, hosts
 from jobs.engines import confine, manifest, rsync, ssh
 from jobs.engines import restore as engine
-from jobs.engines.humane import format_bytes
+from jobs.engines.humane import format_bytes, format_count
 from jobs.queue import huey, local, settings, with_db
 from jobs.restore_writer import CannotRestore, Writer
 from models import Event, Host, Profile, Restore, Snapshot, utcnow
@@ -178,7 +178,7 @@ def _copy(job: Writer, groups: list[engine.Group], places: list[bool],
                   else f"{found.overwritten:,} existing left as they were")
                + f" ({format_bytes(found.bytes)}) in {into}")
     if errors:
-        return "partial", f"{summary}; {len(errors):,} problem(s), see the errors."
+        return "partial", f"{summary}; {format_count(len(errors), 'problem')}, see the errors."
     return "succeeded", summary + "."
 
 
@@ -196,10 +196,12 @@ def _merge(into: engine.Preview, more: engine.Preview, dest: str) -> None:
 
 
 def _preview_message(found: engine.Preview, overwrite: bool) -> str:
-    existing = (f"{found.overwritten:,} existing file(s) would be overwritten" if overwrite
-                else f"{found.overwritten:,} existing file(s) differ and would be left as they are "
+    existing = (f"{format_count(found.overwritten, 'existing file')} would be overwritten" if overwrite
+                else f"{format_count(found.overwritten, 'existing file')} that differ would be "
+                     "left as they are "
                      "(choose to overwrite them to replace them)")
-    return (f"Preview: {found.created:,} file(s) and folder(s) would be created, {existing}, "
+    return (f"Preview: {format_count(found.created, 'file or folder', 'files and folders')} "
+            f"would be created, {existing}, "
             f"{found.unchanged:,} already identical; {format_bytes(found.bytes)} in all.")
 
 

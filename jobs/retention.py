@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from jobs import catalog, hosts
 from jobs.engines import retention, snapshots
+from jobs.engines.humane import format_count
 from jobs.queue import huey, with_db
 from models import ACTIVE_STATES, Event, Profile, Restore, Run, Snapshot, Verification, utcnow
 
@@ -84,7 +85,7 @@ def prune(profile: Profile, now: dt.datetime | None = None, dry_run: bool = Fals
         Run.update(pruned_at=now).where((Run.profile == profile) & Run.snapshot.in_(gone)).execute()
         catalog.forget(profile, gone, now)
         Event.publish("retention.pruned", f"profile:{profile.id}",
-                      f"Retention deleted {len(gone)} snapshot(s) of {profile.name} "
+                      f"Retention deleted {format_count(len(gone), 'snapshot')} of {profile.name} "
                       f"({policy.describe().lower()}): {', '.join(sorted(gone))}.",
                       profile=profile.id, deleted=len(gone))
     return result

@@ -20,6 +20,7 @@ from peewee import (
     BigIntegerField,
     BlobField,
     BooleanField,
+    Case,
     CharField,
     DateTimeField,
     Expression,
@@ -274,8 +275,10 @@ class Run(Stateful, BaseModel):
     @classmethod
     def totals(cls, condition) -> dict[str, int]:
         """Count and sums of the runs matching `condition`, in one query."""
+        # A dry run copies nothing: what it would have copied is no data copied.
+        copied = Case(None, [(cls.dry_run == True, 0)], cls.sent_bytes)  # noqa: E712 (SQL)
         row = (cls.select(fn.COUNT(cls.id), fn.SUM(cls.files_done), fn.SUM(cls.bytes_done),
-                          fn.SUM(cls.sent_bytes), fn.SUM(cls.warning_count),
+                          fn.SUM(copied), fn.SUM(cls.warning_count),
                           fn.SUM(cls.error_count))
                .where(condition).tuples().get())
         keys = ("runs", "files", "bytes", "sent_bytes", "warnings", "errors")

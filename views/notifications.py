@@ -15,6 +15,7 @@ from wtforms.widgets import CheckboxInput, ListWidget
 
 from jobs import notify
 from jobs.engines import notify as engine
+from jobs.engines.humane import format_count
 from models import Alert, Breaker, Delivery, Event, NotificationTarget, db, utcnow
 from models.user import ADMIN, OPERATOR, VIEWER
 from views import feed
@@ -158,7 +159,7 @@ def acknowledge(alert_id: int):
 def acknowledge_all():
     count = Alert.acknowledge_all(current_user.username, utcnow())
     audit("alerts.acknowledge_all", detail=f"{count} alerts")
-    return _changed(f"{count} alert(s) acknowledged.", "notifications.alerts")
+    return _changed(f"{format_count(count, 'alert')} acknowledged.", "notifications.alerts")
 
 
 def _changed(note: str, endpoint: str, status: int = 200):

@@ -475,6 +475,9 @@ def _start(profile: Profile, dry_run: bool):
         flash(f"The {what} of {profile.name} is queued, but no worker is running: it starts "
               "when the worker does (systemctl start cairn-worker).", "warning")
     else:
-        flash(f"The {what} of {profile.name} started (run {started.id}).", "success")
+        # What happened is that it was queued: the page below says, live, what it does next
+        # (a run that fails at once must not sit under a green "started").
+        follows = "." if from_list else "; this page follows it live."
+        flash(f"The {what} of {profile.name} is queued as run {started.id}{follows}", "info")
     return redirect(url_for("profiles.index") if from_list
                     else url_for("runs.detail", run_id=started.id), code=303)

@@ -23,6 +23,7 @@ from flask import (
 )
 
 from jobs import backup
+from jobs.engines.humane import format_count
 from models import AlreadyRunning, Run, Unit, db, utcnow
 from models.user import OPERATOR, VIEWER
 from views import feed
@@ -96,7 +97,7 @@ def retry(run_id: int):
                              "unfinished snapshot is still there has failed parts to run again.",
                         409)
     audit("run.retry", target=run.profile.name, detail=f"run {run.id}, {count} part(s)")
-    return _changed(run, f"Retrying {count} failed part(s).")
+    return _changed(run, f"Retrying {format_count(count, 'failed part')}.")
 
 
 def _changed(run: Run, note: str, status: int = 200):

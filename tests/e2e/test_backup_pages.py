@@ -140,7 +140,7 @@ def test_a_dry_run_lists_what_would_be_copied(page: Page, live_server, worker, h
     log_in(page, live_server, "otto")
     page.get_by_role("link", name="Backups").click()
     page.get_by_role("button", name="Dry run").click()
-    expect(page.get_by_text("The dry run of Music started")).to_be_visible()
+    expect(page.get_by_text("The dry run of Music is queued")).to_be_visible()
     page.get_by_role("link", name=re.compile("queued|scanning|running|succeeded")).click()
     summary = page.locator("#dry-run-summary")
     expect(summary).to_contain_text("1 new file and 0 changed files", timeout=30000)
@@ -158,8 +158,12 @@ def test_cancel_a_long_run_and_see_it_cancelled(page: Page, live_server, worker,
     page.goto(f"{live_server}/profiles/{profile.id}")
     page.get_by_role("button", name="Run now").click()
     expect(page.locator("#run-progress .tag")).to_have_text("running", timeout=30000)
+    expect(page.locator("#notice")).to_contain_text("is queued as run")
     page.once("dialog", lambda dialog: dialog.accept())
     page.get_by_role("button", name="Cancel run").click()
+    # The notice says what the last action did: no "queued" left under the stopping.
+    expect(page.locator("#notice")).to_contain_text("Stopping the run")
+    expect(page.locator("#notice")).not_to_contain_text("queued")
     expect(page.locator("#run-progress .tag")).to_have_text("cancelled", timeout=30000)
     expect(page.locator("#run-progress")).not_to_contain_text("Cancel run")
     with db.connection_context():
@@ -219,3 +223,19 @@ def parse_size(text: str) -> float:
     number, unit = text.split()
     scale = {"B": 1, "kB": 1e3, "MB": 1e6, "GB": 1e9, "KB": 1e3, "KiB": 1024, "MiB": 1024 ** 2}
     return float(number.replace(",", "")) * scale[unit]
+
+
+def test_a_run_that_fails_at_once_is_not_shown_under_a_green_notice(page: Page, live_server,
+                                                                    worker, home, tmp_path):
+    make_user("otto", "operator")
+    with db.connection_context():
+        profile = Profile.create(name="Gone", slug="gone", sources=[str(home / "ada")],
+                                 destination=str(tmp_path / "unplugged" / "backups"))
+    log_in(page, live_server, "otto")
+    page.goto(f"{live_server}/profiles/{profile.id}")
+    page.get_by_role("button", name="Run now").click()
+    expect(page.locator("#run-progress .tag")).to_have_text("failed", timeout=30000)
+    notice = page.locator("#notice .flash")
+    expect(notice).to_have_count(1)
+    assert "success" not in notice.get_attribute("class")
+    expect(notice).not_to_contain_text("started")

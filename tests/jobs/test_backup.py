@@ -322,3 +322,15 @@ def test_the_bandwidth_limit_is_the_runs_shared_by_the_parts_that_run_together(t
     alone.save()
     assert backup._bandwidth_share(run, 40960) == 40960
     assert backup._bandwidth_share(run, None) is None
+
+
+def test_a_run_that_fails_before_its_first_part_logs_why_as_an_error(tmp_path):
+    source = write(tmp_path / "src" / "a.txt", "a").parent
+    profile = make_profile(sources=[source], dest=tmp_path / "unplugged" / "backups")
+    (tmp_path / "unplugged" / "backups").rmdir()   # a drive not mounted
+    run = run_now(profile)
+    assert run.state == "failed" and not Unit.select().where(Unit.run == run).exists()
+    logged = [m.text for m in RunMessage.select().where((RunMessage.run == run)
+                                                        & (RunMessage.level == "error"))]
+    assert logged == [run.message] and run.error_count == 1
+    assert [m.id for m in RunMessage.problems()] != []

@@ -29,7 +29,7 @@ def library(tmp_path):
 def test_a_scan_finds_identical_files_and_caches_their_hashes(library):
     scan = dupes.request("ada")
     assert scan.state == "done", scan.message
-    assert scan.message == "4 files looked at: 1 set(s) of identical files, 200 kB to gain."
+    assert scan.message == "4 files looked at: 1 set of identical files, 200 kB to gain."
     [found] = scan.sets
     assert found.paths == ["Heat (1995)/Heat (1995) [Bluray-1080p].mkv", "Old Stuff/heat-copy.mkv"]
     assert found.size == 200_000
@@ -54,7 +54,7 @@ def test_identical_copies_are_hardlinked_keeping_both_names(library):
     keep, other = (library / p for p in found.paths)
     assert keep.stat().st_ino == other.stat().st_ino and other.read_bytes() == b"heat" * 50_000
     resolved = DuplicateSet.get_by_id(found.id)
-    assert resolved.resolution == "1 file(s) hardlinked to Heat (1995)/Heat (1995) [Bluray-1080p].mkv."
+    assert resolved.resolution == "1 file hardlinked to Heat (1995)/Heat (1995) [Bluray-1080p].mkv."
     with pytest.raises(dupes.CannotResolve, match="resolved already"):
         dupes.resolve_set(resolved, found.paths[0], "recycle")
 

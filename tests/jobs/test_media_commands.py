@@ -56,7 +56,7 @@ def test_library_and_inboxes_are_set_and_a_scan_imports_what_is_there(tmp_path, 
     shutil.copy(library / "Heat (1995)" / "Heat (1995) [Bluray-1080p].mkv", library / "heat copy.mkv")
     write(library / "Heat (1995)" / "Heat.1995.720p.HDTV.mkv", b"older")
     dupes = flask("library", "dupes", check=True).stdout
-    assert "1 set(s) of identical files, 1.0 MB to gain." in dupes
+    assert "1 set of identical files, 1.0 MB to gain." in dupes
     assert ("Identical, 1.0 MB each:\n  Heat (1995)/Heat (1995) [Bluray-1080p].mkv\n"
             "  heat copy.mkv\n") in dupes
     assert ("Heat (1995), 2 versions:\n  Bluray-1080p\t1.0 MB\tHeat (1995)/Heat (1995) "
@@ -113,7 +113,7 @@ def test_files_and_folders_cairn_may_not_read_are_named_and_nothing_is_lost(tmp_
     finally:
         (inbox / "locked").chmod(0o755)
     assert done.returncode == 1, done.stderr
-    assert f"Cairn may not read 1 folder(s) in {inbox}: locked." in done.stderr
+    assert f"Cairn may not read 1 folder in {inbox}: locked." in done.stderr
     assert done.stdout.splitlines() == [
         "Heat.1995.1080p.BluRay.mkv\tblocked\t-\tCairn may not read the file (permission denied); "
         "fix its permissions and retry.",
@@ -121,4 +121,4 @@ def test_files_and_folders_cairn_may_not_read_are_named_and_nothing_is_lost(tmp_
         "(unverified)",
     ]
     assert secret.stat().st_size == 1000 and (inbox / "locked" / "Alien.1979.1080p.BluRay.mkv").exists()
-    assert Inbox.get().problem.startswith("Cairn may not read 1 folder(s)")
+    assert Inbox.get().problem.startswith("Cairn may not read 1 folder")

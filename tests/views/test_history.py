@@ -49,6 +49,10 @@ def test_all_runs_newest_first_with_totals(client, vera, runs):
     assert ids(page) == sorted((r.id for r in runs["runs"]), key=lambda i: -i)
     totals = page.select_one("#history-totals").text.split()
     assert totals[:2] == ["12", "runs"] and "1,059 files seen" in " ".join(totals)
+    # 39 kB copied by the backups and 10 B by Music: the dry run's 6 kB were never copied.
+    assert "39.0 kB copied" in " ".join(totals)
+    dry = page.select_one(f"#history-run-{runs['runs'][6].id}")
+    assert "would be 6.0 kB" in dry.text
 
 
 @pytest.mark.parametrize("query, expected", [

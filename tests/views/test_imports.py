@@ -69,9 +69,9 @@ def test_the_queue_shows_waiting_files_and_the_attention_list_every_reason(clien
     assert "Heat (1995)/Heat (1995) [Bluray-1080p].mkv" in page.select_one("#recent").text
     assert page.select_one("#attention [data-figure=attention-count]").text == "1"
     with db.connection_context():
-        Inbox.update(problem="Cairn may not read 1 folder(s) in the inbox: locked.").execute()
+        Inbox.update(problem="Cairn may not read 1 folder in the inbox: locked.").execute()
     shown = html(client.get("/imports/")).select_one("[data-figure=inbox-problem]")
-    assert shown.text == "Cairn may not read 1 folder(s) in the inbox: locked."
+    assert shown.text == "Cairn may not read 1 folder in the inbox: locked."
 
 
 def test_an_operator_imports_a_refused_file_anyway_and_it_is_audited(client, otto, folders):
@@ -163,7 +163,7 @@ def test_duplicates_are_found_and_an_operator_hardlinks_them(client, otto, folde
     log_in(client, otto)
     assert post(client, "/library/duplicates/scan", headers={"HX-Request": "true"}).status_code == 200
     page = html(client.get("/library/duplicates"))
-    assert "1 set(s) of identical files" in page.select_one("[data-figure=scan]").text
+    assert "1 set of identical files" in page.select_one("[data-figure=scan]").text
     with db.connection_context():
         found = DuplicateSet.get()
     refused = post(client, f"/library/duplicates/sets/{found.id}", {"keep": "/etc/passwd", "how": "hardlink"},
@@ -176,7 +176,7 @@ def test_duplicates_are_found_and_an_operator_hardlinks_them(client, otto, folde
     assert (library / "old/heat.mkv").stat().st_ino == \
         (library / "Heat (1995)/Heat (1995) [Bluray-1080p].mkv").stat().st_ino
     shown = html(client.get("/library/duplicates")).select_one(f"#set-{found.id}")
-    assert shown.select_one("[data-figure=resolution]").text.startswith("1 file(s) hardlinked")
+    assert shown.select_one("[data-figure=resolution]").text.startswith("1 file hardlinked")
 
 
 def test_an_admin_sets_the_library_and_bad_settings_are_refused_beside_their_field(client, ada, tmp_path):
