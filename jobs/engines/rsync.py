@@ -328,6 +328,18 @@ def decode_name(raw: bytes) -> str:
     return re.sub(r"\\#(\d{3})", lambda m: f"\\x{int(m[1], 8):02x}", text)
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def shown_name(raw: bytes) -> str:
+    """rsync's escaped line as people read its names: rsync (in the C locale) escapes every
+    byte above ASCII, so `Ünïcødé` comes as `\\#303\\#234n...`; the bytes are put back and
+    read as UTF-8. Bytes that are no UTF-8 and control characters (a newline in a name)
+    stay visible as `\\xNN`."""
+    text = decode_raw_name(raw).decode("utf-8", "backslashreplace")
+    return _CONTROL.sub(lambda m: f"\\x{ord(m[0]):02x}", text)
+
+
 _PROGRESS_LINE = re.compile(rb"\r\s*([\d,]+) ")
 
 
@@ -400,7 +412,7 @@ class _Reader:
             if self.log is not None:
                 self.pending.append(line[1:])
             if self.keep_items and len(self.items) < KEPT_ITEMS:
-                self.items.append(decode_name(line[1:]))
+                self.items.append(shown_name(line[1:]))
         if len(self.pending) >= LOG_BATCH or len(self.pending_sums) >= LOG_BATCH:
             self.flush()
 
@@ -427,7 +439,7 @@ class _Messages:
         self.disk_full = False
 
     def feed(self, raw: bytes) -> None:
-        line = decode_name(raw)
+        line = shown_name(raw)
         if not line.strip() or line.startswith(("rsync error: ", "rsync warning: ")):
             return   # the summary of what the lines before said (vanished files: code 24)
         for alias, path in self.aliases:

@@ -287,3 +287,15 @@ def test_progress_lines_do_not_crowd_out_the_summary(tmp_path):
 ])
 def test_the_written_figure_is_read_from_the_newest_progress_line(line, written):
     assert rsync.written_in(line) == written
+
+
+def test_a_dry_runs_list_shows_names_as_names(tmp_path):
+    source = tmp_path / "src"
+    write(source / "Ünïcødé — Été" / "写真 1.jpg", "a")
+    (source / "Ünïcødé — Été").joinpath("line\nbreak.txt").write_text("b")
+    with open(os.fsencode(str(source)) + b"/caf\xe9.txt", "wb") as fh:   # Latin-1, no UTF-8
+        fh.write(b"c")
+    result = copy(source, tmp_path / "dst", dry_run=True)
+    names = {item.split(" ", 2)[2] for item in result.items}
+    assert {"Ünïcødé — Été/写真 1.jpg", "Ünïcødé — Été/line\\x0abreak.txt",
+            "caf\\xe9.txt"} <= names
