@@ -109,7 +109,12 @@ def decide(candidate: Candidate, profile: QualityProfile, *, existing: Existing 
         soft.append("Already imported: a file with the same content was imported before.")
     quality = candidate.release.quality
     if quality.name not in profile.allowed:
-        soft.append(f"{quality.name} is not allowed by the quality profile {profile.name!r}.")
+        if quality.name == "Unknown":
+            soft.append("The quality could not be read from the name (no 1080p, BluRay, "
+                        f"WEB-DL or the like in it), and the quality profile {profile.name!r} "
+                        "takes only the qualities it lists.")
+        else:
+            soft.append(f"The quality profile {profile.name!r} does not take {quality.name}.")
     replaces = None
     if existing is not None and not identical_in_library:
         problem = _upgrade_problem(quality, existing, profile)

@@ -22,7 +22,8 @@ def test_a_good_file_is_imported():
 def test_every_reason_is_kept_not_just_the_first():
     bad = candidate("Heat.1995.CAM-GRP.exe", size=0, path="/inbox/_UNPACK_Heat/Heat.1995.CAM-GRP.exe")
     reasons = decide(bad, HD, free_bytes=100 * GB).reasons
-    assert [r.split(" ")[0] for r in reasons] == ["Dangerous", "Still", "The", "CAM"]
+    assert [r.split(" ")[0] for r in reasons] == ["Dangerous", "Still", "The", "The"]
+    assert reasons[3].endswith("does not take CAM.")
 
 
 @pytest.mark.parametrize("path, size, says", [
@@ -61,7 +62,7 @@ class TestUpgrades:
     def test_nothing_replaces_a_file_that_meets_the_cutoff_but_a_proper(self):
         have = self.existing("Heat.1995.1080p.BluRay")
         better = candidate("Heat.1995.1080p.BluRay.REMUX-GRP.mkv")
-        assert "not allowed" in decide(better, HD, existing=have).reasons[0]
+        assert "does not take" in decide(better, HD, existing=have).reasons[0]
         proper = decide(candidate("Heat.1995.PROPER.1080p.BluRay-GRP.mkv"), HD, existing=have)
         assert proper.action == "upgrade"
 

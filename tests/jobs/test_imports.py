@@ -116,12 +116,12 @@ def test_a_refused_file_keeps_every_reason_and_import_anyway_takes_it(folders):
     item = item_of(source)
     assert item.state == "blocked" and item.needs_attention and item.overridable
     assert item.reasons == ["A sample, not the movie.",
-                            "DVD is not allowed by the quality profile 'HD'."]
+                            "The quality profile 'HD' does not take DVD."]
     assert imports.import_anyway(item)
     item = item_of(source)
     assert item.state == "imported"
     assert item.reasons == ["Imported anyway: A sample, not the movie.",
-                            "Imported anyway: DVD is not allowed by the quality profile 'HD'."]
+                            "Imported anyway: The quality profile 'HD' does not take DVD."]
     assert (library / item.destination).exists()
 
 
@@ -263,7 +263,9 @@ def test_a_name_that_says_no_quality_is_refused_until_imported_anyway(folders):
     inbox, library = folders
     source = movie(inbox, "Heat.mkv", size=MB)
     run()
-    assert item_of(source).reasons == ["Unknown is not allowed by the quality profile 'Any'."]
+    assert item_of(source).reasons == [
+        "The quality could not be read from the name (no 1080p, BluRay, WEB-DL or the like in "
+        "it), and the quality profile 'Any' takes only the qualities it lists."]
     imports.import_anyway(item_of(source))
     assert (library / "Heat" / "Heat [Unknown].mkv").exists()
 
