@@ -21,6 +21,7 @@ from jobs.queue import huey, with_db
 from models import Alert, Breaker, Delivery, Event, NotificationTarget, NotifyCursor, db, utcnow
 
 log = logging.getLogger(__name__)
+IMPORT_BATCH = dt.timedelta(minutes=10)
 
 BATCH = 500
 
@@ -50,8 +51,14 @@ def route(enqueue: bool = True) -> int:
 
 def _route_one(notice: engine.Notice, event: Event) -> list[int]:
     if notice.key in engine.ALERTS:
-        Alert.create(at=event.at, key=notice.key, level=notice.level, title=notice.title,
-                     message=notice.body, subject=event.subject)
+        # Imports come in batches (a season's files blocked for the same reason): one alert
+        # for what happens within a few minutes of the last.
+        batch = IMPORT_BATCH if notice.key.startswith("import.") else None
+        # A profile's backups or checks failing run after run are one problem, its.
+        profile = (event.payload or {}).get("profile")
+        problem = f"profile:{profile}" if profile and not batch else ""
+        Alert.raise_or_count(notice.key, notice.level, notice.title, notice.body,
+                             event.subject, event.at, problem, batch)
     about = _breaker_name(event) if notice.key == "breaker.opened" else ""
     # A target whose own breaker opened is not told so through itself: that call would fail
     # and open it again, once more at every try.

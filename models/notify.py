@@ -88,6 +88,33 @@ class Alert(BaseModel):
     subject = CharField(max_length=128, default="")    # what it is about: run:12, import:3...
     acknowledged_at = DateTimeField(null=True, index=True)
     acknowledged_by = CharField(max_length=64, default="")
+    problem = CharField(max_length=128, default="")   # what makes two alerts the same one
+    count = IntegerField(default=1)       # how many times it happened while open
+    first_at = DateTimeField(null=True)   # when the first of them did
+
+    @classmethod
+    def raise_or_count(cls, key: str, level: str, title: str, message: str, subject: str,
+                       at: dt.datetime, problem: str = "",
+                       batch: dt.timedelta | None = None) -> Alert:
+        """One open alert per problem: the same problem again (the next failed run of the
+        same profile, the next file of one import batch) counts on the open alert and takes
+        its newest words and link, instead of being an alert of its own. The same problem:
+        the same key and `problem` (default: the subject), or with `batch`, the same key
+        within that time of the open alert's last."""
+        problem = problem or subject
+        same = cls.key == key
+        if batch is None:
+            same &= cls.problem == problem
+        else:
+            same &= (cls.problem == problem) | (cls.at >= at - batch)
+        open_one = (cls.select().where(same & cls.acknowledged_at.is_null())
+                    .order_by(cls.id.desc()).first())
+        if open_one is None:
+            return cls.create(key=key, level=level, title=title, message=message,
+                              subject=subject, at=at, first_at=at, problem=problem)
+        cls.update(count=cls.count + 1, at=at, message=message, title=title, level=level,
+                   subject=subject).where(cls.id == open_one.id).execute()
+        return cls.get_by_id(open_one.id)
 
     @classmethod
     def open(cls):

@@ -158,3 +158,31 @@ def test_an_alert_is_acknowledged_once():
     now = utcnow()
     assert alert.acknowledge("otto", now) and not alert.acknowledge("ada", now)
     assert Alert.open_count() == 0 and Alert.get().acknowledged_by == "otto"
+
+
+def test_one_alert_per_problem_with_a_count_not_one_per_run_or_file(receiver, tmp_path):
+    NotifyCursor.current()
+    for run in (1, 2, 3):   # a profile failing run after run
+        Event.publish("run.finished", f"run:{run}", f"Backup of Home: failed ({run}).",
+                      level="error", run=run, state="failed", profile=1)
+    Event.publish("run.finished", "run:4", "Backup of Music: failed.", level="error", run=4,
+                  state="failed", profile=2)
+    (tmp_path / "in").mkdir()
+    (tmp_path / "lib").mkdir()
+    lib.set_root(str(tmp_path / "lib"))
+    lib.add_inbox(str(tmp_path / "in"))
+    for episode in range(1, 6):   # a batch of files blocked for the same reason
+        write(tmp_path / "in" / f"Show.S01E0{episode}.1080p.mkv", b"")
+    imports.sweep(hurry=True)
+    notify.route()
+    alerts = {(a.key, a.problem): a for a in Alert.open()}
+    home = alerts[("backup.failed", "profile:1")]
+    assert (home.count, home.subject, home.message) == (3, "run:3", "Backup of Home: failed (3).")
+    assert alerts[("backup.failed", "profile:2")].count == 1
+    [batch] = [a for (key, _), a in alerts.items() if key == "import.blocked"]
+    assert batch.count == 5 and len(alerts) == 3
+    home.acknowledge("otto", utcnow())      # once seen, the next failure is news again
+    Event.publish("run.finished", "run:5", "Backup of Home: failed (5).", level="error", run=5,
+                  state="failed", profile=1)
+    notify.route()
+    assert Alert.open().where(Alert.problem == "profile:1").get().count == 1

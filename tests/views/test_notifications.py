@@ -2,6 +2,8 @@
 a receiver on loopback), its secret shown masked, a bad URL refused beside its field; alerts
 seen by everyone, acknowledged by operators."""
 
+import datetime as dt
+
 import pytest
 
 from jobs import notify
@@ -105,3 +107,14 @@ def test_a_webhook_whose_path_is_its_secret_is_shown_masked_everywhere(client, a
     assert "s3cretpath" not in page and "t0kenvalue" not in page
     assert "s3cretpath" not in " ".join(said) and "t0kenvalue" not in " ".join(said)
     assert receiver.received[-1]["path"] == "/hook/s3cretpath"   # the secret still works
+
+
+def test_an_alert_that_happened_again_says_how_often_since_when(client, vera):
+    with db.connection_context():
+        for run in (1, 2, 3):
+            Alert.raise_or_count("backup.failed", "error", "Backup failed", f"Failed ({run}).",
+                                 f"run:{run}", dt.datetime(2026, 12, 1, 2, run), "profile:1")
+    log_in(client, vera)
+    [shown] = html(client.get("/alerts/")).select("#alerts li")
+    assert shown.select_one("[data-figure=count]").text == "3 times since 2026-12-01 02:01"
+    assert shown.select_one("[data-figure=message]").text == "Failed (3)."
