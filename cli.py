@@ -26,6 +26,7 @@ ROOT = Path(__file__).resolve().parent
 BIN = Path(sys.executable).parent
 STARTUP_TIMEOUT = 30.0
 STOP_TIMEOUT = 20.0
+REMIND_AFTER_SECONDS = 60.0   # the setup link is printed again if still unused by then
 
 
 def _settings() -> config.Settings:
@@ -41,18 +42,24 @@ def _child_env(settings: config.Settings) -> dict[str, str]:
     return {**os.environ, "CAIRN_DATA_DIR": str(settings.data_dir)}
 
 
-def web_command(settings: config.Settings) -> list[str]:
+def web_command(settings: config.Settings, access_log: bool = True) -> list[str]:
     # One process, many threads: every open page holds a thread for its WebSocket, and the
-    # login limits and the live feed's broadcaster live in that one process.
+    # login limits and the live feed's broadcaster live in that one process. The service
+    # logs each request to the journal; `cairn run`'s terminal keeps to what a person reads
+    # (the address, the setup link, problems) unless the level is DEBUG.
+    logs = ["--access-logfile", "-"] if access_log or settings.log_level == "DEBUG" else []
     return [str(BIN / "gunicorn"), "--worker-class", "gthread", "--workers", "1",
             "--threads", str(settings.web_threads), "--bind", settings.bind_address,
-            "--graceful-timeout", "5", "--chdir", str(ROOT), "--access-logfile", "-",
+            "--graceful-timeout", "5", "--chdir", str(ROOT), *logs,
             "--no-control-socket",
             "--log-level", settings.log_level.lower(), "app:create_app()"]
 
 
 def worker_command(settings: config.Settings) -> list[str]:
-    verbosity = {"DEBUG": ["--verbose"], "INFO": []}.get(settings.log_level, ["--quiet"])
+    # huey's INFO lines are its own bookkeeping (each task registered at start, a line per
+    # periodic task every minute): only DEBUG shows them. Its warnings and errors (a task
+    # that raised) always show; Cairn's own news is in the activity feed.
+    verbosity = ["--verbose"] if settings.log_level == "DEBUG" else ["--quiet"]
     # --max-delay 0.25: an idle thread looks at the queue four times a second at least (huey's
     # default backs off to 10 s), so a backup's units start together rather than one by one.
     return [str(BIN / "huey_consumer"), "app.huey", "--workers", str(settings.workers),
@@ -136,7 +143,7 @@ def run() -> None:
         web_as, worker_as = local_run.identities(settings.data_dir, ROOT, sys.executable)
     except local_run.Refused as refused:
         raise click.ClickException(str(refused)) from None
-    children = [_spawn("web", web_as + web_command(settings), settings),
+    children = [_spawn("web", web_as + web_command(settings, access_log=False), settings),
                 _spawn("worker", worker_as + worker_command(settings), settings)]
     stopping: list[int] = []
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -146,7 +153,7 @@ def run() -> None:
             raise click.ClickException("The web server did not start; see the messages above.")
         _print_banner(settings, link)
         _watch(children, stopping, lambda: _spawn("worker", worker_as + worker_command(settings),
-                                                  settings))
+                                                  settings), _reminder(link))
     finally:
         _stop(children)
     crashed = [(name, p.returncode) for name, p in children if p.returncode not in (0, -2, -15)]
@@ -156,11 +163,37 @@ def run() -> None:
     click.echo("Cairn stopped.")
 
 
-def _watch(children: list, stopping: list[int], respawn) -> None:
+def _reminder(link: str | None, after: float = REMIND_AFTER_SECONDS):
+    """Called while Cairn runs: prints the setup link once more if, `after` seconds on, it
+    is still unused (its lines may have scrolled away among the first messages)."""
+    due = time.monotonic() + after
+
+    def remind(now: float) -> bool:
+        nonlocal due
+        if link is None or now < due:
+            return False
+        due = float("inf")
+        if not _nobody_can_log_in():
+            return False
+        click.echo(f"\nNobody has used the setup link yet. Create the first admin account "
+                   f"with it (valid for 1 hour from the start):\n{link}\n")
+        return True
+
+    return remind
+
+
+def _nobody_can_log_in() -> bool:
+    from models import User, db
+    with db.connection_context():
+        return not User.exists_any()
+
+
+def _watch(children: list, stopping: list[int], respawn, remind=lambda now: False) -> None:
     """Until Ctrl-C or the web ends: a worker that ends is started again, after a wait that
     doubles while it keeps dying within a minute of starting (1 s, 2 s ... 60 s)."""
     backoff = local_run.Backoff()
     while not stopping and children[0][1].poll() is None:
+        remind(time.monotonic())
         worker = children[1][1]
         if worker.poll() is not None:
             delay = backoff.next(time.monotonic())

@@ -183,6 +183,9 @@ def test_make_run_starts_both_prints_a_setup_link_and_stops_on_ctrl_c(shared_dat
     os.killpg(make.pid, signal.SIGINT)  # what Ctrl-C in the terminal does (to make too)
     rest = make.communicate(timeout=60)[0]
     assert "Cairn stopped." in rest
+    # The terminal stays readable: no request log, no huey bookkeeping at the default level.
+    said = "".join(lines) + rest
+    assert '"GET /' not in said and "commands are available" not in said, said
     assert not [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
 
 
