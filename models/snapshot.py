@@ -39,6 +39,10 @@ RESTORE_ACTIVE = ("queued", "running")
 RESTORE_FINISHED = ("succeeded", "partial", "failed", "cancelled")
 RESTORE_LABELS = {"queued": "Queued", "running": "Restoring", "succeeded": "Restored",
                   "partial": "Partly restored", "failed": "Failed", "cancelled": "Cancelled"}
+# A preview restores nothing, and never says so.
+PREVIEW_LABELS = {"queued": "Queued", "running": "Looking", "succeeded": "Preview ready",
+                  "partial": "Preview, in part", "failed": "Preview failed",
+                  "cancelled": "Cancelled"}
 
 
 class Snapshot(BaseModel):
@@ -225,6 +229,10 @@ class Restore(SnapshotJob, BaseModel):
     run only lists what would be created and what would be overwritten."""
 
     ACTIVE, LABELS, SUBJECT = RESTORE_ACTIVE, RESTORE_LABELS, "restore"
+
+    @property
+    def state_label(self) -> str:
+        return (PREVIEW_LABELS if self.dry_run else RESTORE_LABELS).get(self.state, self.state)
 
     profile = ForeignKeyField(Profile, on_delete="CASCADE")
     snapshot = ForeignKeyField(Snapshot, backref="restores", on_delete="CASCADE")

@@ -105,9 +105,10 @@ def _init_templates(app: Flask) -> None:
         percent=format.format_percent, ago=format.format_ago,
         time=lambda value, seconds=False: format.format_time(value, g.get("tz", "UTC"), seconds),
         filetime=lambda seconds: format.format_file_time(seconds, g.get("tz", "UTC")),
-        filemode=format.format_mode)
+        filemode=format.format_mode, owner=format.format_owner)
     app.jinja_env.globals.update(htmx_config=HTMX_CONFIG, ROLES=ROLES, ADMIN=ADMIN,
                                  OPERATOR=OPERATOR, VIEWER=VIEWER, next_run=profiles.next_run,
                                  overdue_before=profiles.overdue_before,
+                                 waits_for_first_run=profiles.waits_for_first_run,
                                  schedule_words=profiles.schedule_words,
                                  open_alerts=Alert.open_count)

@@ -7,6 +7,9 @@ from `jobs/engines/humane.py`, which jobs use for their messages too.
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import grp
+import pwd
 import stat
 from zoneinfo import ZoneInfo
 
@@ -15,7 +18,8 @@ from markupsafe import Markup, escape
 from jobs.engines.humane import format_bytes, format_count, format_duration
 
 __all__ = ["format_ago", "format_bytes", "format_count", "format_duration", "format_file_time",
-           "format_mode", "format_percent", "format_time", "to_local", "utc_day_start"]
+           "format_mode", "format_owner", "format_percent", "format_time", "to_local",
+           "utc_day_start"]
 
 def format_percent(value: float | None) -> str:
     return "–" if value is None else f"{value:.0f}%"
@@ -61,3 +65,25 @@ def format_file_time(seconds: float, tz: str) -> Markup:
 def format_mode(mode: int) -> str:
     """`drwxr-x---`, as ls shows it."""
     return stat.filemode(mode)
+
+
+def format_owner(uid: int, gid: int) -> Markup:
+    """`ada:ada` where this box knows the ids, else the numbers; the numbers on hover (a
+    snapshot keeps ids, and the same name may mean another id on the box it came from)."""
+    return Markup('<span title="{}:{}">{}:{}</span>').format(uid, gid, _user(uid), _group(gid))
+
+
+@functools.lru_cache(maxsize=256)
+def _user(uid: int) -> str:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except (KeyError, OverflowError, TypeError):
+        return str(uid)
+
+
+@functools.lru_cache(maxsize=256)
+def _group(gid: int) -> str:
+    try:
+        return grp.getgrgid(gid).gr_name
+    except (KeyError, OverflowError, TypeError):
+        return str(gid)

@@ -159,6 +159,15 @@ def overdue_before(profile: Profile, now: dt.datetime) -> dt.datetime:
     return now - UNSCHEDULED_OVERDUE
 
 
+def waits_for_first_run(profile: Profile, now: dt.datetime) -> bool:
+    """A profile that has never run and has missed nothing yet: run by hand only, or its
+    first scheduled time is still ahead. It is new, not overdue."""
+    last = profile.last if hasattr(profile, "last") else profile.last_run()
+    if last is not None:
+        return False
+    return not profile.schedule or profile.created_at >= overdue_before(profile, now)
+
+
 def unknown_hosts(sources: list[str]) -> str | None:
     """Why a source on another machine cannot be backed up (its host is not added, or its
     key not pinned), or None."""
@@ -246,7 +255,7 @@ class ProfileForm(ScheduleForm):
             for name, message in invalid.errors.items():
                 field = {"schedule": self.schedule_field(), "retention": self.keep_last}.get(
                     name) or getattr(self, name)
-                field.errors = [message]
+                field.errors = message.split("\n")
             return None
         if expression is None or tz is None:
             return None
@@ -365,7 +374,10 @@ def retention_preview(profile_id: int):
             **{name: getattr(form, name).data for name in ProfileForm.KEEP})
     except (retention_engine.PolicyError, TypeError) as error:
         problem = str(error)
-    if any(getattr(form, name).process_errors for name in ProfileForm.KEEP):
+    # A box left empty is a rule not set ("keep this much free" empty means off), not a
+    # number that could not be read.
+    if any(getattr(form, name).process_errors and (request.args.get(name) or "").strip()
+           for name in ProfileForm.KEEP):
         problem = "Each count is a whole number, the free space a percentage."
     if not problem:
         decisions = retention_jobs.decisions_from_runs(profile, utcnow(), policy)

@@ -89,7 +89,8 @@ def list_context(arg: str | None) -> dict:
         return {"profile": None, "snapshots": [], "checks": {}, "restores": []}
     snapshots = list(Snapshot.kept(profile))
     checks = Verification.newest_per_snapshot(profile)
-    recent = list(Restore.select().where(Restore.profile == profile)
+    # Previews are no restores: they have their own page, and are not listed here.
+    recent = list(Restore.select().where((Restore.profile == profile) & ~Restore.dry_run)
                   .order_by(Restore.id.desc()).limit(RECENT_RESTORES))
     return {"profile": profile, "snapshots": snapshots, "checks": checks, "now": utcnow(),
             "restores": recent}

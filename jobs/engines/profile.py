@@ -19,6 +19,8 @@ MODES = ("snapshot", "mirror")
 
 
 class ProfileInvalid(ValueError):
+    """Each field's problems; a field with several (three bad source lines) has one per line."""
+
     def __init__(self, errors: dict[str, str]) -> None:
         super().__init__("; ".join(f"{k}: {v}" for k, v in errors.items()))
         self.errors = errors
@@ -115,17 +117,21 @@ def clean_selection(sources: list[str], excludes: list[str]) -> tuple[list[str],
 
 def _sources(sources: list[str], errors: dict[str, str]) -> list[str]:
     cleaned: list[str] = []
+    problems: list[str] = []
     for raw in sources:
         try:
             remote = ssh.split_remote(raw)
             check_path_text(remote[1] if remote else raw, "source folder")
         except (CheckError, ValueError) as error:
-            errors["sources"] = str(error)
-            return []
+            problems.append(str(error))   # every bad line is named, not only the first
+            continue
         # A host's folder is written `user@host[:port]:/path`, with the path tidied.
         path = f"{remote[0]}:{os.path.normpath(remote[1])}" if remote else os.path.normpath(raw)
         if path not in cleaned:
             cleaned.append(path)
+    if problems:
+        errors["sources"] = "\n".join(dict.fromkeys(problems))
+        return []
     if not cleaned:
         errors["sources"] = "Choose at least one folder to back up."
     elif len(cleaned) > MAX_SOURCES:
@@ -141,12 +147,14 @@ def _excludes(excludes: list[str], errors: dict[str, str]) -> list[str]:
     cleaned = [p for p in (e.strip() for e in excludes) if p]
     if len(cleaned) > MAX_EXCLUDES:
         errors["excludes"] = f"At most {MAX_EXCLUDES} exclude patterns."
+    problems = []
     for pattern in cleaned:
         try:
             filters.validate(pattern)
         except filters.PatternError as error:
-            errors["excludes"] = str(error)
-            break
+            problems.append(str(error))
+    if problems:
+        errors["excludes"] = "\n".join(dict.fromkeys(problems))
     return list(dict.fromkeys(cleaned))
 
 

@@ -101,8 +101,30 @@ def test_a_backup_without_a_recent_good_snapshot_is_shown_red(client, vera, tmp_
     page = html(client.get("/"))
     assert "overdue" in page.select_one(f"#backup-{stale.id}")["class"]
     assert page.select_one(f"#backup-{stale.id} .overdue-text").text == "8 d ago"
-    assert page.select_one(f"#backup-{never.id} .overdue-text").text == "No good snapshot yet"
     assert "not reachable" in page.select_one(f"#backup-{never.id} [data-figure=space]").text
+
+
+def test_a_new_profile_is_not_an_alarm_until_it_misses_a_run(client, vera):
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    with db.connection_context():
+        by_hand = Profile.create(name="By hand", slug="by-hand", sources=["/x"], destination="/d")
+        nightly = Profile.create(name="Nightly", slug="nightly", sources=["/x"], destination="/d",
+                                 schedule="30 2 * * *")
+        missed = Profile.create(name="Missed", slug="missed", sources=["/x"], destination="/d",
+                                schedule="30 2 * * *", created_at=now - dt.timedelta(days=3))
+        failed = Profile.create(name="Failed", slug="failed", sources=["/x"], destination="/d")
+        Run.create(profile=failed, state="failed", finished_at=now, message="Oops.")
+    log_in(client, vera)
+    page = html(client.get("/"))
+    card = {p.name: page.select_one(f"#backup-{p.id}") for p in (by_hand, nightly, missed, failed)}
+    assert "overdue" not in card["By hand"]["class"] and "overdue" not in card["Nightly"]["class"]
+    assert card["By hand"].select_one("[data-figure=newest-good]").text.strip() == \
+        "Not run yet: it runs when someone starts it."
+    assert card["Nightly"].select_one("[data-figure=newest-good]").text.strip() == "Not run yet."
+    assert card["Nightly"].select_one("[data-figure=next-run]").text.startswith("Next backup")
+    for name in ("Missed", "Failed"):
+        assert "overdue" in card[name]["class"]
+        assert card[name].select_one(".overdue-text").text == "No good snapshot yet"
 
 
 def test_a_running_backup_has_a_live_bar(app, live_server, vera, tmp_path):

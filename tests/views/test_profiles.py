@@ -474,6 +474,12 @@ def test_the_form_previews_a_policy_as_it_is_typed_and_an_admin_applies_it_now(
     assert "no rule keeps it" in rows["snapshot-2026-11-02T030000Z"]
     wrong = html(client.get(f"/profiles/{profile.id}/retention", query_string={"keep_last": "x"}))
     assert "whole number" in wrong.select_one(".error-text").text
+    # The form as it first comes, every box at its default: "keep this much free" empty is off.
+    defaults = {"keep_last": "2", "keep_daily": "0", "keep_weekly": "0", "keep_monthly": "0",
+                "keep_yearly": "0", "keep_min_free": ""}
+    as_given = html(client.get(f"/profiles/{profile.id}/retention", query_string=defaults))
+    assert not as_given.select(".error-text")
+    assert "Keep the last 2." in as_given.select_one("[data-figure=policy]").text
     with db.connection_context():
         Profile.update(keep_last=2).where(Profile.id == profile.id).execute()
     log_in(client, otto)
@@ -510,4 +516,17 @@ def test_a_bad_verification_schedule_is_refused_beside_its_field(client, ada, ho
     log_in(client, ada)
     response = post(client, "/profiles/", form(home, schedule_tz="UTC", **fields))
     assert response.status_code == 422 and field in messages(response)
+    assert profiles() == []
+
+
+def test_every_bad_line_of_a_field_is_named_and_only_that_field_is_red(client, ada, home):
+    log_in(client, ada)
+    sources = "relative/photos\n/home/a\tb\n" + str(home / "Photos") + "\nalso relative"
+    response = post(client, "/profiles/", form(home, sources=sources, excludes="[oops\n*.tmp\n[bad"))
+    page = html(response)
+    lines = [e.text for e in page.select("#sources-msg .one-error")]
+    assert len(lines) == 3 and "relative/photos" in lines[0] and "also relative" in lines[2]
+    assert len(page.select("#excludes-msg .one-error")) == 2
+    assert {tag.select_one("[id]")["id"] for tag in page.select(".field.has-error")} == \
+        {"sources", "excludes"}
     assert profiles() == []

@@ -4,8 +4,10 @@ carried out, downloads streamed by the worker's file server, and paths that try 
 the snapshot refused."""
 
 import dataclasses
+import grp
 import io
 import os
+import pwd
 import tarfile
 import zipfile
 
@@ -109,6 +111,10 @@ def test_a_tree_pages_sorts_and_shows_modes(client, vera, snaps, home):
     modes = {tr.select("td")[0].text.strip(): tr.select("td")[3].text
              for tr in photos.select("#entries tbody tr")}
     assert modes == {"beach.jpg": "-rw-r--r--", "private.jpg": "-rw-------"}
+    owner = photos.select_one("#entries tbody tr td:nth-of-type(5) span")
+    uid, gid = os.stat(home / "Photos" / "private.jpg")[4:6]
+    assert owner.text == f"{pwd.getpwuid(uid).pw_name}:{grp.getgrgid(gid).gr_name}"
+    assert owner["title"] == f"{uid}:{gid}"
 
 
 @pytest.mark.parametrize("path", ["../..", "/etc", "localhost/..", "a//b", "localhost/./x"])
@@ -163,6 +169,7 @@ def test_a_restore_is_previewed_then_carried_out_and_audited(client, otto, snaps
     assert response.status_code == 303
     preview = html(client.get(response.headers["Location"]))
     assert "Preview:" in preview.select_one(".run-message").text
+    assert preview.select_one("#restore-progress .state").text == "Preview ready"
     actions = {tr.select("td")[1].text.split("/")[-1]: tr.select("td")[0].text
                for tr in preview.select("#restore-preview tbody tr")}
     assert actions == {"beach.jpg": "create", "report.txt": "exists, keep"}
@@ -179,7 +186,7 @@ def test_a_restore_is_previewed_then_carried_out_and_audited(client, otto, snaps
     actions = [a.action for a in AuditEntry.select().order_by(AuditEntry.id)]
     assert actions[-2:] == ["restore.preview", "restore.start"]
     listed = html(client.get(f"/profiles/{profile.id}/snapshots/")).select("#restores tbody tr")
-    assert [row.select("td")[1].text for row in listed] == ["Restored", "Preview"]
+    assert [row.select("td")[1].text for row in listed] == ["Restored"]   # the preview is none
 
 
 def test_restoring_to_another_folder_checks_it(client, otto, snaps, home, tmp_path):
