@@ -126,11 +126,9 @@ def good_copies(snapshot: Snapshot, tree, expected: dict) -> list[dict]:
                 theirs = index.entry(path) if index else None
                 if theirs is None or theirs.hash != entry.hash:
                     continue
-                if _identity(str(other_tree), path) in (None, own) or \
-                        not _reads_as(str(other_tree), path, entry.hash, buffer):
-                    continue
-                where = other.name
-                break
+                if _a_good_copy(str(other_tree), path, own, entry.hash, buffer):
+                    where = other.name
+                    break
             found.append({"path": path, "snapshot": where})
     finally:
         for pair in opened.values():
@@ -147,6 +145,8 @@ def _open_other(snapshot: Snapshot):
 
 
 def _identity(root: str, path: str) -> tuple[int, int] | None:
+    """(device, inode) of the regular file at `path` in `root`, opened without following
+    links; None if there is none."""
     try:
         fd = manifest.open_inside(root, path, os.O_RDONLY | os.O_NONBLOCK)
     except OSError:
@@ -158,12 +158,18 @@ def _identity(root: str, path: str) -> tuple[int, int] | None:
         os.close(fd)
 
 
-def _reads_as(root: str, path: str, digest: bytes, buffer: bytearray) -> bool:
+def _a_good_copy(root: str, path: str, damaged: tuple[int, int] | None, digest: bytes,
+                 buffer: bytearray) -> bool:
+    """Whether `path` in `root` is a regular file other than the `damaged` one's inode that
+    reads back as `digest`: identity and content from one opening of it."""
     try:
         fd = manifest.open_inside(root, path, os.O_RDONLY | os.O_NONBLOCK)
     except OSError:
         return False
     try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or (st.st_dev, st.st_ino) == damaged:
+            return False
         return manifest.hash_fd(fd, buffer)[0] == digest
     except OSError:
         return False
