@@ -305,7 +305,11 @@ class DriveAbsent(CheckError):
 def drive_missing(profile: Profile) -> str | None:
     """Why the profile's destination is not on its adopted drive now (None: it is, or the
     destination is on no drive). Never write into an empty mount-point folder."""
-    drive = Drive.of_path(profile.destination, settings.drive_root)
+    return destination_drive_missing(profile.destination)
+
+
+def destination_drive_missing(destination: str) -> str | None:
+    drive = Drive.of_path(destination, settings.drive_root)
     if drive is None:
         return None
     problem = drives_engine.prove(drive.root(settings.drive_root), drive.uuid, drive.token)

@@ -12,7 +12,9 @@ following symlinks (manifest.open_inside), so nothing outside the snapshot can b
 
 Protocol: the web sends one JSON line {"profile", "snapshot", "path", "format": file|tar|zip};
 the worker answers one JSON line ({"ok": true, "name", "size"} or {"ok": false, "error"}) and
-then the bytes, and closes.
+then the bytes, and closes. The same socket answers the profile form's questions about its
+folders ({"op": "check-paths" | "make-destination", ...}, jobs/pathcheck.py) with one JSON
+line and nothing after it.
 """
 
 from __future__ import annotations
@@ -30,8 +32,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from jobs import catalog
+from jobs import catalog, pathcheck
 from jobs.engines import manifest
+from jobs.engines.snapshots import CheckError
 from models import Profile, Snapshot, db
 
 log = logging.getLogger(__name__)
@@ -45,6 +48,10 @@ ZIP_EPOCH = 315_576_000   # 1980-01-02, safe in any time zone
 
 class Refused(Exception):
     """A request the worker will not serve, with a message for people."""
+
+
+class NotRunning(Refused):
+    """No worker listens on the socket."""
 
 
 def socket_path(data_dir: Path) -> Path:
@@ -105,6 +112,11 @@ class FileServer:
         with conn:
             try:
                 request = json.loads(_read_line(conn))
+                if request.get("op") in QUESTIONS:
+                    with db.connection_context():
+                        answer = QUESTIONS[request["op"]](request)
+                    _header(conn, {"ok": True, **answer})
+                    return
                 with db.connection_context():
                     tree, path, fmt = _resolve(request)
                 _send(conn, tree, path, fmt)
@@ -118,6 +130,27 @@ class FileServer:
                     _header(conn, {"ok": False, "error": "The worker could not read that."})
                 except OSError:
                     pass
+
+
+def _check_paths(request: dict) -> dict:
+    return pathcheck.check(_texts(request.get("sources")), str(request.get("destination") or ""),
+                           str(request.get("mode") or "snapshot"))
+
+
+def _make_destination(request: dict) -> dict:
+    try:
+        return {"made": True, "message": pathcheck.create_destination(
+            str(request.get("destination") or ""), _texts(request.get("sources")))}
+    except CheckError as problem:
+        return {"made": False, "message": str(problem)}
+
+
+def _texts(value) -> list[str]:
+    return [str(v) for v in value][:pathcheck.MAX_SOURCES] if isinstance(value, list) else []
+
+
+# Questions the web asks that are answered by one JSON line (no bytes follow).
+QUESTIONS = {"check-paths": _check_paths, "make-destination": _make_destination}
 
 
 def _answering(path: Path) -> bool:
@@ -236,8 +269,23 @@ def _zip(top: str, name: str, out) -> None:
                         dest.write(chunk)
 
 
-def fetch(data_dir: Path, profile_id: int, snapshot: str, path: str, fmt: str, timeout: float = 30):
-    """For the web: ask the worker; returns (header, chunk iterator) or raises Refused."""
+def ask(data_dir: Path, question: str, timeout: float = 10, **fields) -> dict:
+    """For the web: one of QUESTIONS put to the worker; its answer, or raises Refused."""
+    conn = _connect(data_dir, timeout)
+    try:
+        conn.sendall(json.dumps({"op": question, **fields}).encode() + b"\n")
+        with conn.makefile("rb") as reader:
+            answer = json.loads(reader.readline(1024 * 1024) or b'{"ok": false}')
+    except (OSError, ValueError):
+        raise Refused("The worker did not answer in time.") from None
+    finally:
+        conn.close()
+    if not answer.pop("ok", False):
+        raise Refused(answer.get("error", "The worker could not answer."))
+    return answer
+
+
+def _connect(data_dir: Path, timeout: float) -> socket.socket:
     conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     conn.settimeout(timeout)
     try:
@@ -245,6 +293,16 @@ def fetch(data_dir: Path, profile_id: int, snapshot: str, path: str, fmt: str, t
             conn.connect(name)
     except OSError:
         conn.close()
+        raise NotRunning("The worker is not running here. Start it (systemctl start "
+                         "cairn-worker) and try again.") from None
+    return conn
+
+
+def fetch(data_dir: Path, profile_id: int, snapshot: str, path: str, fmt: str, timeout: float = 30):
+    """For the web: ask the worker; returns (header, chunk iterator) or raises Refused."""
+    try:
+        conn = _connect(data_dir, timeout)
+    except NotRunning:
         raise Refused("Downloads come through the worker, and it is not running here. "
                       "Start it (systemctl start cairn-worker) and try again.") from None
     conn.sendall(json.dumps({"profile": profile_id, "snapshot": snapshot, "path": path,

@@ -98,6 +98,7 @@
     var lines = sourceLines().filter(function (line) { return line !== path; });
     if (box.checked) { lines.push(path); }
     area.value = lines.join("\n") + (lines.length ? "\n" : "");
+    area.dispatchEvent(new Event("input", { bubbles: true }));   // the worker checks it
   });
   document.addEventListener("input", function (event) {
     if (event.target.id === "sources") { tickPicked(document); }
@@ -128,6 +129,7 @@
     var field = document.getElementById(button.getAttribute("data-fill"));
     if (field) {
       field.value = button.getAttribute("data-value");
+      field.dispatchEvent(new Event("input", { bubbles: true }));
       field.focus();
     }
   });

@@ -14,13 +14,14 @@ from typing import NoReturn
 
 from flask import Blueprint, abort, current_app, make_response, render_template, request
 
-from jobs import scans
-from jobs.engines.profile import ProfileInvalid, clean_selection
+from jobs import fileserver, pathcheck, scans
+from jobs.engines.profile import MODES, ProfileInvalid, clean_selection
 from jobs.engines.snapshots import CheckError, check_path_text, within
 from models import ExcludePreview, Scan, ScanDir, WorkerProcess, utcnow
 from models.backup import path_key
 from models.user import ADMIN
 from views import feed
+from views.audit import audit
 from views.errors import render_error
 from views.forms import text_lines
 from views.pagination import paginate
@@ -171,3 +172,79 @@ def previews_context(arg: str | None = None) -> dict:
 # A count moved on: the page showing it fetches it again.
 feed.on_event(lambda event: event.kind.startswith("preview."), lambda event: "previews",
               "picker/_preview_ping.html")
+
+
+# --- The form's folders, checked by the worker ------------------------------------------------
+
+@bp.route("/paths", methods=["POST"])
+@require_role(ADMIN)
+def check_paths():
+    """Whether the form's sources and destination are usable, as the worker sees them (it can
+    read them; the web cannot). Asked again as the fields change."""
+    sources, destination, mode = _form_paths()
+    return render_template("picker/_paths.html", **paths_context(sources, destination, mode))
+
+
+@bp.route("/paths/destination", methods=["POST"])
+@require_role(ADMIN)
+def make_destination():
+    """Make the missing destination folder, on the user's explicit request."""
+    sources, destination, mode = _form_paths()
+    made = None
+    try:
+        answer = fileserver.ask(_data_dir(), "make-destination", destination=destination,
+                                sources=[s for s in sources if s.startswith("/")])
+    except fileserver.Refused as refusal:
+        answer = {"made": False, "message": str(refusal)}
+    if answer.get("made"):
+        audit("destination.create", target=destination, detail="made from the profile form")
+        made = answer.get("message")
+    context = paths_context(sources, destination, mode)
+    context["made"] = made
+    context["make_problem"] = None if made else answer.get("message")
+    return render_template("picker/_paths.html", **context)
+
+
+def _form_paths() -> tuple[list[str], str, str]:
+    sources = text_lines(request.form.get("sources"))[:pathcheck.MAX_SOURCES]
+    destination = (request.form.get("destination") or "").strip()
+    mode = request.form.get("mode") if request.form.get("mode") in MODES else "snapshot"
+    return sources, destination, mode
+
+
+def _data_dir():
+    return current_app.config["CAIRN"].data_dir
+
+
+def paths_context(sources: list[str], destination: str, mode: str = "snapshot") -> dict:
+    """Each path's verdict: sources outside the allowed roots are refused here, the rest go
+    to the worker; None when there is nothing to check."""
+    context = {"asked": True, "checked": None, "problem": None, "made": None,
+               "make_problem": None}
+    if not sources and not destination:
+        return context
+    outside = {s: outside_roots([s]) for s in sources}
+    try:
+        answer = fileserver.ask(_data_dir(), "check-paths", timeout=PATHS_TIMEOUT,
+                                sources=[s for s in sources if not outside[s]],
+                                destination=destination, mode=mode)
+    except fileserver.Refused as refusal:
+        context["problem"] = f"{refusal} Until then the folders are checked when a run starts."
+        return context
+    checked = iter(answer.get("sources", []))
+    lines = [{"path": s, "ok": False, "message": outside[s]} if outside[s] else next(checked)
+             for s in sources]
+    context["checked"] = {"sources": lines, "destination": answer.get("destination")}
+    return context
+
+
+PATHS_TIMEOUT = 10
+
+
+def path_problems(sources: list[str], destination: str, mode: str) -> list[str]:
+    """The messages of the paths the worker finds unusable (none when no worker answers)."""
+    checked = paths_context(sources, destination, mode)["checked"]
+    if checked is None:
+        return []
+    lines = [*checked["sources"], checked["destination"]]
+    return [line["message"] for line in lines if line and line["ok"] is False]

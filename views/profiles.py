@@ -38,7 +38,7 @@ from models.user import ADMIN, OPERATOR, VIEWER
 from views.audit import audit
 from views.forms import EmptyForm, text_lines, whole_number
 from views.health import worker_note
-from views.picker import outside_roots, roots_context, source_roots
+from views.picker import outside_roots, path_problems, roots_context, source_roots
 from views.security import get_profile_or_404, require_role
 
 bp = Blueprint("profiles", __name__, url_prefix="/profiles")
@@ -336,7 +336,15 @@ def create():
     audit("profile.create", target=profile.name, detail=f"{', '.join(profile.sources)} -> "
           f"{profile.destination}")
     flash(f"Profile {profile.name} saved. Snapshots go to {profile.root()}.", "success")
+    _warn_about_paths(profile.sources, profile.destination, profile.mode)
     return redirect(url_for("profiles.detail", profile_id=profile.id))
+
+
+def _warn_about_paths(sources: list[str], destination: str, mode: str) -> None:
+    """What the worker finds wrong with the saved folders, said now, not first at run time."""
+    problems = path_problems(sources, destination, mode)
+    if problems:
+        flash("Saved, but the first run would fail: " + " ".join(problems), "warning")
 
 
 @bp.route("/<id:profile_id>")
@@ -425,6 +433,7 @@ def update(profile_id: int):
     active = profile.active_run()
     note = " The run in progress keeps its old settings." if active and changed else ""
     flash(f"Profile {values.name} saved.{note}", "success")
+    _warn_about_paths(values.sources, values.destination, values.mode)
     return redirect(url_for("profiles.detail", profile_id=profile.id))
 
 

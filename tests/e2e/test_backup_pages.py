@@ -82,6 +82,17 @@ def test_pick_folders_run_and_watch_it_finish_live(page: Page, context, app, liv
     expect(preview).to_contain_text("leave out 1 file (4.0 kB) of 2 files", timeout=20000)
     expect(preview.locator("tbody tr").nth(1)).to_contain_text("leaves out nothing more")
     page.get_by_label("Leave out").fill("")
+
+    # The worker checks the folders as they are filled in, and makes a missing destination.
+    checks = page.locator("#path-check")
+    expect(checks.locator("li.check-ok", has_text="ada/Photos")).to_contain_text(
+        "A folder the worker can read", timeout=5000)
+    page.get_by_label("Destination folder").fill(str(tmp_path / "backups" / "family"))
+    expect(checks.locator("li.check-bad")).to_contain_text("does not exist", timeout=5000)
+    checks.get_by_role("button", name="Create this folder").click()
+    expect(checks).to_contain_text(f"Made {tmp_path}/backups/family.", timeout=5000)
+    expect(checks.locator("li.check-ok", has_text="Destination")).to_contain_text("free")
+    assert (tmp_path / "backups" / "family").is_dir()
     page.get_by_label("Destination folder").fill(str(tmp_path / "backups"))
 
     # A schedule: the fields of the kind chosen appear, and it is said in words as it changes.

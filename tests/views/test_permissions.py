@@ -92,6 +92,8 @@ MATRIX = {
     ("picker.scan", "POST"): ("/picker/scan", ADMIN),
     ("picker.preview", "POST"): ("/picker/preview", ADMIN),
     ("picker.preview_result", "GET"): ("/picker/preview/1", ADMIN),
+    ("picker.check_paths", "POST"): ("/picker/paths", ADMIN),
+    ("picker.make_destination", "POST"): ("/picker/paths/destination", ADMIN),
     ("snapshots.index", "GET"): ("/profiles/{profile}/snapshots/", VIEWER),
     ("snapshots.browse", "GET"): ("/profiles/{profile}/snapshots/{snap}/", VIEWER),
     ("snapshots.find", "GET"): ("/profiles/{profile}/snapshots/find?q=a", VIEWER),
