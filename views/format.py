@@ -15,11 +15,11 @@ from zoneinfo import ZoneInfo
 
 from markupsafe import Markup, escape
 
-from jobs.engines.humane import format_bytes, format_count, format_duration
+from jobs.engines.humane import format_bytes, format_count, format_duration, sentence
 
 __all__ = ["format_ago", "format_bytes", "format_count", "format_duration", "format_file_time",
-           "format_mode", "format_owner", "format_percent", "format_time", "to_local",
-           "utc_day_start"]
+           "format_mode", "format_owner", "format_percent", "format_time", "sentence",
+           "to_local", "utc_day_start"]
 
 def format_percent(value: float | None) -> str:
     return "–" if value is None else f"{value:.0f}%"

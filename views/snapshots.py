@@ -32,6 +32,7 @@ from wtforms.validators import NumberRange, Optional
 from jobs import fileserver, restores, verify
 from jobs.engines import manifest
 from jobs.engines import restore as restore_engine
+from jobs.engines.humane import natural_key
 from jobs.engines.snapshots import SNAPSHOT_NAME
 from models import Host, Profile, Restore, Snapshot, Verification, utcnow
 from models.user import OPERATOR, VIEWER
@@ -220,7 +221,8 @@ def find(profile_id: int):
             with index:
                 for entry in index.find(text, FOUND_PER_SNAPSHOT):
                     found.setdefault(entry.path, []).append((snapshot, entry))
-    files = [{"path": path, "versions": _versions(hits)} for path, hits in sorted(found.items())]
+    files = [{"path": path, "versions": _versions(hits)}
+             for path, hits in sorted(found.items(), key=lambda item: natural_key(item[0]))]
     return render_template("snapshots/find.html", profile=profile, text=text, files=files,
                            searched=min(SEARCHED_SNAPSHOTS, Snapshot.kept(profile).count()))
 

@@ -7,8 +7,13 @@ Written here rather than taken from `humanize`: the house format is fixed (`1.4 
 
 from __future__ import annotations
 
+import os
+import re
+import unicodedata
+
 BYTE_UNITS = ("B", "kB", "MB", "GB", "TB", "PB", "EB")
 DURATION_UNITS = (("d", 86400), ("h", 3600), ("min", 60), ("s", 1))
+_RUNS = re.compile(r"(\d+)")
 
 
 def format_bytes(value: float | None) -> str:
@@ -31,8 +36,15 @@ def format_count(value: int | None, noun: str = "", plural: str = "") -> str:
         return "–"
     text = f"{value:,}"
     if noun:
-        text += " " + (noun if value == 1 else plural or noun + "s")
+        text += " " + (noun if value == 1 else plural or _plural(noun))
     return text
+
+
+def _plural(noun: str) -> str:
+    """entry → entries, copy → copies, day → days, file → files."""
+    if noun.endswith("y") and noun[-2:-1] not in tuple("aeiou"):
+        return noun[:-1] + "ies"
+    return noun + "s"
 
 
 def format_duration(seconds: float | None) -> str:
@@ -49,3 +61,34 @@ def format_duration(seconds: float | None) -> str:
             break
     parts = [p for p in parts if p[0]] or [(0, "s")]
     return " ".join(f"{amount} {unit}" for amount, unit in parts)
+
+
+def natural_key(name: bytes | str | None) -> bytes:
+    """A key that sorts names as people do: photo 2 before photo 10, Zebra after apple.
+
+    Bytes, so that SQLite can order a manifest's rows by it (ORDER BY natural_key(name)
+    calls it once per row and compares the keys as bytes), which a tuple key such as
+    natsort's cannot do. Text is compared case-folded and without accents; a run of digits as its number (its
+    length first, then its digits); the name itself breaks ties, so the order is total.
+    """
+    if name is None:
+        return b""
+    raw = name if isinstance(name, bytes) else os.fsencode(name)
+    text = "".join(ch for ch in unicodedata.normalize("NFKD", os.fsdecode(raw).casefold())
+                   if not unicodedata.combining(ch))   # Été among the e's
+    key = bytearray()
+    for i, part in enumerate(_RUNS.split(text)):
+        if i % 2:
+            digits = part.lstrip("0") or "0"
+            key += b"\x01" + bytes([min(len(digits), 255)]) + digits.encode()
+        elif part:
+            key += part.encode("utf-8", "surrogateescape")
+    return bytes(key) + b"\x00" + raw
+
+
+def sentence(text: str | None) -> str:
+    """`text` ending in one full stop (or its own ?, ! or …), however it was written."""
+    text = (text or "").rstrip()
+    if not text or text[-1] in ".!?…":
+        return text
+    return text + "."

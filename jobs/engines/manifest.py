@@ -25,6 +25,8 @@ from pathlib import Path
 
 import xxhash
 
+from jobs.engines.humane import natural_key
+
 ALGORITHM = "xxh3-128"
 BUFFER_BYTES = 1024 * 1024
 BATCH_ROWS = 5000
@@ -494,6 +496,7 @@ def _connect(path: Path, readonly: bool = False) -> sqlite3.Connection:
         con = sqlite3.connect(path, check_same_thread=False, uri=True)
         con.execute("PRAGMA journal_mode = OFF")
         con.execute("PRAGMA synchronous = OFF")
+    con.create_function("natural_key", 1, natural_key, deterministic=True)
     return con
 
 
@@ -604,16 +607,19 @@ class Manifest:
         column = "e." + SORTS.get(sort, "name")
         order = "DESC" if descending else "ASC"
         first = "e.kind != 'd', " if column == "e.name" else ""
+        if column == "e.name":   # photo 2 before photo 10
+            column = "natural_key(e.name)"
         rows = self.con.execute(
-            f"{_SELECT} WHERE e.parent = ? ORDER BY {first}{column} {order}, e.name "
-            "LIMIT ? OFFSET ?", (found, limit, offset))
+            f"{_SELECT} WHERE e.parent = ? ORDER BY {first}{column} {order}, "
+            "natural_key(e.name) LIMIT ? OFFSET ?", (found, limit, offset))
         return [_entry(row) for row in rows]
 
     def find(self, text: str, limit: int = 200) -> list[Entry]:
         """Files and links whose name contains `text`, ignoring ASCII case."""
         escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         rows = self.con.execute(f"{_SELECT} WHERE e.kind != 'd' AND CAST(e.name AS TEXT) LIKE ? "
-                                "ESCAPE '\\' ORDER BY f.path, e.name LIMIT ?",
+                                "ESCAPE '\\' ORDER BY natural_key(f.path), natural_key(e.name) "
+                                "LIMIT ?",
                                 (f"%{escaped}%", limit))
         return [_entry(row) for row in rows]
 
@@ -675,7 +681,8 @@ def compare(older: Path, newer: Path, limit: int = 500) -> Comparison:
         lists, counts = {}, {}
         for what, query in queries.items():
             counts[what] = new.con.execute(f"SELECT COUNT(*) {query}").fetchone()[0]
-            rows = new.con.execute(f"SELECT {_FIELDS} {query} ORDER BY f.path, e.name LIMIT ?",
+            rows = new.con.execute(f"SELECT {_FIELDS} {query} ORDER BY natural_key(f.path), "
+                                   "natural_key(e.name) LIMIT ?",
                                    (limit,))
             lists[what] = [_entry(row) for row in rows]
         return Comparison(lists["added"], lists["removed"], lists["changed"], counts)

@@ -8,6 +8,7 @@ of each page for a person to look at.
 
 import datetime as dt
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -59,12 +60,17 @@ def test_no_page_scrolls_sideways(page: Page, live_server, ada, vera, tmp_path, 
     page.set_viewport_size({"width": width, "height": 800})
     log_in(page, live_server, "ada")
     shots = os.environ.get("SHOTS_DIR")
-    too_wide = {}
+    too_wide, bad_words = {}, {}
     for path in PAGES:
         url = path.format(**places)
         response = page.goto(live_server + url)
         assert response.status < 500, (url, response.status)   # 409: no manifest, still a page
         page.wait_for_load_state("networkidle")
+        if width == 1280:   # the words are the same at both widths
+            said = page.evaluate("document.body.innerText")
+            clumsy = [m.group(0) for m in CLUMSY.finditer(said)]
+            if clumsy:
+                bad_words[url] = clumsy
         wide = page.evaluate("document.documentElement.scrollWidth")
         if wide > width:
             too_wide[url] = (wide, page.evaluate(CULPRITS, width))
@@ -73,6 +79,11 @@ def test_no_page_scrolls_sideways(page: Page, live_server, ada, vera, tmp_path, 
             page.screenshot(path=str(Path(shots) / f"{width}-{name}.png"), full_page=True)
     assert not too_wide, "\n".join(f"{url}: {wide} px, {culprits}"
                                     for url, (wide, culprits) in too_wide.items())
+    assert not bad_words, bad_words
+
+
+# Words no page should show: a doubled full stop, "file(s)", a bare byte count.
+CLUMSY = re.compile(r"\w[.] ?[.](?![.])|\w\(s\)|\b\d{5,} ?(?:bytes|B)\b")
 
 
 # The innermost elements that reach past the right edge, to say what to fix.

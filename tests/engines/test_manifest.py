@@ -107,6 +107,20 @@ class TestReading:
         assert [e.name for e in first] == ["sub", "file000.txt", "file001.txt"]
         assert [e.name for e in folder.children("big", offset=250)] == ["file249.txt"]
 
+    def test_names_sort_as_people_read_them(self, tmp_path):
+        tree = tmp_path / "photos"
+        names = ["photo 10.jpg", "Photo 2.jpg", "photo 1.jpg", "apple.txt", "Zebra.txt",
+                 "photo 02b.jpg", "Été.txt", "IMG_0100.jpg", "IMG_99.jpg"]
+        for name in names:
+            write(tree / name, b"x")
+        index(tree, tmp_path / "p.sqlite")
+        with manifest.Manifest(tmp_path / "p.sqlite") as m:
+            assert [e.name for e in m.children("")] == [
+                "apple.txt", "Été.txt", "IMG_99.jpg", "IMG_0100.jpg", "photo 1.jpg",
+                "Photo 2.jpg", "photo 02b.jpg", "photo 10.jpg", "Zebra.txt"]
+            assert [e.name for e in m.children("", descending=True, limit=2)] == [
+                "Zebra.txt", "photo 10.jpg"]
+
     def test_it_sorts_by_size_and_time_both_ways(self, folder):
         assert folder.children("big", sort="size", descending=True, limit=1)[0].name == "file249.txt"
         newest = folder.children("big", sort="mtime", descending=True, limit=1)[0]
