@@ -105,7 +105,8 @@ def _init_templates(app: Flask) -> None:
         percent=format.format_percent, ago=format.format_ago,
         time=lambda value, seconds=False: format.format_time(value, g.get("tz", "UTC"), seconds),
         filetime=lambda seconds: format.format_file_time(seconds, g.get("tz", "UTC")),
-        filemode=format.format_mode, owner=format.format_owner, sentence=format.sentence)
+        filemode=format.format_mode, owner=format.format_owner, sentence=format.sentence,
+        names=lambda text: format.local_names(text, g.get("tz", "UTC")))
     app.jinja_env.globals.update(htmx_config=HTMX_CONFIG, ROLES=ROLES, ADMIN=ADMIN,
                                  OPERATOR=OPERATOR, VIEWER=VIEWER, next_run=profiles.next_run,
                                  overdue_before=profiles.overdue_before,

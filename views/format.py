@@ -10,15 +10,17 @@ import datetime as dt
 import functools
 import grp
 import pwd
+import re
 import stat
 from zoneinfo import ZoneInfo
 
 from markupsafe import Markup, escape
 
 from jobs.engines.humane import format_bytes, format_count, format_duration, sentence
+from jobs.engines.snapshots import TIMESTAMP_FORMAT
 
 __all__ = ["format_ago", "format_bytes", "format_count", "format_duration", "format_file_time",
-           "format_mode", "format_owner", "format_percent", "format_time", "sentence",
+           "format_mode", "format_owner", "format_percent", "format_time", "local_names", "sentence",
            "to_local", "utc_day_start"]
 
 def format_percent(value: float | None) -> str:
@@ -45,6 +47,30 @@ def format_time(value: dt.datetime | None, tz: str, seconds: bool = False) -> Ma
     utc = value.strftime("%Y-%m-%d %H:%M:%S UTC")
     return Markup('<time datetime="{}Z" title="{}">{}</time>').format(
         value.isoformat(timespec="seconds"), utc, escape(shown))
+
+
+# A snapshot's folder name inside a text: the UTC time it was taken (2026-12-01T023000Z).
+_SNAPSHOT_IN_TEXT = re.compile(r"\b\d{4}-\d{2}-\d{2}T\d{6}Z\b")
+
+
+def local_names(text: str | None, tz: str) -> Markup:
+    """`text` (escaped) with each snapshot folder name in it said as the viewer's local time,
+    the folder name on hover: messages are written once, in UTC, and read in many zones."""
+    if not text:
+        return Markup("")
+    out, last = [], 0
+    for found in _SNAPSHOT_IN_TEXT.finditer(text):
+        try:
+            taken = dt.datetime.strptime(found.group(0), TIMESTAMP_FORMAT)
+        except ValueError:
+            continue
+        local = to_local(taken, tz).strftime("%Y-%m-%d %H:%M:%S")
+        out += [escape(text[last:found.start()]),
+                Markup('<time datetime="{}Z" title="{} (its folder, in UTC)">{}</time>').format(
+                    taken.isoformat(timespec="seconds"), found.group(0), local)]
+        last = found.end()
+    out.append(escape(text[last:]))
+    return Markup("").join(out)
 
 
 def format_ago(value: dt.datetime | None, now: dt.datetime) -> str:

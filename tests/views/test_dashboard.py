@@ -60,6 +60,20 @@ def test_recent_activity_lists_events_newest_first(client, vera):
     assert "warning" in items[0]["class"]
 
 
+def test_a_snapshot_named_in_a_message_is_said_in_the_readers_time_zone(client, vera):
+    with db.connection_context():
+        Event.publish("verify.finished", "system",
+                      "Verification of Photos 2026-12-01T023000Z: damaged. <b>1</b> file.",
+                      level="error")
+        vera.timezone = "Asia/Tokyo"
+        vera.save()
+    log_in(client, vera)
+    what = html(client.get("/")).select_one("#activity-list li .what")
+    assert what.text == "Verification of Photos 2026-12-01 11:30:00: damaged. <b>1</b> file."
+    shown = what.select_one("time")
+    assert shown["title"].startswith("2026-12-01T023000Z") and shown["datetime"] == "2026-12-01T02:30:00Z"
+
+
 def profile_with_history(tmp_path, name="Photos", good_days_ago=1) -> Profile:
     (tmp_path / name).mkdir(exist_ok=True)
     with db.connection_context():

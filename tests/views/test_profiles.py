@@ -447,7 +447,7 @@ def test_an_admin_sets_retention_and_the_profile_page_says_what_each_snapshot_is
     page = html(client.get(f"/profiles/{profile.id}"))
     assert page.select_one("[data-figure=policy]").text == \
         "Keep the last 1, 2 weekly; delete the oldest while less than 12.5% is free."
-    rows = {tr["id"]: tr.select("td")[2].text for tr in page.select("#retention tbody tr")}
+    rows = {tr["id"]: tr.select("td")[1].text for tr in page.select("#retention tbody tr")}
     assert rows["snapshot-2026-11-20T030000Z"].startswith("kept: newest")
     assert rows["snapshot-2026-11-03T030000Z"] == "kept: newest of week 2026-W45 (weekly 2)"
     assert "no rule keeps it" in rows["snapshot-2026-11-02T030000Z"]
