@@ -18,6 +18,10 @@ PROGRESS_KINDS = ("run.progress", "run.scanning", "scan.progress", "preview.prog
 # of the activity list, which shows only how it ended.
 STEP_KINDS = ("import.waiting", "import.identifying", "import.deciding", "import.importing")
 QUIET_KINDS = PROGRESS_KINDS + STEP_KINDS
+# A job's events (queued, started, finished...) are one line of the activity list, its newest.
+FOLDED_SUBJECTS = ("run:", "restore:", "verification:", "import:", "dupescan:")
+# How far back the activity list looks to fill its lines after folding.
+FOLD_WINDOW = 8
 
 
 class Event(BaseModel):
@@ -53,10 +57,32 @@ class Event(BaseModel):
     def is_quiet(self) -> bool:
         return self.kind in QUIET_KINDS
 
+    @property
+    def folds(self) -> bool:
+        return self.subject.startswith(FOLDED_SUBJECTS)
+
+    @property
+    def line_id(self) -> str:
+        """The activity line this event is shown on: its job's line, or its own."""
+        return "activity-" + (self.subject.replace(":", "-") if self.folds else str(self.id))
+
     @classmethod
     def recent(cls, limit: int = 20) -> list[Event]:
-        return list(cls.select().where(cls.kind.not_in(QUIET_KINDS))
-                    .order_by(cls.id.desc()).limit(limit))
+        """The newest events worth showing, newest first, a job's events folded into its
+        newest one (a run queued, started and finished is one line: "finished")."""
+        shown: list[Event] = []
+        jobs: set[str] = set()
+        query = (cls.select().where(cls.kind.not_in(QUIET_KINDS)).order_by(cls.id.desc())
+                 .limit(limit * FOLD_WINDOW))
+        for event in query:
+            if event.folds:
+                if event.subject in jobs:
+                    continue
+                jobs.add(event.subject)
+            shown.append(event)
+            if len(shown) == limit:
+                break
+        return shown
 
     @classmethod
     def problems(cls, limit: int = 5) -> list[Event]:

@@ -121,6 +121,17 @@
     }
   });
 
+  // The activity list shows a job (a run, a restore...) on one line: its newest event, pushed
+  // on top, takes the place of the line it had (same id) further down.
+  document.addEventListener("htmx:oobAfterSwap", function (event) {
+    var list = event.detail.target;
+    if (!list || !list.hasAttribute || !list.hasAttribute("data-fold")) { return; }
+    var seen = {};
+    Array.prototype.slice.call(list.children).forEach(function (line) {
+      if (line.id && seen[line.id]) { line.remove(); } else { seen[line.id] = true; }
+    });
+  });
+
   // A button with data-fill puts its data-value into the field it names: an adopted drive's
   // folder into "Destination folder".
   document.addEventListener("click", function (event) {

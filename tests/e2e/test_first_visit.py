@@ -82,6 +82,19 @@ def test_activity_arrives_live_and_roles_change_in_place(page: Page, live_server
         Event.publish("worker.online", "system", "Worker started on the test box.")
     expect(page.locator("#activity-list li").first).to_contain_text("Worker started on the test box.")
     expect(page.locator("#activity .empty")).to_be_hidden()
+    # A run's queued, started and finished are one line that changes, not three lines.
+    lines = page.locator("#activity-list li")
+    for kind, words in (("run.queued", "Backup of Photos queued."),
+                        ("run.started", "Backup of Photos started."),
+                        ("run.finished", "Backup of Photos: succeeded.")):
+        with db.connection_context():
+            Event.publish(kind, "run:77", words, run=77)
+        expect(lines.first).to_contain_text(words)
+    expect(lines).to_have_count(2)
+    expect(lines.nth(1)).to_contain_text("Worker started on the test box.")
+    page.reload()
+    expect(lines).to_have_count(2)
+    expect(lines.first).to_contain_text("Backup of Photos: succeeded.")
 
     page.get_by_role("link", name="System").click()
     page.get_by_role("link", name="Users").click()

@@ -23,6 +23,21 @@ def test_events_are_read_back_in_order_after_an_id():
     assert Event.get_by_id(first.id).payload == {"worker": 1}
 
 
+def test_a_jobs_events_are_one_line_of_recent_activity_its_newest():
+    Event.publish("worker.online", "system", "Worker started.")
+    Event.publish("run.queued", "run:1", "Run 1 queued.")
+    Event.publish("run.queued", "run:2", "Run 2 queued.")
+    Event.publish("run.started", "run:1", "Run 1 started.")
+    Event.publish("drive.connected", "drive:1", "Drive plugged in.")
+    Event.publish("drive.connected", "drive:1", "Drive plugged in again.")
+    Event.publish("run.finished", "run:1", "Run 1 finished.")
+    shown = [e.message for e in Event.recent(10)]
+    assert shown == ["Run 1 finished.", "Drive plugged in again.", "Drive plugged in.",
+                     "Run 2 queued.", "Worker started."]
+    assert [e.message for e in Event.recent(2)] == ["Run 1 finished.", "Drive plugged in again."]
+    assert Event.recent(10)[0].line_id == "activity-run-1"
+
+
 def test_an_empty_event_table_has_last_id_zero():
     assert Event.last_id() == 0
 

@@ -142,7 +142,7 @@ def test_an_event_a_job_appends_is_pushed_to_the_activity_list(live_server, vera
     receive_until(ws, "#activity")
     with db.connection_context():
         event = Event.publish("worker.online", "system", "Worker started on testbox.")
-    pushed = receive_until(ws, f"#event-{event.id}")
+    pushed = receive_until(ws, f"#activity-{event.id}")
     target = pushed.select_one("[hx-swap-oob]")["hx-swap-oob"]
     assert target == "afterbegin:#activity-list"
     assert pushed.select_one(".what").text == "Worker started on testbox."
@@ -159,8 +159,8 @@ def test_times_are_rendered_in_each_viewers_zone(app, live_server, ada, vera):
     receive_until(utc, "#activity")
     with db.connection_context():
         event = Event.publish("note", "system", "Hello.")
-    tokyo_time = receive_until(tokyo, f"#event-{event.id}").select_one("time")
-    utc_time = receive_until(utc, f"#event-{event.id}").select_one("time")
+    tokyo_time = receive_until(tokyo, f"#activity-{event.id}").select_one("time")
+    utc_time = receive_until(utc, f"#activity-{event.id}").select_one("time")
     assert tokyo_time["title"] == utc_time["title"]
     assert tokyo_time.text != utc_time.text
     tokyo.close()
@@ -246,7 +246,7 @@ def test_messages_never_interleave_under_load(live_server, app, ada, vera):
     def read_all(ws, seen):
         while len(seen) < len(ids):
             fragment = receive_until(ws, "li.event", timeout=20)
-            seen.extend(int(li["id"].removeprefix("event-")) for li in fragment.select("li.event"))
+            seen.extend(int(li["id"].removeprefix("activity-")) for li in fragment.select("li.event"))
 
     seen = [[] for _ in sockets]
     readers = [threading.Thread(target=read_all, args=(ws, s)) for ws, s in zip(sockets, seen, strict=True)]
