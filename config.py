@@ -14,7 +14,7 @@ import os
 import secrets
 import stat
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -243,6 +243,41 @@ SETTINGS: tuple[Setting, ...] = (
 )
 
 
+# What a household changes (on the Settings page, kept in the database), unlike what only an
+# installer sets (data dir, address, database, queue): the environment still wins where it
+# sets one of these.
+HOUSEHOLD = ("CAIRN_SOURCE_ROOTS", "CAIRN_RESTORE_ROOTS", "CAIRN_EVENT_RETENTION_DAYS",
+             "CAIRN_CATCH_UP_HOURS", "CAIRN_DRIVE_AWAY_DAYS", "CAIRN_THROTTLE_LOAD",
+             "CAIRN_THROTTLE_MEMORY", "CAIRN_THROTTLE_IOWAIT", "CAIRN_TMDB_API_KEY")
+# Never shown back, not even masked in part.
+SECRETS = ("CAIRN_SECRET_KEY", "CAIRN_TMDB_API_KEY")
+
+
+def setting(name: str) -> Setting:
+    return next(s for s in SETTINGS if s.name == name)
+
+
+def parse_household(name: str, raw: str) -> Any:
+    """A household value as typed on the page, parsed as the environment's would be (raises
+    ValueError with the reason)."""
+    if name not in HOUSEHOLD:
+        raise ValueError(f"{name} is set only by whoever installs Cairn")
+    return setting(name).parse(raw.strip())
+
+
+def overlay(settings: Settings, stored: Mapping[str, str]) -> Settings:
+    """`settings` with the household's stored values, where the environment sets none."""
+    values = {}
+    for name, raw in stored.items():
+        if name not in HOUSEHOLD or name in settings.from_environment:
+            continue
+        try:
+            values[setting(name).attr] = parse_household(name, raw)
+        except ValueError as exc:   # checked when saved; a newer rule may refuse an old value
+            log.warning("the stored %s is not used: %s", name, exc)
+    return replace(settings, **values) if values else settings
+
+
 @dataclass(frozen=True)
 class Settings:
     data_dir: Path
@@ -269,6 +304,8 @@ class Settings:
     drive_away_days: int
     tmdb_api_key: str
     tmdb_url: str
+    # The settings the environment gave (they win over the Settings page).
+    from_environment: frozenset[str] = frozenset()
 
     @property
     def bind_host(self) -> str:
@@ -312,6 +349,7 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         raise ConfigError("Cairn cannot start, these settings are wrong:\n  " + "\n  ".join(errors))
     if not values["database_url"]:
         values["database_url"] = f"sqlite:///{values['data_dir'] / 'cairn.db'}"
+    values["from_environment"] = frozenset(s.name for s in SETTINGS if s.name in environ)
     return Settings(**values)
 
 

@@ -14,6 +14,7 @@ from jobs import breakers
 from jobs.engines import tmdb
 from jobs.queue import settings
 from models import MetadataLookup, utcnow
+from models.setting import live
 
 BREAKER = "tmdb"
 _limiter = tmdb.RateLimiter()   # one per process: every import thread shares TMDB's allowance
@@ -33,14 +34,14 @@ def _query(title: str, year: int | None) -> str:
 
 
 def enabled() -> bool:
-    return bool(settings.tmdb_api_key)
+    return bool(live(settings).tmdb_api_key)
 
 
 def identify(title: str, year: int | None, now: dt.datetime | None = None) -> Identity:
     """The movie a parsed title and year name, as TMDB knows it when it can say."""
     now = now or utcnow()
     if not enabled():
-        return Identity(title, year, note="TMDB lookups are off (no CAIRN_TMDB_API_KEY).")
+        return Identity(title, year, note="TMDB lookups are off (no TMDB key under System ▸ Settings).")
     query = _query(title, year)
     cached = MetadataLookup.fresh(query, now)
     if cached is not None:
@@ -50,7 +51,7 @@ def identify(title: str, year: int | None, now: dt.datetime | None = None) -> Id
     except breakers.Paused as paused:
         return Identity(title, year, note=f"Unverified: {paused}")
     try:
-        matches = tmdb.Client(settings.tmdb_api_key, settings.tmdb_url,
+        matches = tmdb.Client(live(settings).tmdb_api_key, settings.tmdb_url,
                               limiter=_limiter).search_movie(title, year)
     except tmdb.TmdbError as error:
         breakers.failed(BREAKER, str(error), "TMDB", now)

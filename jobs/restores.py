@@ -18,6 +18,7 @@ from jobs.engines.humane import format_bytes, format_count
 from jobs.queue import huey, local, settings, with_db
 from jobs.restore_writer import CannotRestore, Writer
 from models import Event, Host, Profile, Restore, Snapshot, utcnow
+from models.setting import live
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +75,7 @@ def allowed_roots(host: Host | None) -> tuple[str, ...]:
     restore roots (CAIRN_RESTORE_ROOTS, by default the source roots); on a host the folders
     an admin named for it, and those of it that profiles back up."""
     if host is None:
-        return settings.restore_folders
+        return live(settings).restore_folders
     folders = list(host.restore_roots)
     for profile in Profile.select(Profile.sources):
         for source in profile.sources:

@@ -30,6 +30,7 @@ from jobs.queue import huey, settings, with_db
 from models import Event, ExcludePreview, Scan, ScanDir, ScanLink, db, utcnow
 from models.backup import path_key
 from models.base import bulk_insert
+from models.setting import live
 
 SCAN_PROGRESS_SECONDS = 1.0
 SCAN_BATCH = 1000
@@ -135,7 +136,7 @@ def scan_folder(scan_id: int) -> None:
 
 def _check(path: str) -> None:
     """Only folders under the roots the worker allows, reached without symbolic links."""
-    if not any(within(path, allowed) for allowed in settings.source_roots):
+    if not any(within(path, allowed) for allowed in live(settings).source_roots):
         raise CheckError(f"{path} is outside the folders Cairn may back up.")
     check_source(path)
 

@@ -24,6 +24,7 @@ from jobs.engines import restore as restore_engine
 from jobs.engines.humane import format_bytes
 from jobs.queue import huey, local, settings, with_db
 from models import Event, Profile, Snapshot, Verification, utcnow
+from models.setting import live
 
 log = logging.getLogger(__name__)
 
@@ -248,7 +249,7 @@ def start_scheduled_verifications() -> None:
 def start_due(now: dt.datetime) -> list[Verification]:
     """Verify the newest snapshot of every profile whose verification schedule came due."""
     started = []
-    catch_up = dt.timedelta(hours=settings.catch_up_hours)
+    catch_up = dt.timedelta(hours=live(settings).catch_up_hours)
     for profile in Profile.select().where(Profile.verify_schedule != "").order_by(Profile.id):
         if not profile.claim_look("verify_looked_at", now):
             continue

@@ -25,6 +25,7 @@ from jobs.engines import resources
 from jobs.queue import huey, local, settings, with_db
 from models import Alert, Delivery, Event, WorkerProcess, db, open_database, utcnow
 from models.migrate import migrate
+from models.setting import live
 from models.worker import HEARTBEAT_INTERVAL
 
 log = logging.getLogger(__name__)
@@ -74,9 +75,8 @@ class Heartbeat:
             # Only now: "started" means its watchers and file server are up too.
             Event.publish("worker.online", "system", f"Worker started on {host}.",
                           worker=self._process.id)
-        self._governor = resources.Governor(
-            resources.Thresholds(settings.throttle_load, settings.throttle_memory,
-                                 settings.throttle_iowait), ceiling=settings.workers)
+        with db.connection_context():
+            self._governor = resources.Governor(_thresholds(), ceiling=settings.workers)
         self._cpu_times = None
         self._stopping.clear()
         self._thread = threading.Thread(target=self._beat, name="cairn-heartbeat", daemon=True)
@@ -111,10 +111,16 @@ class Heartbeat:
                 log.exception("worker heartbeat failed")
 
     def _watch_resources(self) -> None:
+        self._governor.thresholds = _thresholds()   # changed on the Settings page: now
         reading, self._cpu_times = resources.read(self._cpu_times)
         decision = self._governor.decide(reading)
         if decision.reason:
             backup.set_allowed(decision.allowed, decision.reason)
+
+
+def _thresholds() -> resources.Thresholds:
+    now = live(settings)
+    return resources.Thresholds(now.throttle_load, now.throttle_memory, now.throttle_iowait)
 
 
 heartbeat = Heartbeat()
@@ -135,7 +141,7 @@ def prune(now: dt.datetime, retention_days: int) -> tuple[int, int, int]:
 @huey.task()
 @with_db
 def prune_history() -> tuple[int, int, int]:
-    return prune(utcnow(), settings.event_retention_days)
+    return prune(utcnow(), live(settings).event_retention_days)
 
 
 @huey.periodic_task(crontab(minute="23", hour="3"))

@@ -32,6 +32,7 @@ from models.media import (
     QualityProfile,
 )
 from models.notify import Alert, Delivery, NotificationTarget, NotifyCursor
+from models.setting import StoredSetting
 from models.snapshot import Restore, Snapshot, Verification
 from models.user import SetupToken, User
 from models.worker import WorkerProcess
@@ -39,11 +40,12 @@ from models.worker import WorkerProcess
 ALL_MODELS = [User, SetupToken, AuditEntry, Event, WorkerProcess, Profile, Run, Unit, RunMessage,
               Scan, ScanDir, ScanLink, ExcludePreview, Drive, Host, Breaker, Snapshot, Verification, Restore,
               MetadataLookup, QualityProfile, Library, Inbox, Movie, MovieFile, ImportItem, DupeScan,
-              DuplicateSet, FileHash, NotificationTarget, Delivery, Alert, NotifyCursor]
+              DuplicateSet, FileHash, NotificationTarget, Delivery, Alert, NotifyCursor, StoredSetting]
 
 __all__ = ["ACTIVE_STATES", "Alert", "ALL_MODELS", "AlreadyRunning", "AuditEntry", "Breaker", "db",
            "Delivery", "Drive", "DupeScan", "DuplicateSet", "Event", "ExcludePreview", "FileHash",
            "FINISHED_STATES", "Host", "ImportItem", "Inbox", "Library", "MetadataLookup", "Movie",
            "MovieFile", "NotificationTarget", "NotifyCursor", "open_database", "Profile",
            "QualityProfile", "Restore", "Run", "RunMessage", "Scan", "ScanDir", "ScanLink",
-           "SetupToken", "Snapshot", "Unit", "User", "utcnow", "Verification", "WorkerProcess"]
+           "SetupToken", "Snapshot", "StoredSetting", "Unit", "User", "utcnow", "Verification",
+           "WorkerProcess"]

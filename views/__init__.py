@@ -28,6 +28,7 @@ from views import (
     picker,
     profiles,
     runs,
+    settings,
     snapshots,
     users,
 )
@@ -51,7 +52,7 @@ HTMX_CONFIG = {
 
 BLUEPRINTS = (auth.bp, dashboard.bp, profiles.bp, runs.bp, history.bp, logs.bp, picker.bp, users.bp,
               account.bp, audit.bp, health.bp, drives.bp, hosts.bp, snapshots.bp, imports.bp, library.bp,
-              notifications.bp)
+              notifications.bp, settings.bp)
 
 
 class IdConverter(IntegerConverter):

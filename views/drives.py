@@ -16,6 +16,7 @@ from flask import Blueprint, abort, current_app, flash, redirect, render_templat
 from jobs import drives as drive_jobs
 from jobs.engines.drives import MIRROR_ONLY
 from models import Drive, Event, Profile, Run, utcnow
+from models.setting import live
 from models.user import ADMIN, OPERATOR, VIEWER
 from views import feed
 from views.audit import audit
@@ -45,7 +46,7 @@ def drive_root() -> str:
 
 
 def views_of(drives: list[Drive], now: dt.datetime) -> list[DriveView]:
-    settings = current_app.config["CAIRN"]
+    settings = live(current_app.config["CAIRN"])
     profiles = list(Profile.select().order_by(Profile.name))
     away = dt.timedelta(days=settings.drive_away_days)
     shown = []

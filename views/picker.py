@@ -19,6 +19,7 @@ from jobs.engines.profile import MODES, ProfileInvalid, clean_selection
 from jobs.engines.snapshots import CheckError, check_path_text, within
 from models import ExcludePreview, Scan, ScanDir, WorkerProcess, utcnow
 from models.backup import path_key
+from models.setting import live
 from models.user import ADMIN
 from views import feed
 from views.audit import audit
@@ -45,7 +46,7 @@ class Folder:
 
 
 def source_roots() -> tuple[str, ...]:
-    return current_app.config["CAIRN"].source_roots
+    return live(current_app.config["CAIRN"]).source_roots
 
 
 def outside_roots(sources: list[str]) -> str | None:

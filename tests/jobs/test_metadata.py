@@ -61,7 +61,7 @@ def test_a_429_pauses_like_an_outage(tmdb_on):
 
 def test_without_a_key_nothing_is_asked(fake):  # noqa: F811
     found = metadata.identify("Heat", 1995, NOW)
-    assert not found.verified and "no CAIRN_TMDB_API_KEY" in found.note and FakeTmdb.seen == []
+    assert not found.verified and "no TMDB key" in found.note and FakeTmdb.seen == []
 
 
 def test_movies_named_during_an_outage_are_confirmed_later(tmdb_on):

@@ -120,6 +120,8 @@ MATRIX = {
     ("library.scan_duplicates", "POST"): ("/library/duplicates/scan", OPERATOR),
     ("library.resolve_set", "POST"): ("/library/duplicates/sets/{set}", OPERATOR),
     ("library.keep_version", "POST"): ("/library/movies/{movie}/keep/{mfile}", OPERATOR),
+    ("settings.index", "GET"): ("/settings/", ADMIN),
+    ("settings.update", "POST"): ("/settings/", ADMIN),
     ("library.settings", "GET"): ("/library/settings", ADMIN),
     ("library.save_settings", "POST"): ("/library/settings", ADMIN),
     ("library.add_inbox", "POST"): ("/library/inboxes", ADMIN),
