@@ -229,8 +229,12 @@ def paths_context(sources: list[str], destination: str, mode: str = "snapshot") 
         answer = fileserver.ask(_data_dir(), "check-paths", timeout=PATHS_TIMEOUT,
                                 sources=[s for s in sources if not outside[s]],
                                 destination=destination, mode=mode)
+    except fileserver.NotRunning:
+        context["problem"] = ("No worker is running, so these folders cannot be checked now; "
+                              "each run checks them when it starts.")
+        return context
     except fileserver.Refused as refusal:
-        context["problem"] = f"{refusal} Until then the folders are checked when a run starts."
+        context["problem"] = f"{refusal} Each run checks the folders when it starts."
         return context
     checked = iter(answer.get("sources", []))
     lines = [{"path": s, "ok": False, "message": outside[s]} if outside[s] else next(checked)

@@ -99,6 +99,10 @@ def installer_rows() -> list[tuple[str, str, str]]:
             shown = _without_password(value) or "(none: a SQLite queue in the data dir)"
         elif setting.name == "CAIRN_MIN_UNIT_SIZE":
             shown = f"{value // 1024**2} MiB"
+        elif setting.name == "CAIRN_RETRY_DELAY":
+            shown = f"{value:g} s"
+        elif isinstance(value, bool):
+            shown = "on" if value else "off"
         else:
             shown = _shown(value)
         origin = "environment" if setting.name in base.from_environment else "default"

@@ -60,7 +60,7 @@ def test_no_page_scrolls_sideways(page: Page, live_server, ada, vera, tmp_path, 
     page.set_viewport_size({"width": width, "height": 800})
     log_in(page, live_server, "ada")
     shots = os.environ.get("SHOTS_DIR")
-    too_wide, bad_words = {}, {}
+    too_wide, bad_words, spills = {}, {}, {}
     for path in PAGES:
         url = path.format(**places)
         response = page.goto(live_server + url)
@@ -71,6 +71,9 @@ def test_no_page_scrolls_sideways(page: Page, live_server, ada, vera, tmp_path, 
             clumsy = [m.group(0) for m in CLUMSY.finditer(said)]
             if clumsy:
                 bad_words[url] = clumsy
+        spilled = page.evaluate(SPILLS)
+        if spilled:
+            spills[url] = spilled
         wide = page.evaluate("document.documentElement.scrollWidth")
         if wide > width:
             too_wide[url] = (wide, page.evaluate(CULPRITS, width))
@@ -79,11 +82,27 @@ def test_no_page_scrolls_sideways(page: Page, live_server, ada, vera, tmp_path, 
             page.screenshot(path=str(Path(shots) / f"{width}-{name}.png"), full_page=True)
     assert not too_wide, "\n".join(f"{url}: {wide} px, {culprits}"
                                     for url, (wide, culprits) in too_wide.items())
+    assert not spills, spills
     assert not bad_words, bad_words
 
 
 # Words no page should show: a doubled full stop, "file(s)", a bare byte count.
 CLUMSY = re.compile(r"\w[.] ?[.](?![.])|\w\(s\)|\b\d{5,} ?(?:bytes|B)\b")
+
+
+# Cards whose content reaches past their own edge without scrolling inside them (a table that
+# scrolls in its card is fine; one drawn over the card's border is not).
+SPILLS = """() => [...document.querySelectorAll('.card')].flatMap(card => {
+  const edge = card.getBoundingClientRect().right;
+  return [...card.querySelectorAll('*')]
+    .filter(e => e.getBoundingClientRect().right > edge + 1 && e.getClientRects().length
+                 && ![...e.children].some(c => c.getBoundingClientRect().right > edge + 1))
+    .filter(e => { for (let p = e.parentElement; p && p !== card; p = p.parentElement) {
+                     if (getComputedStyle(p).overflowX !== 'visible') return false; }
+                   return true; })
+    .slice(0, 2).map(e => e.tagName.toLowerCase() + (e.id ? '#' + e.id : '') + ' ' +
+                          Math.round(e.getBoundingClientRect().right) + ' > ' + Math.round(edge));
+})"""
 
 
 # The innermost elements that reach past the right edge, to say what to fix.

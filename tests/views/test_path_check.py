@@ -112,8 +112,8 @@ def test_an_existing_destination_is_not_made_again(client, ada, home, tmp_path, 
 def test_without_a_worker_the_form_says_when_the_folders_are_checked(client, ada, home, tmp_path):
     log_in(client, ada)
     response = ask(client, [home / "ada" / "Photos"], tmp_path / "backups")
-    assert "The worker is not running here" in response.text
-    assert "checked when a run starts" in response.text
+    assert "No worker is running" in response.text
+    assert "each run checks them when it starts" in response.text
     assert html(response).select(".path-checks li") == []
 
 
