@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 
 from jobs.engines.filters import Excludes
+from jobs.engines.humane import natural_key
 from jobs.engines.scan import (
     DirTotals,
     ExcludeCount,
@@ -35,7 +36,7 @@ from models.setting import live
 SCAN_PROGRESS_SECONDS = 1.0
 SCAN_BATCH = 1000
 SCAN_DIR_COLUMNS = ("scan", "path", "key", "parent_key", "depth", "files", "bytes", "own_files",
-                    "own_bytes", "dirs", "subdirs")
+                    "own_bytes", "dirs", "subdirs", "sort_key")
 ERRORS_REPORTED = 100
 
 
@@ -80,7 +81,8 @@ class ScanWriter:
         self.dirs.append((self.record.id, totals.path, path_key(totals.path),
                           None if parent is None else path_key(parent), totals.depth,
                           totals.files, totals.bytes, totals.own_files, totals.own_bytes,
-                          totals.dirs, totals.subdirs))
+                          totals.dirs, totals.subdirs,
+                          natural_key(totals.path.rpartition("/")[2])))
         if len(self.dirs) >= SCAN_BATCH:
             self.flush()
 

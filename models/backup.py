@@ -565,10 +565,10 @@ class Scan(Stateful, BaseModel):
         return list(self.children_query(path))
 
     def children_query(self, path: str):
-        """The folders directly inside `path` (relative), by name."""
+        """The folders directly inside `path` (relative), by name as people sort names."""
         return (ScanDir.select().where((ScanDir.scan == self)
                                        & (ScanDir.parent_key == path_key(path)))
-                .order_by(ScanDir.path))
+                .order_by(ScanDir.sort_key, ScanDir.path))
 
     def folder(self, path: str) -> ScanDir | None:
         return ScanDir.get_or_none((ScanDir.scan == self) & (ScanDir.key == path_key(path)))
@@ -603,6 +603,8 @@ class ScanDir(BaseModel):
     own_bytes = BigIntegerField()
     dirs = BigIntegerField()
     subdirs = IntegerField()
+    # Its name as people sort it (photo 2 before photo 10): jobs/engines/humane.natural_key.
+    sort_key = BlobField(null=True)
 
     class Meta:
         indexes = ((("scan", "key"), True), (("scan", "parent_key"), False))

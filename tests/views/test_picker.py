@@ -69,6 +69,15 @@ def test_an_unscanned_folder_asks_the_worker_then_shows_sizes(client, ada, home)
         assert Scan.select().count() == 1
 
 
+def test_folders_are_listed_as_people_sort_names(client, ada, home):
+    for name in ("trip 10", "Trip 2", "trip 1", "Été", "apple"):
+        (home / "bob" / name).mkdir()
+    log_in(client, ada)
+    listing = html(scan_now(client, home / "bob"))
+    assert [r.select_one(".picker-name").text for r in listing.select(".picker-row")] == [
+        "apple", "Été", "trip 1", "Trip 2", "trip 10"]
+
+
 def test_a_folder_of_ten_thousand_subfolders_comes_a_page_at_a_time(client, ada, home):
     big = home / "big"
     for n in range(450):
