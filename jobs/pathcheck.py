@@ -16,7 +16,7 @@ from pathlib import Path
 from jobs import hosts
 from jobs.backup import destination_drive_missing  # the run's own test of "this is the drive"
 from jobs.engines import confine, snapshots
-from jobs.engines.snapshots import CheckError, within
+from jobs.engines.snapshots import CheckError
 from jobs.queue import settings
 from models import Drive
 
@@ -93,16 +93,8 @@ def _can_make(destination: str) -> bool:
 def _not_overlapping(destination: str, sources: list[str]) -> None:
     """The destination is neither inside a source nor holds one, judged by where the nearest
     existing folder really is (the destination itself may not exist yet)."""
-    real = _real(destination)
-    for source in sources:
-        if hosts.remote_source(source):
-            continue
-        real_source = os.path.realpath(source)
-        if within(real, real_source):
-            raise CheckError(f"Destination {destination} is inside source {source}: each "
-                             "backup would copy the ones before it.")
-        if within(real_source, real):
-            raise CheckError(f"Source {source} is inside destination {destination}.")
+    snapshots.check_apart(destination, _real(destination),
+                          [s for s in sources if not hosts.remote_source(s)])
 
 
 def _real(path: str) -> str:

@@ -305,7 +305,13 @@ def check_destination(path: str, sources: Iterable[str]) -> None:
     if not os.path.isdir(path):
         raise CheckError(f"Destination folder {path} does not exist (create it, or plug in "
                          "and mount its drive).")
-    real_dest = os.path.realpath(path)
+    check_apart(path, os.path.realpath(path), sources)
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise CheckError(f"Destination folder {path} is not writable by the worker.")
+
+
+def check_apart(path: str, real_dest: str, sources: Iterable[str]) -> None:
+    """The destination (really at `real_dest`) is neither inside a source nor holds one."""
     for source in sources:
         real_source = os.path.realpath(source)
         if within(real_dest, real_source):
@@ -313,8 +319,6 @@ def check_destination(path: str, sources: Iterable[str]) -> None:
                              "would copy the ones before it.")
         if within(real_source, real_dest):
             raise CheckError(f"Source {source} is inside destination {path}.")
-    if not os.access(path, os.W_OK | os.X_OK):
-        raise CheckError(f"Destination folder {path} is not writable by the worker.")
 
 
 def check_writable(folder: Path) -> None:

@@ -6,7 +6,6 @@ import os
 
 import pytest
 
-from jobs import fileserver
 from jobs.queue import settings
 from models import AuditEntry
 from tests.conftest import csrf_token, html, log_in, post
@@ -17,14 +16,6 @@ from tests.trees import write
 def environ(environ, tmp_path):
     return {**environ, "CAIRN_SOURCE_ROOTS": str(tmp_path / "home"),
             "CAIRN_DATA_DIR": str(settings.data_dir)}
-
-
-@pytest.fixture
-def files():
-    server = fileserver.FileServer(fileserver.socket_path(settings.data_dir))
-    assert server.start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

@@ -28,15 +28,6 @@ def environ(environ, tmp_path):
 
 
 @pytest.fixture
-def files():
-    """The worker's file server, as `cairn worker` starts it."""
-    server = fileserver.FileServer(fileserver.socket_path(settings.data_dir))
-    assert server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
 def home(tmp_path):
     source = tmp_path / "home" / "ada"
     write(source / "Photos" / "beach.jpg", b"beach v1", mtime=1_600_000_000)
