@@ -18,6 +18,7 @@ bench: system-bench $(VENV)/.installed-test
 
 lint: $(VENV)/.installed-test
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
 
 system-run:
 	@deploy/debian-packages.sh run
