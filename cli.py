@@ -105,7 +105,7 @@ def setup_link() -> None:
 
 
 @main.command("settings")
-@click.option("--markdown", is_flag=True, help="Print the README's settings table.")
+@click.option("--markdown", is_flag=True, help="Print the settings table of docs/settings.md.")
 def show_settings(markdown: bool) -> None:
     """Show every setting with its value (or print the documentation table)."""
     if markdown:

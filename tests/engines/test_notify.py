@@ -1,5 +1,5 @@
 """Target URLs hold secrets: every page, socket fragment, error and log line shows them
-masked, for each family of target the README names."""
+masked, for each family of target docs/system.md names."""
 
 import pytest
 
