@@ -16,7 +16,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 import config
 import views
-from jobs import commands, huey, media_commands, snapshot_commands
+from jobs import huey
 from models import open_database
 from models.migrate import migrate
 
@@ -54,14 +54,6 @@ def create_app(test_config: Mapping[str, str] | None = None) -> Flask:
         n = settings.trusted_proxies
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n, x_port=n)
     views.init_app(app)
-    app.cli.add_command(commands.profile_cli)
-    app.cli.add_command(commands.backup_cli)
-    app.cli.add_command(commands.prune_command)
-    app.cli.add_command(snapshot_commands.snapshot_cli)
-    app.cli.add_command(snapshot_commands.verify_command)
-    app.cli.add_command(snapshot_commands.restore_command)
-    app.cli.add_command(media_commands.library_cli)
-    app.cli.add_command(media_commands.import_cli)
     return app
 
 

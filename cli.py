@@ -1,4 +1,6 @@
-"""The `cairn` command: start the web server and the worker, set up, migrate, show settings.
+"""The `cairn` command, the one command line: start the web server and the worker, set up,
+migrate, show settings, and every domain's commands (`cairn profile add`, `cairn backup run`,
+`cairn restore`, `cairn library dupes`, ...), registered at the end of this file.
 
 `cairn run` is what `make run` starts: both processes on this box, stopped together by Ctrl-C.
 Under systemd, `cairn web` and `cairn worker` are the two units' commands; each replaces
@@ -7,6 +9,7 @@ itself with the real server (gunicorn, huey_consumer) so signals reach it direct
 
 from __future__ import annotations
 
+import importlib
 import ipaddress
 import os
 import signal
@@ -66,9 +69,65 @@ def worker_command(settings: config.Settings) -> list[str]:
             "--worker-type", "thread", "--max-delay", "0.25", *verbosity]
 
 
-@click.group()
-def main() -> None:
+# `cairn --help` lists the commands by what they are about.
+SECTIONS = (("Backups", ("profile", "backup", "prune", "snapshot", "verify", "restore")),
+            ("Media", ("library", "import")),
+            ("Running Cairn", ("run", "web", "worker", "migrate", "setup-link", "settings")))
+
+
+# The domains' commands, imported only when asked for (importing jobs builds the queue).
+DOMAIN_COMMANDS = {
+    "profile": ("jobs.commands", "profile_cli"), "backup": ("jobs.commands", "backup_cli"),
+    "prune": ("jobs.commands", "prune_command"),
+    "snapshot": ("jobs.snapshot_commands", "snapshot_cli"),
+    "verify": ("jobs.snapshot_commands", "verify_command"),
+    "restore": ("jobs.snapshot_commands", "restore_command"),
+    "library": ("jobs.media_commands", "library_cli"),
+    "import": ("jobs.media_commands", "import_cli"),
+}
+
+
+class Sections(click.Group):
+    """A group whose help lists its commands in SECTIONS, each with its own heading, and
+    which loads a domain's commands when one of them is used."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return [name for _, names in SECTIONS for name in names]
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in DOMAIN_COMMANDS:
+            return super().get_command(ctx, name)
+        module, attribute = DOMAIN_COMMANDS[name]
+        try:
+            return getattr(importlib.import_module(module), attribute)
+        except config.ConfigError as exc:
+            raise click.ClickException(str(exc)) from None
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        for title, names in SECTIONS:
+            commands = [(name, self.get_command(ctx, name)) for name in names]
+            rows = [(name, command.get_short_help_str(limit=formatter.width))
+                    for name, command in commands if command is not None]
+            if rows:
+                with formatter.section(title):
+                    formatter.write_dl(rows)
+
+
+@click.group(cls=Sections)
+@click.pass_context
+def main(ctx: click.Context) -> None:
     """Cairn: backups and media imports for a household or small office."""
+    if ctx.invoked_subcommand in DOMAIN_COMMANDS and "--help" not in sys.argv:
+        _open_database(_settings())
+
+
+def _open_database(settings: config.Settings) -> None:
+    """The schema in place for a command that reads and writes rows (as the web's start does)."""
+    from models import open_database
+    from models.migrate import migrate
+
+    config.prepare_data_dir(settings)
+    migrate(open_database(settings.database_url))
 
 
 @main.command()
@@ -303,3 +362,4 @@ def _print_banner(settings: config.Settings, link: str | None) -> None:
 
 if __name__ == "__main__":
     main()
+

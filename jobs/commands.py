@@ -1,4 +1,4 @@
-"""`flask --app app profile ...` and `flask --app app backup ...`: backups from scripts.
+"""`cairn profile ...`, `cairn backup ...` and `cairn prune`: backups from scripts.
 
 The commands enqueue work for the running worker and read the database; they never copy
 anything themselves. With no worker alive they say so instead of queueing work nobody runs.
@@ -12,7 +12,6 @@ from dataclasses import asdict
 from pathlib import Path
 
 import click
-from flask.cli import AppGroup
 
 from jobs import backup, retention
 from jobs.engines import schedule, snapshots, ssh
@@ -22,8 +21,8 @@ from jobs.engines.snapshots import CheckError
 from jobs.queue import settings, with_db
 from models import ACTIVE_STATES, AlreadyRunning, Drive, Profile, Run, WorkerProcess, utcnow
 
-profile_cli = AppGroup("profile", help="Create and list backup profiles.")
-backup_cli = AppGroup("backup", help="Run, watch and cancel backups.")
+profile_cli = click.Group("profile", help="Create and list backup profiles.")
+backup_cli = click.Group("backup", help="Run, watch and cancel backups.")
 WAIT_POLL_SECONDS = 1.0
 
 

@@ -1,4 +1,4 @@
-"""`flask --app app library ...` and `import scan`: the movie library from the command line.
+"""`cairn library ...` and `cairn import scan`: the movie library from the command line.
 
 `library` commands change settings and read the database; `library dupes` scans in the
 command's own process (run it as the user the worker runs as). `import scan` records what
@@ -11,7 +11,6 @@ import sys
 import time
 
 import click
-from flask.cli import AppGroup
 
 from jobs import dupes, imports
 from jobs import library as lib
@@ -21,9 +20,9 @@ from jobs.queue import with_db
 from models import DupeScan, DuplicateSet, ImportItem, Inbox, Library, utcnow
 from models.media import IMPORT_ACTIVE
 
-library_cli = AppGroup("library", help="The movie library: its folder, inboxes and duplicates.")
-inbox_cli = AppGroup("inbox", help="Folders where finished downloads land.")
-import_cli = AppGroup("import", help="Import what the inboxes hold.")
+library_cli = click.Group("library", help="The movie library: its folder, inboxes and duplicates.")
+inbox_cli = click.Group("inbox", help="Folders where finished downloads land.")
+import_cli = click.Group("import", help="Import what the inboxes hold.")
 library_cli.add_command(inbox_cli)
 
 

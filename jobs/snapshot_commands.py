@@ -1,4 +1,4 @@
-"""`flask --app app snapshot list`, `verify` and `restore`: snapshots from the command line.
+"""`cairn snapshot list`, `cairn verify` and `cairn restore`: snapshots from the command line.
 
 Unlike `backup run`, these work in the command's own process, without the web or the worker:
 restore must work when nothing else does. Run them as the user the worker runs as (or root),
@@ -10,7 +10,6 @@ from __future__ import annotations
 import sys
 
 import click
-from flask.cli import AppGroup
 
 from jobs import restores, verify
 from jobs.engines import manifest
@@ -19,7 +18,7 @@ from jobs.engines.humane import format_bytes
 from jobs.queue import with_db
 from models import AuditEntry, Profile, Snapshot
 
-snapshot_cli = AppGroup("snapshot", help="List a profile's snapshots.")
+snapshot_cli = click.Group("snapshot", help="List a profile's snapshots.")
 SHOWN_PROBLEMS = 50
 
 

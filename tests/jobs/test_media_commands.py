@@ -1,4 +1,4 @@
-"""`flask --app app library ...` and `import scan` from a shell, against a real worker, and the
+"""`cairn library ...` and `cairn import scan` from a shell, against a real worker, and the
 inotify watch that imports a file dropped into an inbox with no command at all."""
 
 import datetime as dt
@@ -10,8 +10,8 @@ import pytest
 
 from jobs.queue import settings
 from models import ImportItem, Inbox, Library, MovieFile
+from tests.helpers.cli import CAIRN, ROOT, cairn
 from tests.jobs.conftest import wait_until
-from tests.jobs.test_commands import FLASK, ROOT, flask
 from tests.trees import write
 
 pytestmark = pytest.mark.slow
@@ -22,25 +22,25 @@ def test_library_and_inboxes_are_set_and_a_scan_imports_what_is_there(tmp_path, 
     inbox, library = tmp_path / "downloads", tmp_path / "movies"
     inbox.mkdir()
     library.mkdir()
-    assert flask("library", "root", check=True).stdout == "No library folder is set.\n"
-    refused = flask("library", "root", "/etc")
+    assert cairn("library", "root", check=True).stdout == "No library folder is set.\n"
+    refused = cairn("library", "root", "/etc")
     assert refused.returncode == 1 and "/etc is a system folder" in refused.stderr
-    assert f"The movie library is {library}." in flask("library", "root", str(library),
+    assert f"The movie library is {library}." in cairn("library", "root", str(library),
                                                        check=True).stdout
-    assert f"Watching the inbox {inbox}." in flask("library", "inbox", "add", str(inbox),
+    assert f"Watching the inbox {inbox}." in cairn("library", "inbox", "add", str(inbox),
                                                    check=True).stdout
-    overlapping = flask("library", "inbox", "add", str(library))
+    overlapping = cairn("library", "inbox", "add", str(library))
     assert overlapping.returncode == 1 and "overlaps the library" in overlapping.stderr
-    assert flask("library", "inbox", "list", check=True).stdout == f"{inbox}\n"
+    assert cairn("library", "inbox", "list", check=True).stdout == f"{inbox}\n"
 
     write(inbox / "Heat.1995.1080p.BluRay.x264-GRP.mkv", b"h" * MB)
     write(inbox / "Alien.1979.DVDRip.sample.avi", b"a" * MB)
     write(inbox / "Alien.1979.1080p.WEB-DL.mkv.exe", b"x" * MB)
-    refused = flask("import", "scan", "--now")
+    refused = cairn("import", "scan", "--now")
     assert refused.returncode == 1 and "No worker is running" in refused.stderr
 
     worker_factory().start()
-    done = flask("import", "scan", "--now", "--wait")
+    done = cairn("import", "scan", "--now", "--wait")
     assert done.returncode == 1, done.stderr   # two files need attention
     assert done.stdout.splitlines() == [
         "Alien.1979.1080p.WEB-DL.mkv.exe\tblocked\tWEB 1080p\tDangerous file type .exe: an "
@@ -50,18 +50,18 @@ def test_library_and_inboxes_are_set_and_a_scan_imports_what_is_there(tmp_path, 
         "[Bluray-1080p].mkv (unverified)",
     ]
     assert (library / "Heat (1995)" / "Heat (1995) [Bluray-1080p].mkv").stat().st_nlink == 2
-    again = flask("import", "scan", "--now", "--wait")
+    again = cairn("import", "scan", "--now", "--wait")
     assert "Heat.1995" not in again.stdout, "imported before: not listed again"
 
     shutil.copy(library / "Heat (1995)" / "Heat (1995) [Bluray-1080p].mkv", library / "heat copy.mkv")
     write(library / "Heat (1995)" / "Heat.1995.720p.HDTV.mkv", b"older")
-    dupes = flask("library", "dupes", check=True).stdout
+    dupes = cairn("library", "dupes", check=True).stdout
     assert "1 set of identical files, 1.0 MB to gain." in dupes
     assert ("Identical, 1.0 MB each:\n  Heat (1995)/Heat (1995) [Bluray-1080p].mkv\n"
             "  heat copy.mkv\n") in dupes
     assert ("Heat (1995), 2 versions:\n  Bluray-1080p\t1.0 MB\tHeat (1995)/Heat (1995) "
             "[Bluray-1080p].mkv\n  HDTV-720p\t5 B\tHeat (1995)/Heat.1995.720p.HDTV.mkv\n") in dupes
-    assert flask("library", "dupes", "--last", check=True).stdout.split("\n\n")[1:] == \
+    assert cairn("library", "dupes", "--last", check=True).stdout.split("\n\n")[1:] == \
         dupes.split("\n\n")[1:]
 
 
@@ -69,8 +69,8 @@ def test_a_file_dropped_into_an_inbox_is_imported_by_itself(tmp_path, worker_fac
     inbox, library = tmp_path / "downloads", tmp_path / "movies"
     inbox.mkdir()
     library.mkdir()
-    flask("library", "root", str(library), check=True)
-    flask("library", "inbox", "add", str(inbox), check=True)
+    cairn("library", "root", str(library), check=True)
+    cairn("library", "inbox", "add", str(inbox), check=True)
     Library.update(stable_seconds=1).execute()
     # The minute sweep runs at :00 on the wall clock, so this test waits for the clock: files
     # written from :02 on and imported before :58 were found by the inotify watch (one that
@@ -97,8 +97,8 @@ def test_files_and_folders_cairn_may_not_read_are_named_and_nothing_is_lost(tmp_
     inbox, library = tmp_path / "downloads", tmp_path / "movies"
     inbox.mkdir()
     library.mkdir()
-    flask("library", "root", str(library), check=True)
-    flask("library", "inbox", "add", str(inbox), check=True)
+    cairn("library", "root", str(library), check=True)
+    cairn("library", "inbox", "add", str(inbox), check=True)
     secret = write(inbox / "Heat.1995.1080p.BluRay.mkv", b"h" * 1000, mode=0o000)
     write(inbox / "locked" / "Alien.1979.1080p.BluRay.mkv", b"a" * 1000)
     (inbox / "locked").chmod(0o000)
@@ -107,7 +107,7 @@ def test_files_and_folders_cairn_may_not_read_are_named_and_nothing_is_lost(tmp_
         worker_factory(prefix=WITHOUT_DAC).start()
         env = {**{k: v for k, v in os.environ.items() if not k.startswith("CAIRN_")},
                "CAIRN_DATA_DIR": str(settings.data_dir)}
-        done = subprocess.run([*WITHOUT_DAC, str(FLASK), "--app", "app", "import", "scan", "--now",
+        done = subprocess.run([*WITHOUT_DAC, str(CAIRN), "import", "scan", "--now",
                                "--wait"], cwd=ROOT, env=env, capture_output=True, text=True,
                               timeout=120)
     finally:

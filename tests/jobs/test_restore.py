@@ -11,8 +11,8 @@ from jobs.engines import manifest
 from jobs.engines import restore as engine
 from jobs.queue import huey
 from models import Restore, Run, Snapshot
+from tests.helpers.cli import cairn
 from tests.jobs.conftest import make_profile
-from tests.jobs.test_commands import flask
 from tests.trees import describe, link_groups, torture_tree, write, xattrs
 
 
@@ -112,22 +112,22 @@ def test_a_torture_tree_comes_back_identical_from_the_command_line(tmp_path, sha
         snap = backed_up(tmp_path, source)
     finally:
         huey.immediate = False
-    listed = flask("snapshot", "list", "Home", check=True).stdout
+    listed = cairn("snapshot", "list", "Home", check=True).stdout
     assert listed.startswith(f"{snap.name}\tnot verified\t")
     assert "partial" not in listed
     Run.update(state="partial").where(Run.id == snap.run_id).execute()
-    listed = flask("snapshot", "list", "Home", check=True).stdout
+    listed = cairn("snapshot", "list", "Home", check=True).stdout
     assert listed.rstrip("\n").endswith("\tfrom a partial run")
     Run.update(state="succeeded").where(Run.id == snap.run_id).execute()
-    preview = flask("restore", "Home", "latest", str(source), "--to", str(tmp_path / "back"),
+    preview = cairn("restore", "Home", "latest", str(source), "--to", str(tmp_path / "back"),
                     "--dry-run", check=True)
     assert "Preview:" in preview.stdout and not (tmp_path / "back").exists()
-    done = flask("restore", "Home", snap.name, str(source), "--to", str(tmp_path / "back"))
+    done = cairn("restore", "Home", snap.name, str(source), "--to", str(tmp_path / "back"))
     assert done.returncode == 0, done.stdout + done.stderr
     back = tmp_path / "back" / "src"
     assert describe(back) == describe(source)
     assert link_groups(back) == link_groups(source)
     assert xattrs(back) == xattrs(source)
     assert os.stat(back / "sparse.img").st_blocks * 512 < 1024 * 1024   # still sparse
-    refused = flask("restore", "Home", snap.name, "/etc/../etc", "--to", str(tmp_path / "x"))
+    refused = cairn("restore", "Home", snap.name, "/etc/../etc", "--to", str(tmp_path / "x"))
     assert refused.returncode == 1 and "not a plain path" in refused.stderr

@@ -16,8 +16,8 @@ from jobs import backup, restores
 from jobs.engines import restore as engine
 from jobs.queue import settings
 from models import Restore, Run, Snapshot
+from tests.helpers.cli import cairn
 from tests.jobs.conftest import make_profile
-from tests.jobs.test_commands import flask
 from tests.trees import write
 
 MALLORY = 4242
@@ -249,7 +249,7 @@ def test_a_file_whose_name_is_not_utf8_comes_back_from_the_command_line(tmp_path
         backed_up(tmp_path, source)
     finally:
         huey.immediate = False
-    done = flask("restore", "Home", "latest", os.fsdecode(name), "--to", str(tmp_path / "back"))
+    done = cairn("restore", "Home", "latest", os.fsdecode(name), "--to", str(tmp_path / "back"))
     assert done.returncode == 0, done.stdout + done.stderr
     with open(os.fsencode(str(tmp_path / "back")) + b"/caf\xe9.txt", "rb") as fh:
         assert fh.read() == b"latin-1 name"

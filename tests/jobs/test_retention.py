@@ -10,8 +10,8 @@ import pytest
 from jobs import backup, retention
 from jobs.engines import snapshots
 from models import Event, Profile, Run
+from tests.helpers.cli import cairn
 from tests.jobs.conftest import make_profile
-from tests.jobs.test_commands import flask
 from tests.trees import write
 
 NOW = dt.datetime(2026, 11, 28, 12, 0)
@@ -107,13 +107,13 @@ def test_prune_from_the_command_line_says_what_it_keeps_and_why(tmp_path, shared
                            keep_daily=2)
     names = ["2026-11-20T030000Z", "2026-11-21T030000Z", "2026-11-21T150000Z"]
     root = fake_snapshots(profile, *names)
-    dry = flask("prune", "Photos", "--dry-run", check=True).stdout
+    dry = cairn("prune", "Photos", "--dry-run", check=True).stdout
     assert "Photos: Keep 2 daily." in dry
     assert "2026-11-21T150000Z\tkeep\tnewest; newest of day 2026-11-21 (daily 2)" in dry
     assert "2026-11-21T030000Z\twould delete\tno rule keeps it" in dry
     assert on_disk(root) == names
-    done = flask("prune", "Photos", check=True).stdout
+    done = cairn("prune", "Photos", check=True).stdout
     assert "2026-11-21T030000Z\tdeleted" in done
     assert on_disk(root) == [names[0], names[2]]
-    missing = flask("prune", "Nobody")
+    missing = cairn("prune", "Nobody")
     assert missing.returncode == 1 and "No profile named 'Nobody'" in missing.stderr

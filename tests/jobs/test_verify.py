@@ -10,8 +10,8 @@ import pytest
 from jobs import backup, catalog, verify
 from jobs.queue import huey
 from models import Event, Profile, Run, Snapshot, Verification
+from tests.helpers.cli import cairn
 from tests.jobs.conftest import make_profile
-from tests.jobs.test_commands import flask
 from tests.trees import write
 
 
@@ -151,13 +151,13 @@ def test_verify_from_the_command_line_exits_1_and_names_the_damage(tmp_path, sha
         snap = backed_up(tmp_path)
     finally:
         huey.immediate = False
-    intact = flask("verify", "Home")
+    intact = cairn("verify", "Home")
     assert intact.returncode == 0 and "Intact" in intact.stdout, intact.stdout + intact.stderr
     flip_a_byte(snap, "img11.jpg")
-    damaged = flask("verify", "Home", snap.name, "--sample", "100")
+    damaged = cairn("verify", "Home", snap.name, "--sample", "100")
     assert damaged.returncode == 1
     assert "photos/img11.jpg (content differs from the manifest)" in damaged.stdout
-    assert f"{snap.name}\tdamaged\t30 files" in flask("snapshot", "list", "Home").stdout
+    assert f"{snap.name}\tdamaged\t30 files" in cairn("snapshot", "list", "Home").stdout
 
 
 @pytest.mark.usefixtures("inline")
