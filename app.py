@@ -26,8 +26,9 @@ __all__ = ["create_app", "huey"]
 
 
 def create_app(test_config: Mapping[str, str] | None = None) -> Flask:
-    """Build the web app from the environment, or only from `test_config` when given."""
-    settings = config.load(test_config)
+    """Build the web app from the environment (this process's one settings object), or
+    only from `test_config` when given (a test's app)."""
+    settings = config.current() if test_config is None else config.load(test_config)
     logging.basicConfig(level=settings.log_level,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     migrate(open_database(settings.database_url))

@@ -353,6 +353,25 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
     return Settings(**values)
 
 
+_current: Settings | None = None
+
+
+def current() -> Settings:
+    """This process's settings: read from the environment the first time they are asked for
+    (or set by `use`), then the same object everywhere. Nothing keeps a copy of its own."""
+    global _current
+    if _current is None:
+        _current = load()
+    return _current
+
+
+def use(settings: Settings) -> Settings:
+    """Make `settings` this process's (a test's own, say)."""
+    global _current
+    _current = settings
+    return settings
+
+
 def _unknown_settings(environ: Mapping[str, str]) -> list[str]:
     # A misspelt setting would otherwise be ignored without a word.
     known = [s.name for s in SETTINGS]

@@ -168,7 +168,7 @@ def _prepare(run: Run) -> None:
     if not mirror and not link_from and not run.dry_run:
         _check_room(profile.destination, total_bytes, remote)
     ceiling = _ceiling(profile)
-    the_plan = planner.plan(roots, _children_reader(run), ceiling, settings.min_unit_size)
+    the_plan = planner.plan(roots, _children_reader(run), ceiling, settings().min_unit_size)
     options["split"] = {str(i): the_plan.split_folders(i) for i in range(len(roots))}
     _create_units(run, the_plan)
     if name and remote:
@@ -191,7 +191,7 @@ def _check(profile: Profile) -> tuple[Path, dict]:
     missing = drive_missing(profile)
     if missing:
         raise DriveAbsent(missing)
-    if Drive.of_path(profile.destination, settings.drive_root) is not None:
+    if Drive.of_path(profile.destination, settings().drive_root) is not None:
         # On the proved drive, not an empty mount point: the folder may be made.
         try:
             os.makedirs(profile.destination, exist_ok=True)
@@ -309,10 +309,10 @@ def drive_missing(profile: Profile) -> str | None:
 
 
 def destination_drive_missing(destination: str) -> str | None:
-    drive = Drive.of_path(destination, settings.drive_root)
+    drive = Drive.of_path(destination, settings().drive_root)
     if drive is None:
         return None
-    problem = drives_engine.prove(drive.root(settings.drive_root), drive.uuid, drive.token)
+    problem = drives_engine.prove(drive.root(settings().drive_root), drive.uuid, drive.token)
     return f"{drive.name}: {problem}" if problem else None
 
 
@@ -351,7 +351,7 @@ def resume_interrupted(profile: Profile) -> Run | None:
 
 
 def _ceiling(profile: Profile) -> int:
-    threads = WorkerProcess.status().threads or settings.workers
+    threads = WorkerProcess.status().threads or settings().workers
     return max(1, min(profile.max_parallel, threads, local.allowed or threads))
 
 
@@ -708,7 +708,7 @@ class _UnitTracker:
         self.run, self.unit = run, unit
         self.next_save = 0.0
         self.cancel_wanted = _CancelWatch(run)
-        self.on_drive = Drive.of_path(run.profile.destination, settings.drive_root) is not None
+        self.on_drive = Drive.of_path(run.profile.destination, settings().drive_root) is not None
         self.next_drive_check = 0.0
 
     def should_stop(self) -> bool:
@@ -812,7 +812,7 @@ def _interrupt_if_drive_gone(run: Run) -> bool:
 def _retry_or_bury(run: Run, unit: Unit, result: rsync.Result, fields: dict) -> None:
     reason = result.errors[-1] if result.errors else f"rsync exited with code {result.exit_code}"
     if unit.attempts <= run.profile.retries:
-        delay = settings.retry_delay * 2 ** (unit.attempts - 1)
+        delay = settings().retry_delay * 2 ** (unit.attempts - 1)
         unit.release("pending", not_before=utcnow() + dt.timedelta(seconds=delay),
                      message=f"Attempt {unit.attempts} failed ({reason}); retrying in "
                              f"{delay:g} s.", **fields)
@@ -1015,11 +1015,11 @@ def _publish_finished(run: Run) -> None:
 
 def run_log(run_id: int, logs_dir: Path | None = None) -> Path:
     """Where a finished run's log is; the web passes its own settings' folder."""
-    return (logs_dir or settings.logs_dir) / f"run-{run_id}.log.gz"
+    return (logs_dir or settings().logs_dir) / f"run-{run_id}.log.gz"
 
 
 def _unit_log(run: Run, unit: Unit) -> Path:
-    folder = settings.logs_dir / f"run-{run.id}"
+    folder = settings().logs_dir / f"run-{run.id}"
     folder.mkdir(parents=True, exist_ok=True)
     return folder / f"unit-{unit.seq}.log.gz"
 
@@ -1043,7 +1043,7 @@ def _copied_hashes(run: Run):
 
 def _collect_logs(run: Run) -> None:
     """Join the units' logs into one file: gzip members may simply follow each other."""
-    folder = settings.logs_dir / f"run-{run.id}"
+    folder = settings().logs_dir / f"run-{run.id}"
     if not folder.is_dir():
         return
     with open(run_log(run.id), "ab") as out:

@@ -25,7 +25,7 @@ REMOTE_NOT_INDEXED = ("Snapshots on another machine have no manifest yet: restor
 
 
 def manifests_dir() -> Path:
-    return settings.data_dir / "manifests"
+    return settings().data_dir / "manifests"
 
 
 def manifest_path(snapshot: Snapshot) -> Path:

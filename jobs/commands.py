@@ -72,10 +72,10 @@ def profile_add(name, sources, excludes, dest, mirror, one_file_system, max_para
                                                 *invalid.errors.values()])) from None
     if Profile.by_name(profile.name):
         raise click.ClickException(f"A profile named {profile.name!r} already exists.")
-    if run_on_connect and Drive.of_path(profile.destination, settings.drive_root) is None:
+    if run_on_connect and Drive.of_path(profile.destination, settings().drive_root) is None:
         raise click.ClickException(
             f"--run-on-connect needs a destination on an adopted drive, inside "
-            f"{settings.drive_root}/<its UUID> (see the Drives page).")
+            f"{settings().drive_root}/<its UUID> (see the Drives page).")
     profile.run_on_connect = run_on_connect
     created = Profile.create(slug=Profile.free_slug(profile.name), schedule_looked_at=utcnow(),
                              verify_looked_at=utcnow(), **asdict(profile))

@@ -126,7 +126,7 @@ def _left(drive: Drive) -> None:
 # --- tasks --------------------------------------------------------------------------------------
 
 def mount_root(drive: Drive) -> str:
-    return drive.root(settings.drive_root)
+    return drive.root(settings().drive_root)
 
 
 def _fs(drive: Drive) -> engine.BlockFs:
@@ -243,7 +243,7 @@ def eject_drive(drive_id: int) -> None:
 
 def profiles_on(drive: Drive) -> list[Profile]:
     return [p for p in Profile.select().order_by(Profile.name)
-            if Drive.of_path(p.destination, settings.drive_root) == drive]
+            if Drive.of_path(p.destination, settings().drive_root) == drive]
 
 
 def _active_runs(drive: Drive) -> list[Run]:

@@ -21,7 +21,7 @@ from models import Event, Host, Profile, utcnow
 
 
 def ssh_dir() -> Path:
-    return settings.data_dir / "ssh"
+    return settings().data_dir / "ssh"
 
 
 def public_key() -> str:

@@ -446,7 +446,7 @@ def _retry_or_fail(item: ImportItem, message: str, now: dt.datetime) -> None:
             _event(item, "import.failed", f"Importing {item.name} failed after {attempts} "
                    f"tries: {message}", level="error")
         return
-    delay = dt.timedelta(seconds=settings.retry_delay * 2 ** (attempts - 1))
+    delay = dt.timedelta(seconds=settings().retry_delay * 2 ** (attempts - 1))
     when = now + delay
     if item.step(IMPORT_ACTIVE, "waiting", attempts=attempts, not_before=when, owner=None,
                  message=f"Try {attempts} of {retries + 1} failed: {message} Trying again "

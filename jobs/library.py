@@ -92,7 +92,7 @@ def check_folder(text: str, *, role: str) -> Path:
         raise FolderRefused(f"{path} cannot be looked at: {error.strerror}.") from None
     if not usable:
         raise FolderRefused(f"{path} is not a folder on this box (a link to one is not taken).")
-    data = settings.data_dir.resolve()
+    data = settings().data_dir.resolve()
     if path.resolve() == data or data in path.resolve().parents:
         raise FolderRefused(f"{path} is inside Cairn's own data folder.")
     return path

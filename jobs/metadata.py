@@ -34,7 +34,7 @@ def _query(title: str, year: int | None) -> str:
 
 
 def enabled() -> bool:
-    return bool(live(settings).tmdb_api_key)
+    return bool(live(settings()).tmdb_api_key)
 
 
 def identify(title: str, year: int | None, now: dt.datetime | None = None) -> Identity:
@@ -51,7 +51,7 @@ def identify(title: str, year: int | None, now: dt.datetime | None = None) -> Id
     except breakers.Paused as paused:
         return Identity(title, year, note=f"Unverified: {paused}")
     try:
-        matches = tmdb.Client(live(settings).tmdb_api_key, settings.tmdb_url,
+        matches = tmdb.Client(live(settings()).tmdb_api_key, settings().tmdb_url,
                               limiter=_limiter).search_movie(title, year)
     except tmdb.TmdbError as error:
         breakers.failed(BREAKER, str(error), "TMDB", now)

@@ -45,7 +45,7 @@ def check_source(source: str) -> dict:
 
 
 def _drive(destination: str) -> Drive | None:
-    return Drive.of_path(destination, settings.drive_root)
+    return Drive.of_path(destination, settings().drive_root)
 
 
 def check_destination(destination: str, sources: list[str], mode: str = "snapshot") -> dict:

@@ -40,7 +40,7 @@ def box_lock(name: str, wait: bool = False) -> int | None:
     with `wait`, once none does): the file descriptor to close when done, or None. For what
     one process per box must do alone (the udev watcher, the inbox watcher, a sweep of the
     inboxes); the kernel drops it when the process dies."""
-    fd = os.open(settings.data_dir / f"{name}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    fd = os.open(settings().data_dir / f"{name}.lock", os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
     except BlockingIOError:
@@ -57,5 +57,11 @@ class Local:
 
 
 local = Local()
-settings = config.load()
-huey = make_huey(settings)
+
+
+def settings() -> config.Settings:
+    """This process's settings (config.current), looked up where they are used."""
+    return config.current()
+
+
+huey = make_huey(settings())

@@ -75,7 +75,7 @@ def allowed_roots(host: Host | None) -> tuple[str, ...]:
     restore roots (CAIRN_RESTORE_ROOTS, by default the source roots); on a host the folders
     an admin named for it, and those of it that profiles back up."""
     if host is None:
-        return live(settings).restore_folders
+        return live(settings()).restore_folders
     folders = list(host.restore_roots)
     for profile in Profile.select(Profile.sources):
         for source in profile.sources:
@@ -94,7 +94,7 @@ def _place(groups: list[engine.Group], host: Host | None, fresh: bool,
     everything comes back as it was."""
     machine = host.hostname if host is not None else engine.LOCAL_HOST
     roots = allowed_roots(host) if confined else ("/",)
-    refused = () if host is not None else (str(settings.data_dir),)
+    refused = () if host is not None else (str(settings().data_dir),)
     places = [engine.as_before(g, machine, roots, refused, fresh) for g in groups]
     return places if confined else [True] * len(groups)
 

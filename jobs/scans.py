@@ -138,7 +138,7 @@ def scan_folder(scan_id: int) -> None:
 
 def _check(path: str) -> None:
     """Only folders under the roots the worker allows, reached without symbolic links."""
-    if not any(within(path, allowed) for allowed in live(settings).source_roots):
+    if not any(within(path, allowed) for allowed in live(settings()).source_roots):
         raise CheckError(f"{path} is outside the folders Cairn may back up.")
     check_source(path)
 

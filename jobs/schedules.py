@@ -32,7 +32,7 @@ def start_scheduled_runs() -> None:
 
 def start_due_runs(now: dt.datetime) -> list[Run]:
     """Start every scheduled profile's run that came due by `now` (naive UTC)."""
-    catch_up = dt.timedelta(hours=live(settings).catch_up_hours)
+    catch_up = dt.timedelta(hours=live(settings()).catch_up_hours)
     started = []
     for profile in Profile.select().where(Profile.schedule != "").order_by(Profile.id):
         if not profile.claim_look("schedule_looked_at", now):
@@ -58,7 +58,7 @@ def _start(profile: Profile, due: schedule.Due) -> Run | None:
         Event.publish("schedule.missed", subject,
                       f"The scheduled backup of {profile.name} at {when} was missed while the "
                       f"worker was off, longer ago than the catch-up window "
-                      f"({live(settings).catch_up_hours:g} h); it waits for its next time.",
+                      f"({live(settings()).catch_up_hours:g} h); it waits for its next time.",
                       level="warning", profile=profile.id)
         return None
     try:

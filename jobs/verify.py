@@ -249,7 +249,7 @@ def start_scheduled_verifications() -> None:
 def start_due(now: dt.datetime) -> list[Verification]:
     """Verify the newest snapshot of every profile whose verification schedule came due."""
     started = []
-    catch_up = dt.timedelta(hours=live(settings).catch_up_hours)
+    catch_up = dt.timedelta(hours=live(settings()).catch_up_hours)
     for profile in Profile.select().where(Profile.verify_schedule != "").order_by(Profile.id):
         if not profile.claim_look("verify_looked_at", now):
             continue

@@ -58,11 +58,11 @@ class Heartbeat:
                 self._stop()
 
     def _start(self) -> None:
-        migrate(open_database(settings.database_url))
+        migrate(open_database(settings().database_url))
         host = socket.gethostname()
         with db.connection_context():
             self._process = WorkerProcess.register(host, os.getpid(), self._threads,
-                                                   settings.queue_name)
+                                                   settings().queue_name)
             local.worker_id = self._process.id
             backup.resume(startup=True)
             catalog.index_missing()   # snapshots made before manifests existed
@@ -70,13 +70,13 @@ class Heartbeat:
         drives.watcher.start()
         with db.connection_context():
             inbox_watch.watcher.start()
-        fileserver.start(settings.data_dir)
+        fileserver.start(settings().data_dir)
         with db.connection_context():
             # Only now: "started" means its watchers and file server are up too.
             Event.publish("worker.online", "system", f"Worker started on {host}.",
                           worker=self._process.id)
         with db.connection_context():
-            self._governor = resources.Governor(_thresholds(), ceiling=settings.workers)
+            self._governor = resources.Governor(_thresholds(), ceiling=settings().workers)
         self._cpu_times = None
         self._stopping.clear()
         self._thread = threading.Thread(target=self._beat, name="cairn-heartbeat", daemon=True)
@@ -119,7 +119,7 @@ class Heartbeat:
 
 
 def _thresholds() -> resources.Thresholds:
-    now = live(settings)
+    now = live(settings())
     return resources.Thresholds(now.throttle_load, now.throttle_memory, now.throttle_iowait)
 
 
@@ -141,7 +141,7 @@ def prune(now: dt.datetime, retention_days: int) -> tuple[int, int, int]:
 @huey.task()
 @with_db
 def prune_history() -> tuple[int, int, int]:
-    return prune(utcnow(), live(settings).event_retention_days)
+    return prune(utcnow(), live(settings()).event_retention_days)
 
 
 @huey.periodic_task(crontab(minute="23", hour="3"))

@@ -41,7 +41,7 @@ def shared_db():
 @pytest.fixture
 def environ(tmp_path, home, shared_db):
     # The web and the worker share this process's data dir, database and queue.
-    return {"CAIRN_DATA_DIR": str(settings.data_dir), "CAIRN_DATABASE_URL": settings.database_url,
+    return {"CAIRN_DATA_DIR": str(settings().data_dir), "CAIRN_DATABASE_URL": settings().database_url,
             "CAIRN_SOURCE_ROOTS": str(home)}
 
 

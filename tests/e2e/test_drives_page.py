@@ -20,7 +20,7 @@ def media(tmp_path):
 
 @pytest.fixture
 def environ(media, shared_db):  # noqa: F811
-    return {"CAIRN_DATA_DIR": str(settings.data_dir), "CAIRN_DATABASE_URL": settings.database_url,
+    return {"CAIRN_DATA_DIR": str(settings().data_dir), "CAIRN_DATABASE_URL": settings().database_url,
             "CAIRN_DRIVE_ROOT": str(media)}
 
 

@@ -19,7 +19,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 @pytest.fixture
 def environ(shared_db):  # noqa: F811
-    return {"CAIRN_DATA_DIR": str(settings.data_dir), "CAIRN_DATABASE_URL": settings.database_url}
+    return {"CAIRN_DATA_DIR": str(settings().data_dir), "CAIRN_DATABASE_URL": settings().database_url}
 
 
 def test_a_refused_file_shows_up_live_and_is_imported_anyway(page: Page, live_server, tmp_path,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import signal
 import subprocess
@@ -12,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from jobs import backup
 from jobs.queue import huey, settings
 from models import ALL_MODELS, FINISHED_STATES, Event, Profile, Run, WorkerProcess, db, open_database
 from models.migrate import migrate
+from tests.helpers.settings import use_settings
 
 CAIRN = Path(sys.executable).parent / "cairn"
 
@@ -35,7 +34,7 @@ def inline(database_url):
 @pytest.fixture
 def small_units(monkeypatch):
     """Split even tiny trees, so a test tree makes several units."""
-    monkeypatch.setattr(backup, "settings", dataclasses.replace(settings, min_unit_size=1))
+    use_settings(monkeypatch, min_unit_size=1)
 
 
 def make_profile(name="Home", sources=(), dest="", create_dest=True, **fields) -> Profile:
@@ -71,7 +70,7 @@ class Worker:
     def __init__(self, tmp_path: Path, environ: dict[str, str], prefix: list[str]) -> None:
         self.log_path = tmp_path / "worker.log"
         self.env = {**{k: v for k, v in os.environ.items() if not k.startswith("CAIRN_")},
-                    "CAIRN_DATA_DIR": str(settings.data_dir), "CAIRN_WORKERS": "4",
+                    "CAIRN_DATA_DIR": str(settings().data_dir), "CAIRN_WORKERS": "4",
                     "CAIRN_RETRY_DELAY": "0.5", **environ}
         self.prefix = prefix
         self.process: subprocess.Popen | None = None
@@ -111,7 +110,7 @@ class Worker:
 def empty_shared_store() -> None:
     """Migrate and empty the database and queue of this process's data dir, which a worker
     process started by a test shares."""
-    migrate(open_database(settings.database_url))
+    migrate(open_database(settings().database_url))
     huey.storage.flush_all()
     with db.connection_context():
         for model in reversed(ALL_MODELS):

@@ -62,7 +62,7 @@ def test_a_full_snapshot_reads_no_file_again_for_its_manifest(tmp_path):
     with manifest.Manifest(catalog.manifest_path(snapshot)) as m:
         for name, data in contents.items():
             assert m.entry(f"localhost{source}/{name}").hash == xxhash.xxh3_128(data).digest()
-    assert not (backup.settings.logs_dir / f"run-{run.id}").exists()   # sums gone with the logs
+    assert not (backup.settings().logs_dir / f"run-{run.id}").exists()   # sums gone with the logs
 
 
 def test_retention_takes_the_manifest_away_with_the_snapshot(tmp_path):

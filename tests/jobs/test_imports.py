@@ -5,7 +5,6 @@ filesystems), with every refusal's reasons kept and nothing lost."""
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import datetime as dt
 import os
 import subprocess
@@ -16,8 +15,8 @@ import pytest
 from jobs import imports
 from jobs import library as lib
 from jobs.engines import placing
-from jobs.queue import settings
 from models import Event, ImportItem, Inbox, Library, Movie, MovieFile, QualityProfile
+from tests.helpers.settings import use_settings
 from tests.trees import write
 
 pytestmark = pytest.mark.usefixtures("inline")
@@ -317,7 +316,7 @@ def test_a_refused_file_that_changes_gets_a_fresh_look(folders):
 
 def test_a_failure_is_retried_then_dead_lettered_until_someone_retries(folders, monkeypatch):
     inbox, library = folders
-    monkeypatch.setattr(imports, "settings", dataclasses.replace(settings, retry_delay=1))
+    use_settings(monkeypatch, retry_delay=1)
     source = movie(inbox, "Heat.1995.1080p.BluRay.mkv", size=MB)
     library.rename(library.with_name("unplugged"))
     imports.sweep(now=NOW)

@@ -106,7 +106,7 @@ def test_files_and_folders_cairn_may_not_read_are_named_and_nothing_is_lost(tmp_
     try:
         worker_factory(prefix=WITHOUT_DAC).start()
         env = {**{k: v for k, v in os.environ.items() if not k.startswith("CAIRN_")},
-               "CAIRN_DATA_DIR": str(settings.data_dir)}
+               "CAIRN_DATA_DIR": str(settings().data_dir)}
         done = subprocess.run([*WITHOUT_DAC, str(CAIRN), "import", "scan", "--now",
                                "--wait"], cwd=ROOT, env=env, capture_output=True, text=True,
                               timeout=120)

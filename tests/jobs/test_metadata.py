@@ -2,15 +2,14 @@
 not found, an outage that leaves the import unverified and opens the breaker, and no call at
 all while the breaker is open or no key is set."""
 
-import dataclasses
 import datetime as dt
 
 import pytest
 
 from jobs import metadata
-from jobs.queue import settings
 from models import Breaker, MetadataLookup
 from tests.engines.test_tmdb import HEAT, FakeTmdb, fake  # noqa: F401 (a fixture)
+from tests.helpers.settings import use_settings
 
 NOW = dt.datetime(2026, 11, 29, 12, 0)
 pytestmark = pytest.mark.usefixtures("inline")
@@ -18,8 +17,8 @@ pytestmark = pytest.mark.usefixtures("inline")
 
 @pytest.fixture
 def tmdb_on(monkeypatch, fake):  # noqa: F811
-    monkeypatch.setattr(metadata, "settings", dataclasses.replace(
-        settings, tmdb_api_key="k3y", tmdb_url=f"http://127.0.0.1:{fake.server_port}/3"))
+    use_settings(monkeypatch, tmdb_api_key="k3y",
+                 tmdb_url=f"http://127.0.0.1:{fake.server_port}/3")
     monkeypatch.setattr(metadata, "_limiter", metadata.tmdb.RateLimiter(rate=1000, burst=1000))
     return fake
 

@@ -5,7 +5,6 @@ local user plants or swaps one, before or during the restore.
 These run as root (so the worker may keep owners), with a stand-in for another local user:
 folders owned by uid MALLORY, who plants the links."""
 
-import dataclasses
 import os
 import stat
 import threading
@@ -17,6 +16,7 @@ from jobs.engines import restore as engine
 from jobs.queue import settings
 from models import Restore, Run, Snapshot
 from tests.helpers.cli import cairn
+from tests.helpers.settings import use_settings
 from tests.jobs.conftest import make_profile
 from tests.trees import write
 
@@ -43,8 +43,7 @@ def roots(tmp_path, monkeypatch):
     """Restores may write under tmp/home only (and to the files' original places)."""
     home = tmp_path / "home"
     home.mkdir()
-    monkeypatch.setattr(restores, "settings",
-                        dataclasses.replace(settings, restore_roots=(str(home),)))
+    use_settings(monkeypatch, restore_roots=(str(home),))
     return home
 
 
@@ -86,10 +85,9 @@ class TestWhereARestoreMayWrite:
 
     def test_cairns_own_data_is_never_a_target(self, tmp_path, mallory, monkeypatch):
         snap = backed_up(tmp_path, mallory)
-        monkeypatch.setattr(restores, "settings", dataclasses.replace(
-            settings, restore_roots=(str(settings.data_dir.parent),)))
+        use_settings(monkeypatch, restore_roots=(str(settings().data_dir.parent),))
         with pytest.raises(engine.RestoreError, match="Cairn's own data"):
-            restores.request(snap, [inside(mallory, "crafted")], target=str(settings.data_dir))
+            restores.request(snap, [inside(mallory, "crafted")], target=str(settings().data_dir))
 
     def test_outside_the_original_place_files_belong_to_the_target_folders_owner(
             self, tmp_path, roots):

@@ -2,14 +2,14 @@
 
 Inline tests pass fixed times; the last test lets a real worker's own clock start a run."""
 
-import dataclasses
 import datetime as dt
 
 import pytest
 
 from jobs import schedules
-from jobs.queue import huey, settings
+from jobs.queue import huey
 from models import Event, Profile, Run, utcnow
+from tests.helpers.settings import use_settings
 from tests.jobs.conftest import make_profile, wait_until
 from tests.trees import write
 
@@ -63,7 +63,7 @@ class TestTheMinuteTick:
 
     def test_a_run_missed_beyond_the_catch_up_window_is_reported_not_run(self, nightly,
                                                                          monkeypatch):
-        monkeypatch.setattr(schedules, "settings", dataclasses.replace(settings, catch_up_hours=1))
+        use_settings(monkeypatch, catch_up_hours=1)
         Profile.update(schedule_looked_at=at(1, 1)).execute()
         assert schedules.start_due_runs(at(3, 5, 0)) == []
         [missed] = events("schedule.missed")

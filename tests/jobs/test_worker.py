@@ -1,13 +1,12 @@
-import dataclasses
 import datetime as dt
 
 import pytest
 
-import jobs.worker
 from jobs.queue import with_db
 from jobs.worker import Heartbeat, prune
 from models import Alert, Delivery, Event, NotificationTarget, WorkerProcess, db, open_database
 from models.migrate import migrate
+from tests.helpers.settings import use_settings
 
 NOW = dt.datetime(2026, 11, 22, 12, 0)
 
@@ -33,8 +32,7 @@ def test_a_task_gets_its_own_connection_and_closes_it(database):
 
 
 def test_the_heartbeat_belongs_to_the_process_not_each_thread(database, database_url, monkeypatch):
-    settings = dataclasses.replace(jobs.worker.settings, database_url=database_url)
-    monkeypatch.setattr(jobs.worker, "settings", settings)
+    use_settings(monkeypatch, database_url=database_url)
     heartbeat = Heartbeat()
     for _ in range(3):  # huey calls the startup hook in every worker thread
         heartbeat.worker_thread_started()

@@ -14,7 +14,7 @@ def backend(request) -> str:
 def files():
     """The worker's file server, as `cairn worker` starts it (on the worker's data dir: the
     tests using it give the web the same one)."""
-    server = fileserver.FileServer(fileserver.socket_path(settings.data_dir))
+    server = fileserver.FileServer(fileserver.socket_path(settings().data_dir))
     assert server.start()
     yield server
     server.stop()

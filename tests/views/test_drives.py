@@ -14,7 +14,7 @@ from tests.views.test_feed import connect, receive_until, session_cookie
 @pytest.fixture
 def environ(environ):
     # The web and the inline jobs read their drive root from the same place.
-    return {**environ, "CAIRN_DRIVE_ROOT": str(settings.drive_root), "CAIRN_DRIVE_AWAY_DAYS": "10"}
+    return {**environ, "CAIRN_DRIVE_ROOT": str(settings().drive_root), "CAIRN_DRIVE_AWAY_DAYS": "10"}
 
 
 def drive(**fields) -> Drive:
@@ -36,7 +36,7 @@ def test_a_new_box_explains_how_drives_arrive(client, ada):
 
 
 def test_each_drive_says_what_it_is_and_where_it_stands(client, vera, tmp_path):
-    media = settings.drive_root
+    media = settings().drive_root
     stick = drive(label="", uuid="abcd1234-0000", fstype="exfat", bus="usb")
     adopted = drive(uuid="5555-6666", label="FAMILY", adopted_at=utcnow(), token="t",
                     mount_point=str(tmp_path))
@@ -107,7 +107,7 @@ def test_a_drive_being_written_to_is_not_ejected(client, otto):
     stick = drive(adopted_at=utcnow(), token="t")
     with db.connection_context():
         profile = Profile.create(name="Photos", slug="photos", sources=["/home/a"],
-                                 destination=str(settings.drive_root / stick.uuid / "b"))
+                                 destination=str(settings().drive_root / stick.uuid / "b"))
         running = Run.create(profile=profile, state="running")
     log_in(client, otto)
     post(client, f"/drives/{stick.id}/eject")
@@ -141,7 +141,7 @@ def test_the_dashboard_shows_each_adopted_drive_and_warns_of_one_away_too_long(c
     drive(uuid="9999-0000", label="STRANGER")   # not adopted: not on the dashboard
     with db.connection_context():
         photos = Profile.create(name="Photos", slug="photos", sources=["/home/a"],
-                                destination=str(settings.drive_root / "5555-6666" / "b"))
+                                destination=str(settings().drive_root / "5555-6666" / "b"))
         Run.create(profile=photos, state="succeeded", snapshot="s",
                    finished_at=utcnow() - dt.timedelta(days=2))
     log_in(client, vera)

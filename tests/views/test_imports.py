@@ -21,7 +21,7 @@ LATER = dt.datetime.now(dt.UTC).replace(tzinfo=None) + dt.timedelta(minutes=5)
 @pytest.fixture
 def environ(environ):
     # The pages and the (inline) jobs check folders against one data dir, as on a box.
-    return {**environ, "CAIRN_DATA_DIR": str(settings.data_dir)}
+    return {**environ, "CAIRN_DATA_DIR": str(settings().data_dir)}
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from tests.trees import write
 @pytest.fixture
 def environ(environ, tmp_path):
     return {**environ, "CAIRN_SOURCE_ROOTS": str(tmp_path / "home"),
-            "CAIRN_DATA_DIR": str(settings.data_dir)}
+            "CAIRN_DATA_DIR": str(settings().data_dir)}
 
 
 @pytest.fixture

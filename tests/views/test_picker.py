@@ -3,7 +3,6 @@ opened lazily a page at a time; unscanned folders scanned on request; bad paths 
 
 Scans run inline (the app fixture's Huey is immediate) with the real scanner on real trees."""
 
-import dataclasses
 import datetime as dt
 
 import pytest
@@ -13,6 +12,7 @@ from jobs import scans
 from models import Event, ExcludePreview, Scan, db, utcnow
 from models.backup import path_key
 from tests.conftest import csrf_token, html, log_in
+from tests.helpers.settings import use_settings
 from tests.trees import write
 from tests.views.test_feed import connect, receive_until, session_cookie
 
@@ -26,8 +26,7 @@ def home(tmp_path, monkeypatch):
     (home / "bob").mkdir()
     (home / "ada" / "escape").symlink_to("/etc")
     # The worker's own settings say which folders it may scan, as the web's do.
-    monkeypatch.setattr(scans, "settings", dataclasses.replace(scans.settings,
-                                                               source_roots=(str(home),)))
+    use_settings(monkeypatch, source_roots=(str(home),))
     return home
 
 

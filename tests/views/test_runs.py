@@ -23,7 +23,7 @@ def environ(environ, tmp_path):
     # Jobs run inline here and write their logs under the worker's data dir; the web reads
     # them from its own, so both are the same folder, as on an installed box.
     return {**environ, "CAIRN_SOURCE_ROOTS": str(tmp_path / "home"),
-            "CAIRN_DATA_DIR": str(settings.data_dir)}
+            "CAIRN_DATA_DIR": str(settings().data_dir)}
 
 
 @pytest.fixture

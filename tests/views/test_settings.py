@@ -40,8 +40,8 @@ def test_an_admin_changes_a_setting_and_it_applies_at_once_and_is_audited(client
     # The web's picker and the worker's scanner both use it, without a restart.
     assert client.get(f"/picker/folder?path={tmp_path / 'photos'}").status_code == 200
     with db.connection_context():
-        assert str(tmp_path / "photos") in live(scans.settings).source_roots
-        assert live(scans.settings).event_retention_days == 30
+        assert str(tmp_path / "photos") in live(scans.settings()).source_roots
+        assert live(scans.settings()).event_retention_days == 30
         entries = {e.target: e.detail for e in AuditEntry.select()
                    .where(AuditEntry.action == "settings.update")}
     assert entries == {"CAIRN_SOURCE_ROOTS": f"/home → /home:{tmp_path / 'photos'}",
@@ -82,11 +82,11 @@ def test_the_tmdb_key_is_never_sent_back(client, ada):
     assert "abc123secretkey" not in page
     assert "a key is set" in page
     with db.connection_context():
-        assert live(metadata.settings).tmdb_api_key == "abc123secretkey"
+        assert live(metadata.settings()).tmdb_api_key == "abc123secretkey"
         assert metadata.enabled()
     save(client, CAIRN_TMDB_API_KEY="")   # empty keeps it
     with db.connection_context():
-        assert live(metadata.settings).tmdb_api_key == "abc123secretkey"
+        assert live(metadata.settings()).tmdb_api_key == "abc123secretkey"
     save(client, CAIRN_TMDB_API_KEY="", remove_key="1")
     with db.connection_context():
         assert not metadata.enabled()

@@ -3,7 +3,6 @@ paged and sorted, versions found by name, two snapshots compared, restores previ
 carried out, downloads streamed by the worker's file server, and paths that try to leave
 the snapshot refused."""
 
-import dataclasses
 import grp
 import io
 import os
@@ -17,6 +16,7 @@ from jobs import fileserver, verify
 from jobs.queue import settings
 from models import AuditEntry, Profile, Restore, Run, Snapshot, db
 from tests.conftest import csrf_token, html, log_in, post
+from tests.helpers.settings import use_settings
 from tests.trees import write
 
 
@@ -24,7 +24,7 @@ from tests.trees import write
 def environ(environ, tmp_path):
     # The web reads the manifests that the (inline) jobs write: one data dir, as on a box.
     return {**environ, "CAIRN_SOURCE_ROOTS": str(tmp_path / "home"),
-            "CAIRN_DATA_DIR": str(settings.data_dir)}
+            "CAIRN_DATA_DIR": str(settings().data_dir)}
 
 
 @pytest.fixture
@@ -195,9 +195,7 @@ def test_restoring_to_another_folder_checks_it(client, otto, snaps, home, tmp_pa
 
 def test_a_folder_restores_may_not_write_to_is_refused_with_the_reason(client, otto, snaps, home,
                                                                       tmp_path, monkeypatch):
-    from jobs import restores
-    monkeypatch.setattr(restores, "settings", dataclasses.replace(
-        restores.settings, restore_roots=(str(tmp_path / "home"),)))
+    use_settings(monkeypatch, restore_roots=(str(tmp_path / "home"),))
     profile, first, _ = snaps
     log_in(client, otto)
     url = f"/profiles/{profile.id}/snapshots/{first.name}/restore"
@@ -242,9 +240,9 @@ def test_a_symlink_in_a_snapshot_cannot_serve_what_is_outside(snaps, home, files
     tree = tmp_path / "backups" / "ada" / first.name / top(home)
     os.symlink("/etc", tree / "Photos" / "etc")
     with pytest.raises(fileserver.Refused):
-        fileserver.fetch(settings.data_dir, profile.id, first.name, f"{top(home)}/Photos/etc/passwd",
+        fileserver.fetch(settings().data_dir, profile.id, first.name, f"{top(home)}/Photos/etc/passwd",
                          "file")
-    header, chunks = fileserver.fetch(settings.data_dir, profile.id, first.name,
+    header, chunks = fileserver.fetch(settings().data_dir, profile.id, first.name,
                                       f"{top(home)}/Photos", "tar")
     with tarfile.open(fileobj=io.BytesIO(b"".join(chunks))) as archive:
         link = archive.getmember("Photos/etc")
