@@ -11,7 +11,7 @@ from playwright.sync_api import Page, expect
 from jobs.queue import huey, settings
 from models import Profile, Run, db
 from tests.conftest import make_user
-from tests.e2e.test_first_visit import log_in
+from tests.helpers.browser import log_in
 from tests.jobs.conftest import empty_shared_store, worker_factory  # noqa: F401 (a fixture)
 from tests.jobs.test_backup_worker import slow_tree
 from tests.trees import write

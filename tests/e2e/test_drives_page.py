@@ -7,7 +7,7 @@ from playwright.sync_api import Page, expect
 from jobs.queue import settings
 from tests.conftest import make_user
 from tests.e2e.test_backup_pages import app, shared_db  # noqa: F401 (fixtures; app takes environ)
-from tests.e2e.test_first_visit import log_in
+from tests.helpers.browser import log_in
 from tests.jobs.conftest import worker_factory  # noqa: F401 (a fixture)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]

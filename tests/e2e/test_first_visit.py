@@ -7,21 +7,9 @@ from playwright.sync_api import Page, expect
 
 from models import Event, SetupToken, User, db
 from tests.conftest import PASSWORD, make_user
+from tests.helpers.browser import log_in, log_out
 
 pytestmark = pytest.mark.browser
-
-
-def log_in(page: Page, base: str, username: str) -> None:
-    page.goto(f"{base}/login")
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
-
-
-def log_out(page: Page) -> None:
-    page.get_by_role("button", name="Log out").click()
-    expect(page.get_by_role("heading", name="Log in")).to_be_visible()
 
 
 def test_setup_login_live_panel_viewer_blocked_logout(page: Page, live_server, console_errors):

@@ -10,7 +10,7 @@ from jobs.queue import settings
 from models import Library
 from tests.conftest import make_user
 from tests.e2e.test_backup_pages import app, shared_db  # noqa: F401 (fixtures; app takes environ)
-from tests.e2e.test_first_visit import log_in
+from tests.helpers.browser import log_in
 from tests.jobs.conftest import worker_factory  # noqa: F401 (a fixture)
 from tests.trees import write
 

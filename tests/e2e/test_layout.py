@@ -16,7 +16,7 @@ from playwright.sync_api import Page, expect
 
 from models import Event, Profile, Run, RunMessage, Unit, db
 from tests.conftest import make_user
-from tests.e2e.test_first_visit import log_in
+from tests.helpers.browser import log_in
 from tests.views.test_permissions import MATRIX, seed
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]

@@ -4,7 +4,7 @@ from playhouse.test_utils import count_queries
 
 from models import Event, Profile, Run, WorkerProcess, db, utcnow
 from tests.conftest import html, log_in
-from tests.views.test_feed import connect, receive_until, session_cookie
+from tests.helpers.feed import connect, receive_until, session_cookie
 
 
 def test_the_dashboard_shows_this_boxs_load_in_readable_numbers(client, vera):

@@ -8,7 +8,7 @@ import pytest
 from jobs.queue import settings
 from models import AuditEntry, Drive, Event, Profile, Run, db, utcnow
 from tests.conftest import html, log_in, post
-from tests.views.test_feed import connect, receive_until, session_cookie
+from tests.helpers.feed import connect, receive_until, session_cookie
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from playhouse.test_utils import count_queries
 
 from models import Event, Profile, Run, RunMessage, User, db
 from tests.conftest import html, log_in
-from tests.views.test_feed import connect, receive_until, session_cookie
+from tests.helpers.feed import connect, receive_until, session_cookie
 from views import history, logs
 
 T0 = dt.datetime(2026, 11, 1, 12, 0)

@@ -12,9 +12,9 @@ from jobs import scans
 from models import Event, ExcludePreview, Scan, db, utcnow
 from models.backup import path_key
 from tests.conftest import csrf_token, html, log_in
+from tests.helpers.feed import connect, receive_until, session_cookie
 from tests.helpers.settings import use_settings
 from tests.trees import write
-from tests.views.test_feed import connect, receive_until, session_cookie
 
 
 @pytest.fixture
@@ -144,7 +144,7 @@ def test_a_page_hears_when_its_folders_scan_moves_on(app, live_server, ada, home
 
 
 def test_only_admins_may_watch_scans(app, live_server, vera):
-    from tests.views.test_feed import close_code
+    from tests.helpers.feed import close_code
     assert close_code(live_server, session_cookie(app, vera), query="s=scans") == 1008
 
 
@@ -232,7 +232,7 @@ def test_a_page_hears_when_its_count_moves_on(app, live_server, ada, home):
 
 
 def test_only_admins_may_watch_counts(app, live_server, vera):
-    from tests.views.test_feed import close_code
+    from tests.helpers.feed import close_code
     assert close_code(live_server, session_cookie(app, vera), query="s=previews") == 1008
 
 
