@@ -25,14 +25,14 @@ from pathlib import Path
 import psutil
 
 from jobs import breakers, catalog, hosts, retention
+from jobs.destinations import drive_missing, root_of
 from jobs.engines import confine, manifest, rsync, snapshots, ssh
-from jobs.engines import drives as drives_engine
 from jobs.engines import plan as planner
+from jobs.engines.destination import SnapshotRoot
 from jobs.engines.filters import Excludes
 from jobs.engines.humane import format_bytes, format_count
 from jobs.engines.progress import Progress, add_speed_point
 from jobs.engines.progress import advance as advance_progress
-from jobs.engines.remote import RemoteRoot
 from jobs.engines.scan import DirTotals, ScanCancelled, scan, totals_from_listing
 from jobs.engines.snapshots import CheckError
 from jobs.queue import huey, local, settings, with_db
@@ -98,9 +98,7 @@ def retry_failed(run: Run) -> int:
     """Run a partial run's dead-lettered units again, into the same unfinished snapshot."""
     if run.state != "partial" or not run.snapshot or run.dry_run:
         return 0
-    remote = hosts.destination_root(run.profile)
-    there = remote.has_partial(run.snapshot) if remote else \
-        (_profile_root(run.profile) / (run.snapshot + snapshots.PARTIAL_SUFFIX)).is_dir()
+    there = root_of(run.profile).has_partial(run.snapshot)
     if not there and run.profile.mode == "snapshot":
         return 0
     with db.atomic():
@@ -152,29 +150,23 @@ def prepare_run(run_id: int) -> None:
 
 def _prepare(run: Run) -> None:
     profile = run.profile
-    remote = hosts.destination_root(profile)
-    root, options = _check_remote(profile, remote) if remote else _check(profile)
+    there = root_of(profile)
+    root, options = _check_remote(profile, there) if there.remote else _check(profile)
     mirror = options["mirror"]
     if not mirror:
-        _remove_stale_partials(run, root, remote)
-    if remote:
-        link_from = "" if mirror else (remote.latest_snapshot() or "")
-        name = "" if mirror or run.dry_run else remote.unused_name(utcnow())
-    else:
-        link_from = "" if mirror else (snapshots.latest_snapshot(root) or "")
-        name = "" if mirror or run.dry_run else snapshots.unused_snapshot_name(root, utcnow())
+        _remove_stale_partials(run, there)
+    link_from = "" if mirror else (there.latest_snapshot() or "")
+    name = "" if mirror or run.dry_run else there.unused_name(utcnow())
     roots = _scan_sources(run, root, options, link_from)
     total_files, total_bytes = sum(r.files for r in roots), sum(r.bytes for r in roots)
     if not mirror and not link_from and not run.dry_run:
-        _check_room(profile.destination, total_bytes, remote)
+        _check_room(profile.destination, total_bytes, there)
     ceiling = _ceiling(profile)
     the_plan = planner.plan(roots, _children_reader(run), ceiling, settings().min_unit_size)
     options["split"] = {str(i): the_plan.split_folders(i) for i in range(len(roots))}
     _create_units(run, the_plan)
-    if name and remote:
-        remote.make_dir(name + snapshots.PARTIAL_SUFFIX)
-    elif name:
-        (root / (name + snapshots.PARTIAL_SUFFIX)).mkdir()
+    if name:
+        there.make_dir(name + snapshots.PARTIAL_SUFFIX)
     run.move(("scanning",), "running", snapshot=name, link_from=link_from, options=options,
              total_files=total_files, total_bytes=total_bytes, concurrency=ceiling,
              owner=None, progress_at=utcnow())
@@ -220,7 +212,7 @@ def _check(profile: Profile) -> tuple[Path, dict]:
     return root, options
 
 
-def _check_remote(profile: Profile, remote: RemoteRoot) -> tuple[Path, dict]:
+def _check_remote(profile: Profile, remote: SnapshotRoot) -> tuple[Path, dict]:
     """Sources here, the destination a folder on a host: reachable (through its breaker),
     its folder made, able to hold hardlinks (or the profile is a mirror)."""
     for source in profile.sources:
@@ -302,20 +294,6 @@ class DriveAbsent(CheckError):
     """The destination's drive is not there: the run waits for it instead of failing."""
 
 
-def drive_missing(profile: Profile) -> str | None:
-    """Why the profile's destination is not on its adopted drive now (None: it is, or the
-    destination is on no drive). Never write into an empty mount-point folder."""
-    return destination_drive_missing(profile.destination)
-
-
-def destination_drive_missing(destination: str) -> str | None:
-    drive = Drive.of_path(destination, settings().drive_root)
-    if drive is None:
-        return None
-    problem = drives_engine.prove(drive.root(settings().drive_root), drive.uuid, drive.token)
-    return f"{drive.name}: {problem}" if problem else None
-
-
 def interrupt(run: Run, reason: str) -> bool:
     """Stop a run whose drive went away; its units and snapshot wait for the drive."""
     changed = (Run.update(cancel_requested=True, interrupt_reason=reason)
@@ -355,27 +333,17 @@ def _ceiling(profile: Profile) -> int:
     return max(1, min(profile.max_parallel, threads, local.allowed or threads))
 
 
-def _check_room(destination: str, needed: int, remote: RemoteRoot | None = None) -> None:
-    free = remote.free_bytes() if remote else snapshots.free_bytes(destination)
+def _check_room(destination: str, needed: int, there: SnapshotRoot) -> None:
+    free = there.free_bytes()
     if needed > free:
         raise CheckError(f"The first snapshot needs {format_bytes(needed)} but destination "
                          f"{destination} has only {format_bytes(free)} free.")
 
 
-def _remove_stale_partials(run: Run, root: Path, remote: RemoteRoot | None = None) -> None:
+def _remove_stale_partials(run: Run, there: SnapshotRoot) -> None:
     """An unfinished snapshot of an earlier run that nobody will retry any more."""
-    if remote:
-        names = remote.partials()
-    else:
-        try:
-            names = [e.name.removesuffix(snapshots.PARTIAL_SUFFIX) for e in os.scandir(root)
-                     if e.name.endswith(snapshots.PARTIAL_SUFFIX)]
-        except FileNotFoundError:
-            return
-    for name in names:
-        if not snapshots.SNAPSHOT_NAME.match(name):
-            continue
-        if remote.remove_partial(name) if remote else snapshots.remove_partial(root, name):
+    for name in there.partials():
+        if there.remove_partial(name):
             run.add_message("warning", f"Removed the unfinished snapshot {name}"
                             f"{snapshots.PARTIAL_SUFFIX} of an earlier run.")
 
@@ -546,11 +514,8 @@ def _stop_run_here(run: Run) -> None:
         _end(run, "interrupted", f"{run.interrupt_reason} The run continues where it stopped "
              "when the drive is back.")
         return
-    remote = hosts.destination_root(run.profile)
-    if run.snapshot and not run.dry_run and remote:
-        remote.remove_partial(run.snapshot)
-    elif run.snapshot and not run.dry_run:
-        snapshots.remove_partial(_profile_root(run.profile), run.snapshot)
+    if run.snapshot and not run.dry_run:
+        root_of(run.profile).remove_partial(run.snapshot)
     _collect_logs(run)
     if run.options.get("mirror") or run.dry_run:
         leftover = ""
@@ -657,18 +622,14 @@ def _transfer(run: Run, unit: Unit, source_fd: int | None = None) -> rsync.Trans
     else:
         base = run.snapshot + snapshots.PARTIAL_SUFFIX
     link_from = run.link_from if run.link_from and not run.dry_run and not mirror else None
-    pushed = hosts.destination_root(profile)
+    there = root_of(profile)
+    if not run.dry_run:
+        there.make_dir(base, inside)
+    dest = there.spec(base, inside)
+    link_dest = there.path(link_from, inside) if link_from else None
+    pushed = there.remote
     if pushed:   # the snapshot is on a host (the source is then on this box)
-        if not run.dry_run:
-            pushed.make_dir(base, inside)
-        dest, rsh = pushed.spec(base, inside), hosts.rsh(hosts.host_for(pushed.target))
-        link_dest = pushed.path(link_from, inside) if link_from else None
-    else:
-        root = _profile_root(profile)
-        if not run.dry_run:
-            (root / base / inside).mkdir(parents=True, exist_ok=True)
-        dest = str(root / base / inside)
-        link_dest = str(root / link_from / inside) if link_from else None
+        rsh = hosts.rsh(hosts.host_for(there.target))
     bwlimit = _bandwidth_share(run, profile.bwlimit_kib)
     # The manifest takes the hashes of copied files from rsync: for snapshots on this box,
     # of folders on this box (a host's rsync may not offer xxh128).
@@ -873,9 +834,9 @@ def _finalize(run: Run) -> tuple[str, str]:
     if run.dry_run:
         return "succeeded", _dry_run_summary(totals)
     failed = list(Unit.select().where((Unit.run == run) & (Unit.state == "failed")))
-    remote = hosts.destination_root(run.profile)
+    there = root_of(run.profile)
     # On a host, no folder was split between parts, so there is nothing to mend.
-    if remote:
+    if there.remote:
         warnings = 0
     else:
         tree = _tree(run)
@@ -888,12 +849,12 @@ def _finalize(run: Run) -> tuple[str, str]:
     missing = drive_missing(run.profile)
     if missing:
         raise DriveAbsent(missing)
-    if not run.options.get("mirror") and remote:
-        remote.finalize(run.snapshot)
-        catalog.index_failed(catalog.record(run), catalog.REMOTE_NOT_INDEXED)
-    elif not run.options.get("mirror"):
-        snapshots.finalize(_profile_root(run.profile), run.snapshot)
-        warnings += _index(run)
+    if not run.options.get("mirror"):
+        there.finalize(run.snapshot)
+        if there.remote:
+            catalog.index_failed(catalog.record(run), catalog.REMOTE_NOT_INDEXED)
+        else:
+            warnings += _index(run)
     Run.update(progress=1.0, eta_seconds=None).where(Run.id == run.id).execute()
     copied = f"{totals['files']:,} files, {totals['new_files'] + totals['changed_files']:,} new or changed"
     if totals["errors"]:

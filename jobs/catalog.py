@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from jobs import hosts
+from jobs.destinations import drive_missing, root_of
 from jobs.engines import manifest, snapshots
 from jobs.engines.humane import format_count
 from jobs.queue import huey, settings, with_db
@@ -43,11 +43,10 @@ class NotHere(Exception):
 def readable_tree(snapshot: Snapshot) -> Path:
     """The snapshot's folder, when this box can read it: not on a host, its drive plugged in,
     the folder still there. Otherwise NotHere."""
-    from jobs import backup  # which imports this module
     profile = snapshot.profile
-    if hosts.destination_root(profile):
+    if root_of(profile).remote:
         raise NotHere(REMOTE_NOT_INDEXED)
-    missing = backup.drive_missing(profile)
+    missing = drive_missing(profile)
     if missing:
         raise NotHere(f"{missing} Plug it in and try again.")
     folder = tree(snapshot)
@@ -100,16 +99,15 @@ def previous_of(snapshot: Snapshot) -> str:
 def index_missing() -> int:
     """Index every snapshot that has no manifest yet, oldest first (so each can reuse the
     hashes of the one before). Snapshots on hosts, or on a drive that is not here, wait."""
-    from jobs import backup  # which imports this module
     done = 0
     for snapshot in Snapshot.unindexed().order_by(Snapshot.profile, Snapshot.name):
         if snapshot.run_id and snapshot.run.state in ("running", "finalizing"):
             continue   # its run's finish writes it (resumed, if a worker died finishing it)
         profile = snapshot.profile
-        if hosts.destination_root(profile):
+        if root_of(profile).remote:
             index_failed(snapshot, REMOTE_NOT_INDEXED)
             continue
-        if backup.drive_missing(profile) or not tree(snapshot).is_dir():
+        if drive_missing(profile) or not tree(snapshot).is_dir():
             continue
         try:
             index(snapshot, previous_of(snapshot))

@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 
 from jobs import hosts
-from jobs.backup import destination_drive_missing  # the run's own test of "this is the drive"
+from jobs.destinations import destination_drive_missing  # the run's own "this is the drive"
 from jobs.engines import confine, snapshots
 from jobs.engines.snapshots import CheckError
 from jobs.queue import settings

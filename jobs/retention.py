@@ -9,10 +9,10 @@ on the destination, not taken from the database). Deleted snapshots are marked o
 from __future__ import annotations
 
 import datetime as dt
-import shutil
 from dataclasses import dataclass, field
 
-from jobs import catalog, hosts
+from jobs import catalog
+from jobs.destinations import root_of
 from jobs.engines import retention, snapshots
 from jobs.engines.humane import format_count
 from jobs.queue import huey, with_db
@@ -60,9 +60,8 @@ def prune(profile: Profile, now: dt.datetime | None = None, dry_run: bool = Fals
     policy = policy_of(profile)
     if not dry_run and policy.keeps_everything and policy.min_free_percent is None:
         return PruneResult([])
-    remote = hosts.destination_root(profile)
-    root = profile.root()
-    names = remote.list_snapshots() if remote else snapshots.list_snapshots(root)
+    there = root_of(profile)
+    names = there.list_snapshots()
     busy = protected(profile)
     decisions = retention.decide([(n, snapshots.snapshot_time(n)) for n in names], policy, now,
                                  busy, profile.schedule_tz)
@@ -70,15 +69,15 @@ def prune(profile: Profile, now: dt.datetime | None = None, dry_run: bool = Fals
     if dry_run:
         return result
     for decision in reversed(decisions):
-        if not decision.keep and _delete(root, remote, decision.name):
+        if not decision.keep and there.remove_snapshot(decision.name):
             result.deleted.append(decision.name)
     if policy.min_free_percent:
         for name in retention.oldest_deletable(decisions, busy):
             if name in result.deleted:
                 continue
-            if _free_percent(root, remote) >= policy.min_free_percent:
+            if there.free_percent() >= policy.min_free_percent:
                 break
-            if _delete(root, remote, name):
+            if there.remove_snapshot(name):
                 result.for_space.append(name)
     gone = result.deleted + result.for_space
     if gone:
@@ -89,17 +88,6 @@ def prune(profile: Profile, now: dt.datetime | None = None, dry_run: bool = Fals
                       f"({policy.describe().lower()}): {', '.join(sorted(gone))}.",
                       profile=profile.id, deleted=len(gone))
     return result
-
-
-def _delete(root, remote, name: str) -> bool:
-    return remote.remove_snapshot(name) if remote else snapshots.remove_snapshot(root, name)
-
-
-def _free_percent(root, remote) -> float:
-    if remote:
-        return remote.free_percent()
-    usage = shutil.disk_usage(root)
-    return 100.0 * usage.free / max(1, usage.total)
 
 
 @huey.task()

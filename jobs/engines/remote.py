@@ -32,6 +32,7 @@ class RemoteRoot:
     root: str
     key: Path
     known_hosts: Path
+    remote = True   # as destination.SnapshotRoot has it
 
     def _run(self, command: list[str]) -> str:
         return ssh.run_remote(self.target, self.key, self.known_hosts, command)
