@@ -26,6 +26,7 @@ from views import (
     logs,
     notifications,
     picker,
+    profile_form,
     profiles,
     runs,
     settings,
@@ -109,8 +110,8 @@ def _init_templates(app: Flask) -> None:
         filemode=format.format_mode, owner=format.format_owner, sentence=format.sentence,
         names=lambda text: format.local_names(text, g.get("tz", "UTC")))
     app.jinja_env.globals.update(htmx_config=HTMX_CONFIG, ROLES=ROLES, ADMIN=ADMIN,
-                                 OPERATOR=OPERATOR, VIEWER=VIEWER, next_run=profiles.next_run,
-                                 overdue_before=profiles.overdue_before,
-                                 waits_for_first_run=profiles.waits_for_first_run,
-                                 schedule_words=profiles.schedule_words,
+                                 OPERATOR=OPERATOR, VIEWER=VIEWER, next_run=profile_form.next_run,
+                                 overdue_before=profile_form.overdue_before,
+                                 waits_for_first_run=profile_form.waits_for_first_run,
+                                 schedule_words=profile_form.schedule_words,
                                  open_alerts=Alert.open_count)
