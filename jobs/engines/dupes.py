@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import xxhash
 
-from jobs.engines import manifest
+from jobs.engines import hashing
 
 HEAD = 4 * 1024
 EDGE = 64 * 1024
@@ -246,5 +246,5 @@ def _edges(path: bytes) -> tuple[str, int]:
 
 
 def _full(path: bytes) -> tuple[str, int]:
-    digest, read = manifest.hash_file(path)
+    digest, read = hashing.hash_file(path)
     return digest.hex(), read

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import xxhash
 
-from jobs.engines import confine, manifest
+from jobs.engines import confine, hashing
 
 FICLONE = 0x40049409   # linux/fs.h: _IOW(0x94, 9, int)
 CHUNK = 1024 * 1024
@@ -46,7 +46,7 @@ class Placed:
 
 
 def file_hash(path: Path | str, on_bytes: Callable[[int], None] | None = None) -> str:
-    return manifest.hash_file(path, on_bytes=on_bytes)[0].hex()
+    return hashing.hash_file(path, on_bytes=on_bytes)[0].hex()
 
 
 def recycle_path(library: Path, relative: str, day: str) -> Path:

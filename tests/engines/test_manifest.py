@@ -280,7 +280,7 @@ def test_a_check_reports_the_data_read_inside_a_large_file_and_stops_there(tmp_p
                                                                            monkeypatch):
     write(tmp_path / "snap" / "video.mkv", os.urandom(8 * manifest.BUFFER_BYTES))
     index(tmp_path / "snap", tmp_path / "m.sqlite")
-    monkeypatch.setattr(manifest, "PROGRESS_SECONDS", 0.0)   # report after every read
+    monkeypatch.setattr(manifest.verifying, "PROGRESS_SECONDS", 0.0)   # report after every read
     with manifest.Manifest(tmp_path / "m.sqlite") as m:
         chosen = list(m.files())
         seen = []
