@@ -72,7 +72,8 @@ def worker_command(settings: config.Settings) -> list[str]:
 # `cairn --help` lists the commands by what they are about.
 SECTIONS = (("Backups", ("profile", "backup", "prune", "snapshot", "verify", "restore")),
             ("Media", ("library", "import")),
-            ("Running Cairn", ("run", "web", "worker", "migrate", "setup-link", "settings")))
+            ("Running Cairn", ("run", "web", "worker", "migrate", "setup-link", "settings",
+                               "reference")))
 
 
 # The domains' commands, imported only when asked for (importing jobs builds the queue).
@@ -178,6 +179,14 @@ def show_settings(markdown: bool) -> None:
         elif setting.name == "CAIRN_BIND":
             value = settings.bind_address
         click.echo(f"{setting.name}={value}")
+
+
+@main.command()
+def reference() -> None:
+    """Print docs/cli.md: every command and option, from the commands themselves."""
+    from cli_reference import reference as write_reference
+
+    click.echo(write_reference(main, SECTIONS), nl=False)
 
 
 def settings_table() -> str:

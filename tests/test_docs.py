@@ -24,3 +24,14 @@ def test_the_readme_leads_to_every_page_and_stays_short():
     linked = {Path(target).name for target in LINK.findall(readme)}
     assert {page.name for page in pages()[1:]} <= linked
     assert len(readme.encode()) <= 12 * 1024
+
+
+def test_the_command_reference_is_the_commands_own():
+    from cli import SECTIONS, main
+    from cli_reference import reference
+
+    written = (ROOT / "docs" / "cli.md").read_text()
+    assert written == reference(main, SECTIONS), "run: .venv/bin/cairn reference > docs/cli.md"
+    for command in ("cairn profile add", "cairn backup run", "cairn restore", "cairn library dupes",
+                    "cairn import scan", "cairn run"):
+        assert f"### `{command}`" in written, command
