@@ -15,7 +15,7 @@ import time
 import guessit
 
 from jobs.engines import release
-from tests.engines.test_release import cross_parser_cases, own_cases
+from tests.helpers.releases import cross_parser_cases, own_cases
 
 GROUPS = ["SPARKS", "FLUX", "NTb", "RARBG", "YTS", "AMIABLE", "EVO", "playWEB", "CMRG", "SiGMA"]
 

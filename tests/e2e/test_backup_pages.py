@@ -12,9 +12,8 @@ from jobs.queue import huey, settings
 from models import Profile, Run, db
 from tests.conftest import make_user
 from tests.helpers.browser import log_in
+from tests.helpers.trees import slow_tree, write
 from tests.jobs.conftest import empty_shared_store, worker_factory  # noqa: F401 (a fixture)
-from tests.jobs.test_backup_worker import slow_tree
-from tests.trees import write
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

@@ -11,8 +11,8 @@ from models import Library
 from tests.conftest import make_user
 from tests.e2e.test_backup_pages import app, shared_db  # noqa: F401 (fixtures; app takes environ)
 from tests.helpers.browser import log_in
+from tests.helpers.trees import write
 from tests.jobs.conftest import worker_factory  # noqa: F401 (a fixture)
-from tests.trees import write
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

@@ -17,7 +17,7 @@ from playwright.sync_api import Page, expect
 from models import Event, Profile, Run, RunMessage, Unit, db
 from tests.conftest import make_user
 from tests.helpers.browser import log_in
-from tests.views.test_permissions import MATRIX, seed
+from tests.helpers.pages import MATRIX, seed
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

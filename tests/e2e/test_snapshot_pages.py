@@ -10,8 +10,8 @@ from models import Profile, Run, db
 from tests.conftest import make_user
 from tests.e2e.test_backup_pages import app, environ, home, shared_db, worker  # noqa: F401
 from tests.helpers.browser import log_in
+from tests.helpers.trees import write
 from tests.jobs.conftest import wait_for_run, worker_factory  # noqa: F401 (a fixture)
-from tests.trees import write
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

@@ -5,7 +5,7 @@ cache sparing a second read."""
 import os
 
 from jobs.engines import dupes
-from tests.trees import write
+from tests.helpers.trees import write
 
 
 def test_identical_files_are_found_and_everything_else_is_not(tmp_path):

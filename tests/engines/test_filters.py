@@ -6,7 +6,7 @@ import subprocess
 import pytest
 
 from jobs.engines.filters import Excludes, PatternError, escape, validate
-from tests.trees import write
+from tests.helpers.trees import write
 
 PATTERNS = ["*.tmp", "cache/", "/top-only.txt", "node_modules", "photos/**/thumbs", "a?c",
             "[0-9]*.log", "build/***", "deep/*/x.txt", "**/secret"]

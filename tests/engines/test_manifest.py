@@ -9,7 +9,7 @@ import pytest
 import xxhash
 
 from jobs.engines import manifest, rsync
-from tests.trees import awkward_tree, write
+from tests.helpers.trees import awkward_tree, write
 
 
 def index(tree, out, previous=None, fresh=()):

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from jobs.engines import placing
-from tests.trees import write
+from tests.helpers.trees import write
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import pytest
 
 from jobs.engines import plan as planner
 from jobs.engines.scan import ScanCallbacks, scan
-from tests.trees import awkward_tree, write
+from tests.helpers.trees import awkward_tree, write
 
 
 def scanned(sources):

@@ -2,42 +2,20 @@
 its expected quality, and the movie cases of guessit's cross-parser fixtures, which carry
 title and year), the quality ladder's order, and names that are odd or hostile."""
 
-import json
 import re
-from pathlib import Path
 
-import guessit
 import pytest
 
 from jobs.engines import release
 from jobs.engines.release import LADDER, Quality, classify, parse, parse_path
+from tests.helpers.releases import cross_parser_cases, own_cases
 
-DATA = Path(__file__).parent / "data" / "releases.tsv"
-CROSS_PARSER = Path(guessit.__file__).parent / "test" / "cross_parser"
 TARGET = 0.95
 
 
 def norm(title) -> str:
     """Titles compare without case or punctuation: "Mr. Robot" is "Mr Robot"."""
     return re.sub(r"\s+", " ", re.sub(r"\W+", " ", str(title).casefold())).strip()
-
-
-def own_cases() -> list[tuple[str, str, str, str]]:
-    lines = DATA.read_text(encoding="utf-8").splitlines()
-    return [tuple(line.split("\t")) for line in lines if line and not line.startswith("#")]
-
-
-def cross_parser_cases() -> list[tuple[str, str, str]]:
-    cases = []
-    for path in sorted(CROSS_PARSER.glob("*.json")):
-        if path.name == "baseline.json":
-            continue
-        for entry in json.loads(path.read_text(encoding="utf-8"))["entries"]:
-            expected = entry["expected"]
-            if expected.get("type") == "movie":
-                cases.append((entry["release_name"], expected["title"],
-                              str(expected.get("year", ""))))
-    return cases
 
 
 def test_the_test_set_is_large_enough():

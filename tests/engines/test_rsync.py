@@ -13,7 +13,7 @@ import xxhash
 
 from jobs.engines import rsync
 from jobs.engines.rsync import BandwidthError, Transfer, format_bandwidth, parse_bandwidth
-from tests.trees import awkward_tree, describe, inodes, link_groups, write
+from tests.helpers.trees import awkward_tree, describe, inodes, link_groups, write
 
 
 def copy(source, dest, **options):

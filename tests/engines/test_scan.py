@@ -8,7 +8,7 @@ import pytest
 
 from jobs.engines.filters import Excludes
 from jobs.engines.scan import ScanCallbacks, ScanCancelled, count_excluded, scan, totals_from_listing
-from tests.trees import awkward_tree, write
+from tests.helpers.trees import awkward_tree, write
 
 
 def rsync_totals(source, excludes=()):

@@ -8,7 +8,7 @@ import pytest
 
 from jobs.engines import snapshots
 from jobs.engines.snapshots import CheckError
-from tests.trees import write
+from tests.helpers.trees import write
 
 NOW = dt.datetime(2026, 11, 22, 10, 15, 0)
 

@@ -2,52 +2,17 @@
 mock): results read, the best match chosen, 429 with Retry-After, 401, 5xx and a dead port
 told apart, and the rate limit kept."""
 
-import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, urlparse
 
 import pytest
 
 from jobs.engines import tmdb
 from jobs.engines.tmdb import Match
-
-
-class FakeTmdb(BaseHTTPRequestHandler):
-    answer = (200, {}, {"results": []})
-    seen: list = []
-
-    def do_GET(self):
-        FakeTmdb.seen.append((urlparse(self.path).path, parse_qs(urlparse(self.path).query),
-                              self.headers.get("Authorization")))
-        code, headers, body = FakeTmdb.answer
-        self.send_response(code)
-        for name, value in headers.items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(json.dumps(body).encode() if not isinstance(body, bytes) else body)
-
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture
-def fake():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeTmdb)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    FakeTmdb.seen = []
-    yield server
-    server.shutdown()
+from tests.helpers.tmdb import HEAT, FakeTmdb
 
 
 def client(server, key="k3y"):
     return tmdb.Client(key, f"http://127.0.0.1:{server.server_port}/3", timeout=2,
                        limiter=tmdb.RateLimiter(rate=1000, burst=1000))
-
-
-HEAT = {"results": [{"id": 949, "title": "Heat", "release_date": "1995-12-15",
-                     "original_title": "Heat"},
-                    {"id": 1, "title": "Heat", "release_date": "1986-03-14"}]}
 
 
 def test_a_search_sends_the_title_year_and_key_and_reads_the_results(fake):

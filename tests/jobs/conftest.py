@@ -15,6 +15,7 @@ from jobs.queue import huey, settings
 from models import ALL_MODELS, FINISHED_STATES, Event, Profile, Run, WorkerProcess, db, open_database
 from models.migrate import migrate
 from tests.helpers.settings import use_settings
+from tests.helpers.tmdb import fake  # noqa: F401 (the fake TMDB, for test_metadata)
 
 CAIRN = Path(sys.executable).parent / "cairn"
 

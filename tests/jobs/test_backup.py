@@ -10,8 +10,8 @@ import pytest
 from jobs import backup
 from jobs.engines import snapshots
 from models import AlreadyRunning, Event, Run, RunMessage, Scan, ScanDir, Unit
+from tests.helpers.trees import awkward_tree, describe, inodes, link_groups, write
 from tests.jobs.conftest import make_profile
-from tests.trees import awkward_tree, describe, inodes, link_groups, write
 
 pytestmark = pytest.mark.usefixtures("inline")
 

@@ -13,8 +13,8 @@ import pytest
 from jobs import backup
 from jobs.engines import rsync, snapshots
 from models import Run, Unit
+from tests.helpers.trees import write
 from tests.jobs.conftest import make_profile
-from tests.trees import write
 
 pytestmark = pytest.mark.usefixtures("inline")
 

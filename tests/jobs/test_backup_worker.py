@@ -11,24 +11,10 @@ import pytest
 from jobs import backup
 from jobs.engines import snapshots
 from models import Event, Run, Unit
+from tests.helpers.trees import SMALL_UNITS, awkward_tree, describe, slow_tree, snapshot_tree, write
 from tests.jobs.conftest import make_profile, wait_for_run, wait_until
-from tests.trees import awkward_tree, describe, write
 
 pytestmark = pytest.mark.slow
-SMALL_UNITS = {"CAIRN_MIN_UNIT_SIZE": "1"}
-
-
-def slow_tree(root: Path, folders=4, size=400_000) -> Path:
-    for i in range(folders):
-        for j in range(4):
-            write(root / f"folder{i}" / f"file{j}.bin", os.urandom(size // 4))
-    return root
-
-
-def snapshot_tree(profile, run, source):
-    return Path(profile.destination) / profile.slug / run.snapshot / snapshots.in_snapshot(str(source))
-
-
 def rsyncs_of(run):
     return [u.pid for u in Unit.select().where((Unit.run == run) & (Unit.state == "running"))
             if u.pid]

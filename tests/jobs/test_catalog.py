@@ -9,8 +9,8 @@ import xxhash
 from jobs import backup, catalog
 from jobs.engines import manifest
 from models import Run, Snapshot
+from tests.helpers.trees import write
 from tests.jobs.conftest import make_profile
-from tests.trees import write
 
 pytestmark = pytest.mark.usefixtures("inline")
 

@@ -9,8 +9,8 @@ import pytest
 
 from models import Profile, Run
 from tests.helpers.cli import cairn
+from tests.helpers.trees import describe, write
 from tests.jobs.conftest import wait_for_run, wait_until
-from tests.trees import describe, write
 
 pytestmark = pytest.mark.slow
 

@@ -9,9 +9,8 @@ import pytest
 
 from jobs import drives
 from models import Drive, Event, Run, Unit
+from tests.helpers.trees import SMALL_UNITS, describe, slow_tree, snapshot_tree
 from tests.jobs.conftest import make_profile, wait_for_run, wait_until
-from tests.jobs.test_backup_worker import SMALL_UNITS, slow_tree, snapshot_tree
-from tests.trees import describe
 
 pytestmark = pytest.mark.slow
 

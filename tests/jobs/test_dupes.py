@@ -9,7 +9,7 @@ from jobs import dupes
 from jobs import library as lib
 from jobs.engines import placing
 from models import DupeScan, DuplicateSet, Event, FileHash, MovieFile
-from tests.trees import write
+from tests.helpers.trees import write
 
 pytestmark = pytest.mark.usefixtures("inline")
 

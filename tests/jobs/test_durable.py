@@ -16,8 +16,8 @@ import pytest
 from jobs import backup
 from jobs.engines import snapshots
 from models import Run
+from tests.helpers.trees import write
 from tests.jobs.conftest import make_profile
-from tests.trees import write
 
 pytestmark = [pytest.mark.usefixtures("inline"), pytest.mark.skipif(
     os.geteuid() != 0, reason="loop devices and mounts need root")]

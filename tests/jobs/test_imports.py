@@ -17,7 +17,7 @@ from jobs import library as lib
 from jobs.engines import placing
 from models import Event, ImportItem, Inbox, Library, Movie, MovieFile, QualityProfile
 from tests.helpers.settings import use_settings
-from tests.trees import write
+from tests.helpers.trees import write
 
 pytestmark = pytest.mark.usefixtures("inline")
 MB = 1024 * 1024

@@ -11,8 +11,8 @@ import pytest
 from jobs.queue import settings
 from models import ImportItem, Inbox, Library, MovieFile
 from tests.helpers.cli import CAIRN, ROOT, cairn
+from tests.helpers.trees import write
 from tests.jobs.conftest import wait_until
-from tests.trees import write
 
 pytestmark = pytest.mark.slow
 MB = 1024 * 1024

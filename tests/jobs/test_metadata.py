@@ -8,15 +8,15 @@ import pytest
 
 from jobs import metadata
 from models import Breaker, MetadataLookup
-from tests.engines.test_tmdb import HEAT, FakeTmdb, fake  # noqa: F401 (a fixture)
 from tests.helpers.settings import use_settings
+from tests.helpers.tmdb import HEAT, FakeTmdb
 
 NOW = dt.datetime(2026, 11, 29, 12, 0)
 pytestmark = pytest.mark.usefixtures("inline")
 
 
 @pytest.fixture
-def tmdb_on(monkeypatch, fake):  # noqa: F811
+def tmdb_on(monkeypatch, fake):
     use_settings(monkeypatch, tmdb_api_key="k3y",
                  tmdb_url=f"http://127.0.0.1:{fake.server_port}/3")
     monkeypatch.setattr(metadata, "_limiter", metadata.tmdb.RateLimiter(rate=1000, burst=1000))

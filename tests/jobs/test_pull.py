@@ -11,8 +11,8 @@ from jobs import backup, hosts
 from jobs.engines import snapshots
 from models import Breaker, Host, Run, utcnow
 from tests.conftest import SSH_TEST_USER
+from tests.helpers.trees import describe, inodes, write
 from tests.jobs.conftest import make_profile
-from tests.trees import describe, inodes, write
 
 pytestmark = pytest.mark.usefixtures("inline")
 

@@ -12,8 +12,8 @@ from jobs.engines import restore as engine
 from jobs.queue import huey
 from models import Restore, Run, Snapshot
 from tests.helpers.cli import cairn
+from tests.helpers.trees import describe, link_groups, torture_tree, write, xattrs
 from tests.jobs.conftest import make_profile
-from tests.trees import describe, link_groups, torture_tree, write, xattrs
 
 
 def backed_up(tmp_path, source):

@@ -17,8 +17,8 @@ from jobs.queue import settings
 from models import Restore, Run, Snapshot
 from tests.helpers.cli import cairn
 from tests.helpers.settings import use_settings
+from tests.helpers.trees import write
 from tests.jobs.conftest import make_profile
-from tests.trees import write
 
 MALLORY = 4242
 

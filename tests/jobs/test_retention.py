@@ -11,8 +11,8 @@ from jobs import backup, retention
 from jobs.engines import snapshots
 from models import Event, Profile, Run
 from tests.helpers.cli import cairn
+from tests.helpers.trees import write
 from tests.jobs.conftest import make_profile
-from tests.trees import write
 
 NOW = dt.datetime(2026, 11, 28, 12, 0)
 

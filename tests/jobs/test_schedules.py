@@ -10,8 +10,8 @@ from jobs import schedules
 from jobs.queue import huey
 from models import Event, Profile, Run, utcnow
 from tests.helpers.settings import use_settings
+from tests.helpers.trees import write
 from tests.jobs.conftest import make_profile, wait_until
-from tests.trees import write
 
 MAY_1 = dt.datetime(2026, 5, 1)
 

@@ -11,8 +11,8 @@ from jobs import backup, catalog, verify
 from jobs.queue import huey
 from models import Event, Profile, Run, Snapshot, Verification
 from tests.helpers.cli import cairn
+from tests.helpers.trees import write
 from tests.jobs.conftest import make_profile
-from tests.trees import write
 
 
 def backed_up(tmp_path, name="Home", **fields):

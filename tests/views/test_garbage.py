@@ -9,7 +9,7 @@ import re
 import pytest
 
 from tests.conftest import csrf_token, html, log_in
-from tests.views.test_permissions import MATRIX, seed
+from tests.helpers.pages import MATRIX, seed
 
 # Parameters read from query strings (filters, sorting, paging, paths into snapshots).
 QUERY = {"profile", "state", "status", "kind", "days", "q", "sort", "page", "path", "level",

@@ -12,7 +12,7 @@ from jobs import library as lib
 from jobs.queue import settings
 from models import AuditEntry, DuplicateSet, ImportItem, Inbox, Library, QualityProfile, db
 from tests.conftest import html, log_in, post
-from tests.trees import write
+from tests.helpers.trees import write
 
 MB = 1024 * 1024
 LATER = dt.datetime.now(dt.UTC).replace(tzinfo=None) + dt.timedelta(minutes=5)

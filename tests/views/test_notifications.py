@@ -9,7 +9,7 @@ import pytest
 from jobs import notify
 from models import Alert, Breaker, Event, NotificationTarget, NotifyCursor, db
 from tests.conftest import html, log_in, post
-from tests.jobs.test_notify import Receiver
+from tests.helpers.webhook import Receiver
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import pytest
 from jobs.queue import settings
 from models import AuditEntry
 from tests.conftest import csrf_token, html, log_in, post
-from tests.trees import write
+from tests.helpers.trees import write
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from models.backup import path_key
 from tests.conftest import csrf_token, html, log_in
 from tests.helpers.feed import connect, receive_until, session_cookie
 from tests.helpers.settings import use_settings
-from tests.trees import write
+from tests.helpers.trees import write
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from playhouse.test_utils import count_queries
 
 from models import AuditEntry, Drive, Host, Profile, Run, User, db, utcnow
 from tests.conftest import html, log_in, post
-from tests.trees import write
+from tests.helpers.trees import write
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from jobs.queue import settings
 from models import AuditEntry, Event, Profile, Run, RunMessage, Unit, User, db, utcnow
 from tests.conftest import PASSWORD, csrf_token, html, log_in, post
 from tests.helpers.feed import connect, receive_until, session_cookie
-from tests.trees import write
+from tests.helpers.trees import write
 from views import runs
 
 

@@ -17,7 +17,7 @@ from jobs.queue import settings
 from models import AuditEntry, Profile, Restore, Run, Snapshot, db
 from tests.conftest import csrf_token, html, log_in, post
 from tests.helpers.settings import use_settings
-from tests.trees import write
+from tests.helpers.trees import write
 
 
 @pytest.fixture

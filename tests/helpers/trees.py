@@ -119,3 +119,23 @@ def xattrs(root: Path) -> dict[bytes, dict[str, bytes]]:
             if found:
                 out[path[len(base) + 1:]] = found
     return out
+
+
+# A worker's settings that split every tree into many small parts (each file its own part).
+SMALL_UNITS = {"CAIRN_MIN_UNIT_SIZE": "1"}
+
+
+def slow_tree(root: Path, folders=4, size=400_000) -> Path:
+    """Files of random data (rsync cannot shrink them), enough for a bandwidth limit to show."""
+    for i in range(folders):
+        for j in range(4):
+            write(root / f"folder{i}" / f"file{j}.bin", os.urandom(size // 4))
+    return root
+
+
+def snapshot_tree(profile, run, source):
+    """Where `source` is inside the run's snapshot."""
+    from jobs.engines import snapshots
+
+    return Path(profile.destination) / profile.slug / run.snapshot / snapshots.in_snapshot(str(source))
+
