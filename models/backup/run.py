@@ -1,24 +1,14 @@
-"""Backup profiles, their runs and the units a run is split into, with their state changes.
-
-Run states: queued → scanning → running → finalizing → succeeded | partial | failed |
-cancelled | interrupted (see jobs/README.md). Unit states: pending (planned) → queued (handed
-to Huey) → running → done | failed (dead-lettered after its retries) | cancelled. Every step
-that two workers could race for is a conditional UPDATE whose row count says who won.
-"""
+"""A profile's runs, the units a run is split into, and their messages, with their state
+changes."""
 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import re
-import unicodedata
-from pathlib import Path
 from typing import NamedTuple
 
 from peewee import (
     SQL,
     BigIntegerField,
-    BlobField,
     BooleanField,
     Case,
     CharField,
@@ -34,18 +24,11 @@ from peewee import (
 )
 from playhouse.sqlite_ext import RowIDField
 
+from models.backup.profile import ACTIVE_STATES, FINISHED_STATES, STATE_LABELS, Profile
 from models.base import BaseModel, Stateful, locked
 from models.db import db, utcnow
 from models.event import PROGRESS_KINDS, Event
 from models.worker import WorkerProcess
-
-ACTIVE_STATES = ("queued", "scanning", "running", "finalizing")
-FINISHED_STATES = ("succeeded", "partial", "failed", "cancelled", "interrupted")
-STATE_LABELS = {
-    "queued": "Queued", "scanning": "Scanning", "running": "Running",
-    "finalizing": "Finishing", "succeeded": "Succeeded", "partial": "Partly done",
-    "failed": "Failed", "cancelled": "Cancelled", "interrupted": "Interrupted",
-}
 
 
 class LogLine(NamedTuple):
@@ -60,106 +43,6 @@ class AlreadyRunning(Exception):
         self.run = run
 
 
-def path_key(path: str) -> str:
-    return hashlib.blake2b(path.encode("utf-8"), digest_size=16).hexdigest()
-
-
-def slugify(name: str) -> str:
-    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
-    return re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-")[:64] or "profile"
-
-
-class Profile(BaseModel):
-    name = CharField(max_length=100, unique=True)
-    slug = CharField(max_length=64, unique=True)
-    sources = JSONField()                      # absolute folder paths
-    excludes = JSONField(default=list)         # rsync patterns
-    destination = TextField()
-    mode = CharField(max_length=16, default="snapshot")
-    one_file_system = BooleanField(default=False)
-    max_parallel = IntegerField(default=4)
-    bwlimit_kib = IntegerField(null=True)
-    retries = IntegerField(default=3)
-    created_at = DateTimeField(default=utcnow)
-    updated_at = DateTimeField(default=utcnow)
-    # A cron expression read on the wall clock of `schedule_tz`; "" runs only when asked.
-    schedule = CharField(max_length=200, default="")
-    schedule_tz = CharField(max_length=64, default="UTC")
-    # When the scheduler last looked: occurrences after it and up to now are owed a run.
-    schedule_looked_at = DateTimeField(null=True)
-    # Start a run whenever the destination's drive is plugged in (and mounted).
-    run_on_connect = BooleanField(default=False)
-    # Retention (jobs/engines/retention.py): all zeros keep every snapshot.
-    keep_last = IntegerField(default=0)
-    keep_daily = IntegerField(default=0)
-    keep_weekly = IntegerField(default=0)
-    keep_monthly = IntegerField(default=0)
-    keep_yearly = IntegerField(default=0)
-    keep_min_free = FloatField(null=True)      # percent: delete the oldest while less is free
-    # Verification (jobs/verify.py): a cron expression in `schedule_tz`, and how much to read.
-    verify_schedule = CharField(max_length=200, default="")
-    verify_percent = FloatField(null=True)     # None: every file
-    verify_looked_at = DateTimeField(null=True)
-
-    @classmethod
-    def by_name(cls, name: str) -> Profile | None:
-        return cls.get_or_none(cls.name == name)
-
-    @classmethod
-    def free_slug(cls, name: str) -> str:
-        base = slugify(name)
-        slug, n = base, 2
-        while cls.select().where(cls.slug == slug).exists():
-            slug, n = f"{base}-{n}", n + 1
-        return slug
-
-    def claim_look(self, field: str, now: dt.datetime) -> bool:
-        """Move a scheduler's look (`schedule_looked_at`, `verify_looked_at`) to `now` if no
-        other worker moved it since this row was read; True if this caller did, and so owns
-        the occurrences up to `now`."""
-        column = getattr(Profile, field)
-        looked = getattr(self, field)
-        same = column.is_null() if looked is None else column == looked
-        return bool(Profile.update({column: now}).where((Profile.id == self.id) & same).execute())
-
-    def active_run(self) -> Run | None:
-        return (Run.select().where((Run.profile == self) & Run.state.in_(ACTIVE_STATES))
-                .order_by(Run.id.desc()).first())
-
-    def last_run(self) -> Run | None:
-        return Run.select().where(Run.profile == self).order_by(Run.id.desc()).first()
-
-    def last_good_run(self) -> Run | None:
-        """The newest run that left a complete snapshot (or brought the mirror up to date)."""
-        return (Run.select().where((Run.profile == self) & Run.good())
-                .order_by(Run.id.desc()).first())
-
-    def root(self) -> Path:
-        """The profile's folder on its destination: snapshots, `latest`, or `mirror/`."""
-        return Path(self.destination) / self.slug
-
-    @classmethod
-    def listing(cls) -> list[Profile]:
-        """Every profile by name, each with `.last` and `.last_good` runs, in three queries.
-
-        Each profile's newest run is one index lookup (`ORDER BY id DESC LIMIT 1` per profile,
-        as a correlated subquery), however many runs the history holds."""
-        profiles = list(cls.select().order_by(cls.name))
-
-        def newest(condition=None):
-            inner = Run.alias()
-            where = inner.profile == cls.id
-            if condition:
-                where &= condition(inner)
-            per_profile = inner.select(inner.id).where(where).order_by(inner.id.desc()).limit(1)
-            return {r.profile_id: r for r in Run.select(*Run.listed_fields()).where(
-                Run.id.in_(cls.select(per_profile)))}
-
-        last = newest()
-        good = newest(Run.good)
-        for profile in profiles:
-            profile.last, profile.last_good = last.get(profile.id), good.get(profile.id)
-        return profiles
 
 
 class Run(Stateful, BaseModel):
@@ -444,7 +327,6 @@ class Unit(BaseModel):
 
 
 LOG_LEVELS = ("info", "warning", "error")
-SCAN_GIVEN_UP_AFTER = dt.timedelta(hours=1)
 
 
 class RunMessage(BaseModel):
@@ -500,170 +382,3 @@ class RunMessageText(BaseModel):
 
     class Meta:
         table_name = "run_message_text"
-
-
-class Scan(Stateful, BaseModel):
-    """One walk of a source folder: its totals, and per folder rows in ScanDir."""
-    root = TextField(index=True)
-    excludes = JSONField(default=list)
-    one_file_system = BooleanField(default=False)
-    run = ForeignKeyField(Run, null=True, backref="scans", on_delete="SET NULL")
-    state = CharField(max_length=16, default="running")   # queued | running | done | failed
-    started_at = DateTimeField(default=utcnow)
-    finished_at = DateTimeField(null=True)
-    files = BigIntegerField(default=0)
-    bytes = BigIntegerField(default=0)
-    dirs = BigIntegerField(default=0)
-    error_count = IntegerField(default=0)
-    # Whether some entry has extended attributes or an ACL; None when not looked for.
-    xattrs = BooleanField(null=True)
-    message = TextField(default="")   # why a scan failed
-
-    def finish(self, files: int, size: int, dirs: int, error_count: int,
-               xattrs: bool | None = None) -> None:
-        """The walk is done: its totals are final and its rows may be read."""
-        (Scan.update(state="done", finished_at=utcnow(), files=files, bytes=size, dirs=dirs,
-                     error_count=error_count, xattrs=xattrs)
-         .where(Scan.id == self.id).execute())
-
-    def fail(self, message: str) -> None:
-        Scan.update(state="failed", finished_at=utcnow(), message=message) \
-            .where(Scan.id == self.id).execute()
-
-    @classmethod
-    def last_failure(cls, root: str) -> Scan | None:
-        """The newest failed scan of exactly `root`, to say why it has no figures."""
-        return (cls.select().where((cls.root == root) & (cls.state == "failed"))
-                .order_by(cls.id.desc()).first())
-
-    @classmethod
-    def in_progress(cls, root: str, now: dt.datetime | None = None) -> Scan | None:
-        """A picker's scan of `root` queued or running, unless so old its worker must have
-        died (a later request then queues a new one)."""
-        since = (now or utcnow()) - SCAN_GIVEN_UP_AFTER
-        return (cls.select().where((cls.root == root) & cls.run.is_null()
-                                   & cls.state.in_(("queued", "running"))
-                                   & (cls.started_at > since))
-                .order_by(cls.id.desc()).first())
-
-    @classmethod
-    def covering(cls, path: str) -> Scan | None:
-        """The newest finished scan that holds `path` whole: of it or of a folder above, and
-        of everything in it (no excludes, crossing filesystems)."""
-        ancestors = [str(p) for p in (Path(path), *Path(path).parents)]
-        for record in (cls.select().where(cls.root.in_(ancestors) & (cls.state == "done"))
-                       .order_by(cls.id.desc()).limit(20)):
-            if not record.excludes and not record.one_file_system:
-                return record
-        return None
-
-    def relative(self, path: str) -> str:
-        """`path` (inside this scan's root) as the scan's rows name it."""
-        return "" if path == self.root else str(Path(path).relative_to(self.root))
-
-    def children(self, path: str) -> list[ScanDir]:
-        return list(self.children_query(path))
-
-    def children_query(self, path: str):
-        """The folders directly inside `path` (relative), by name as people sort names."""
-        return (ScanDir.select().where((ScanDir.scan == self)
-                                       & (ScanDir.parent_key == path_key(path)))
-                .order_by(ScanDir.sort_key, ScanDir.path))
-
-    def folder(self, path: str) -> ScanDir | None:
-        return ScanDir.get_or_none((ScanDir.scan == self) & (ScanDir.key == path_key(path)))
-
-    @classmethod
-    def replaced_by(cls, scan: Scan) -> int:
-        """Delete older scans of the same folder, but not those an active run still plans
-        from (a scan cut short by a dead worker belongs to its run, which is rescanning)."""
-        busy = Run.select(Run.id).where(Run.state.in_(ACTIVE_STATES))
-        if scan.run_id is not None:
-            busy = busy.where(Run.id != scan.run_id)
-        old = [s.id for s in cls.select(cls.id).where(
-            (cls.root == scan.root) & (cls.id < scan.id)
-            & (cls.run.is_null() | cls.run.not_in(busy)))]
-        if not old:
-            return 0
-        ScanDir.delete().where(ScanDir.scan.in_(old)).execute()
-        ScanLink.delete().where(ScanLink.scan.in_(old)).execute()
-        return cls.delete().where(cls.id.in_(old)).execute()
-
-
-class ScanDir(BaseModel):
-    scan = ForeignKeyField(Scan, backref="dirs_rows", on_delete="CASCADE")
-    path = TextField()          # relative to the scan's root, "" for the root
-    # Indexed by a hash of the path: PostgreSQL cannot index text as long as a path may be.
-    key = CharField(max_length=32)
-    parent_key = CharField(max_length=32, null=True)
-    depth = IntegerField()
-    files = BigIntegerField()
-    bytes = BigIntegerField()
-    own_files = BigIntegerField()
-    own_bytes = BigIntegerField()
-    dirs = BigIntegerField()
-    subdirs = IntegerField()
-    # Its name as people sort it (photo 2 before photo 10): jobs/engines/humane.natural_key.
-    sort_key = BlobField(null=True)
-
-    class Meta:
-        indexes = ((("scan", "key"), True), (("scan", "parent_key"), False))
-
-
-class ScanLink(BaseModel):
-    """A file with several links, so hardlinks split across units can be restored."""
-    scan = ForeignKeyField(Scan, on_delete="CASCADE")
-    dev = BigIntegerField()
-    ino = BigIntegerField()
-    path = BlobField()          # relative to the scan's root, raw bytes (names need not be UTF-8)
-
-    class Meta:
-        indexes = ((("scan", "dev", "ino"), False),)
-
-
-PREVIEW_REUSED_FOR = dt.timedelta(minutes=1)
-PREVIEW_KEPT_FOR = dt.timedelta(days=1)
-
-
-class ExcludePreview(Stateful, BaseModel):
-    """What exclude patterns would leave out of a profile's folders, counted by the worker
-    before the profile is saved (the web process cannot read users' folders)."""
-    sources = JSONField(default=list)
-    excludes = JSONField(default=list)
-    one_file_system = BooleanField(default=False)
-    state = CharField(max_length=16, default="queued")   # queued | running | done | failed
-    created_at = DateTimeField(default=utcnow, index=True)
-    finished_at = DateTimeField(null=True)
-    files = BigIntegerField(default=0)                     # all files in the folders
-    bytes = BigIntegerField(default=0)
-    by_pattern = JSONField(default=list)                   # [files, bytes] per pattern
-    message = TextField(default="")                        # why counting failed
-
-    @classmethod
-    def request(cls, sources: list[str], excludes: list[str], one_file_system: bool,
-                now: dt.datetime | None = None) -> tuple[ExcludePreview, bool]:
-        """The preview of this selection: one being counted or just counted, or a new one
-        (True) for the worker to count. Previews older than a day are deleted."""
-        now = now or utcnow()
-        cls.delete().where(cls.created_at < now - PREVIEW_KEPT_FOR).execute()
-        for recent in cls.select().where(cls.created_at >= now - PREVIEW_REUSED_FOR,
-                                         cls.state != "failed").order_by(cls.id.desc()):
-            if (recent.sources, recent.excludes, recent.one_file_system) == \
-                    (sources, excludes, one_file_system):
-                return recent, False
-        return cls.create(sources=sources, excludes=excludes, one_file_system=one_file_system,
-                          created_at=now), True
-
-    @property
-    def excluded_files(self) -> int:
-        return sum(files for files, _ in self.by_pattern)
-
-    @property
-    def excluded_bytes(self) -> int:
-        return sum(size for _, size in self.by_pattern)
-
-    @property
-    def patterns(self) -> list[tuple[str, int, int]]:
-        """(pattern, files, bytes) for each pattern, in order."""
-        counts = self.by_pattern or [[0, 0]] * len(self.excludes)
-        return [(p, files, size) for p, (files, size) in zip(self.excludes, counts, strict=True)]
