@@ -127,9 +127,12 @@ class Writer:
             owner = os.fstat(target) if parent is None else parent
             staging, staged = confine.fresh_folder(target, STAGING_PREFIX)
             try:
+                # Both by descriptor, never by path: rsync resolves a relative or named
+                # folder again later, and a folder above swapped in between would fail it.
                 result = rsync.run(
-                    self._transfer(names, (*fds, staged), ".", back, cwd_fd=staged,
-                                   compare_dest="..", owner=(owner.st_uid, owner.st_gid)),
+                    self._transfer(names, (*fds, staged, target), f"/proc/self/fd/{staged}",
+                                   back, cwd_fd=staged, compare_dest=f"/proc/self/fd/{target}",
+                                   owner=(owner.st_uid, owner.st_gid)),
                     on_progress=self.watch.progress, should_stop=self.watch.should_stop)
                 merged = confine.merge(staged, target, self.restore.overwrite)
             finally:

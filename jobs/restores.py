@@ -173,6 +173,10 @@ def _copy(job: Writer, groups: list[engine.Group], places: list[bool],
             errors.append(f"rsync stopped with exit code {result.exit_code}.")
     Restore.update(files_done=done_files, bytes_done=done_bytes, errors=errors[:200]).where(
         Restore.id == restore.id).execute()
+    if errors and not done_files and not done_bytes:
+        # rsync wrote nothing (a folder on the way went away under it, say): nothing came back,
+        # whatever the preview counted.
+        return "failed", f"Nothing was restored; {format_count(len(errors), 'problem')}, see the errors."
     into = engine.shown(where[0]) if restore.target else "their original places"
     summary = (f"{found.created:,} created, "
                + (f"{found.overwritten:,} overwritten" if restore.overwrite
