@@ -84,10 +84,7 @@ def check_destination(destination: str, sources: list[str], mode: str = "snapsho
 
 def _can_make(destination: str) -> bool:
     """The nearest folder above `destination` that exists is a folder (not a file)."""
-    head = os.path.dirname(os.path.normpath(destination))
-    while not os.path.lexists(head) and head != "/":
-        head = os.path.dirname(head)
-    return os.path.isdir(head)
+    return os.path.isdir(_existing_part(os.path.dirname(os.path.normpath(destination)))[0])
 
 
 def _not_overlapping(destination: str, sources: list[str]) -> None:
@@ -98,11 +95,17 @@ def _not_overlapping(destination: str, sources: list[str]) -> None:
 
 
 def _real(path: str) -> str:
-    head, tail = os.path.normpath(path), []
+    head, tail = _existing_part(os.path.normpath(path))
+    return os.path.join(os.path.realpath(head), *tail)
+
+
+def _existing_part(path: str) -> tuple[str, list[str]]:
+    """The longest leading part of `path` that exists (a link counts), and the names below it."""
+    head, tail = path, []
     while not os.path.lexists(head) and head != "/":
         head, name = os.path.split(head)
-        tail.append(name)
-    return os.path.join(os.path.realpath(head), *reversed(tail))
+        tail.insert(0, name)
+    return head, tail
 
 
 def create_destination(destination: str, sources: list[str]) -> str:
