@@ -115,20 +115,8 @@ class Sections(click.Group):
 
 
 @click.group(cls=Sections)
-@click.pass_context
-def main(ctx: click.Context) -> None:
+def main() -> None:
     """Cairn: backups and media imports for a household or small office."""
-    if ctx.invoked_subcommand in DOMAIN_COMMANDS and "--help" not in sys.argv:
-        _open_database(_settings())
-
-
-def _open_database(settings: config.Settings) -> None:
-    """The schema in place for a command that reads and writes rows (as the web's start does)."""
-    from models import open_database
-    from models.migrate import migrate
-
-    config.prepare_data_dir(settings)
-    migrate(open_database(settings.database_url))
 
 
 @main.command()

@@ -9,12 +9,14 @@ from __future__ import annotations
 import fcntl
 import functools
 import os
+import threading
 from collections.abc import Callable
 
 from huey import Huey, RedisHuey, SqliteHuey
 
 import config
-from models.db import db
+from models.db import db, open_database
+from models.migrate import migrate
 
 
 def make_huey(settings: config.Settings) -> Huey:
@@ -25,14 +27,27 @@ def make_huey(settings: config.Settings) -> Huey:
 
 
 def with_db(fn: Callable) -> Callable:
-    """Run a task inside its own database connection, closed when it returns."""
+    """Run a task inside its own database connection, closed when it returns. In a process
+    that has not opened the database yet (a `cairn` command), it is opened and migrated
+    first, as the web and the worker do when they start."""
 
     @functools.wraps(fn)
     def inner(*args, **kwargs):
+        if db.obj is None:
+            _open_database()
         with db.connection_context():
             return fn(*args, **kwargs)
 
     return inner
+
+
+def _open_database() -> None:
+    with _opening:
+        if db.obj is None:
+            migrate(open_database(settings().database_url))
+
+
+_opening = threading.Lock()
 
 
 def box_lock(name: str, wait: bool = False) -> int | None:
