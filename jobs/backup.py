@@ -13,10 +13,8 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import gzip
 import logging
 import os
-import shutil
 import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -24,7 +22,7 @@ from pathlib import Path
 
 import psutil
 
-from jobs import breakers, catalog, hosts, retention
+from jobs import catalog, hosts, retention, run_checks, run_logs
 from jobs.destinations import drive_missing, root_of
 from jobs.engines import confine, manifest, rsync, snapshots, ssh
 from jobs.engines import plan as planner
@@ -39,7 +37,6 @@ from jobs.queue import huey, local, settings, with_db
 from jobs.scans import ScanWriter
 from models import (
     AlreadyRunning,
-    Breaker,
     Drive,
     Event,
     Profile,
@@ -129,10 +126,10 @@ def prepare_run(run_id: int) -> None:
         return
     try:
         _prepare(run)
-    except DriveAbsent as absent:
+    except run_checks.DriveAbsent as absent:
         _end(run, "interrupted", f"{absent} The run starts when the drive is plugged in.")
         return
-    except HostPaused as paused:
+    except run_checks.HostPaused as paused:
         _end(run, "interrupted", f"{paused} The run starts again at "
              f"{paused.retry_at:%Y-%m-%d %H:%M} UTC.")
         retry_deferred.schedule((run.id,), eta=paused.retry_at + dt.timedelta(seconds=1))
@@ -151,7 +148,8 @@ def prepare_run(run_id: int) -> None:
 def _prepare(run: Run) -> None:
     profile = run.profile
     there = root_of(profile)
-    root, options = _check_remote(profile, there) if there.remote else _check(profile)
+    root, options = (run_checks.check_remote(profile, there) if there.remote
+                     else run_checks.check_local(profile))
     mirror = options["mirror"]
     if not mirror:
         _remove_stale_partials(run, there)
@@ -160,7 +158,7 @@ def _prepare(run: Run) -> None:
     roots = _scan_sources(run, root, options, link_from)
     total_files, total_bytes = sum(r.files for r in roots), sum(r.bytes for r in roots)
     if not mirror and not link_from and not run.dry_run:
-        _check_room(profile.destination, total_bytes, there)
+        run_checks.check_room(profile.destination, total_bytes, there)
     ceiling = _ceiling(profile)
     the_plan = planner.plan(roots, _children_reader(run), ceiling, settings().min_unit_size)
     options["split"] = {str(i): the_plan.split_folders(i) for i in range(len(roots))}
@@ -175,59 +173,6 @@ def _prepare(run: Run) -> None:
                   f"{format_count(total_files, 'file')} to check in "
                   f"{format_count(len(the_plan.units), 'part')}.",
                   run=run.id, units=len(the_plan.units))
-
-
-def _check(profile: Profile) -> tuple[Path, dict]:
-    """Refuse unusable sources and destinations (CheckError); return the profile's folder on
-    the destination and what the destination can hold."""
-    missing = drive_missing(profile)
-    if missing:
-        raise DriveAbsent(missing)
-    if Drive.of_path(profile.destination, settings().drive_root) is not None:
-        # On the proved drive, not an empty mount point: the folder may be made.
-        try:
-            os.makedirs(profile.destination, exist_ok=True)
-        except OSError as error:
-            raise CheckError(f"Could not create {profile.destination} on the drive: "
-                             f"{error.strerror}.") from None
-    for source in profile.sources:
-        if hosts.remote_source(source):
-            _check_host(source)
-        else:
-            snapshots.check_source(source)
-    snapshots.check_destination(profile.destination, profile.sources)
-    fs = snapshots.filesystem_of(profile.destination)
-    mirror = profile.mode == "mirror"
-    if not mirror and (fs.mirror_only or not snapshots.supports_hardlinks(profile.destination)):
-        raise CheckError(
-            f"Destination {profile.destination} is on a {fs.fstype} filesystem, which cannot "
-            "hold hardlinks or Unix permissions, so snapshots are not possible there. Switch "
-            "this profile to mirror mode (one up-to-date copy, no history), or use a drive "
-            "formatted ext4, xfs or btrfs.")
-    root = _profile_root(profile)
-    snapshots.check_writable(root)
-    snapshots.make_private(root)
-    options = {"filesystem": fs.fstype, "mirror": mirror, "acls": False, "xattrs": False,
-               "super_user": not mirror and snapshots.keeps_owners_without_root()}
-    return root, options
-
-
-def _check_remote(profile: Profile, remote: SnapshotRoot) -> tuple[Path, dict]:
-    """Sources here, the destination a folder on a host: reachable (through its breaker),
-    its folder made, able to hold hardlinks (or the profile is a mirror)."""
-    for source in profile.sources:
-        snapshots.check_source(source)
-    _check_host(profile.destination)
-    remote.make_dir()
-    mirror = profile.mode == "mirror"
-    fstype = remote.filesystem_type()
-    if not mirror and not remote.supports_hardlinks():
-        raise CheckError(f"Destination {profile.destination} is on a {fstype} filesystem that "
-                         "cannot hold hardlinks, so snapshots are not possible there. Switch "
-                         "this profile to mirror mode, or use another folder on the host.")
-    # ACLs, xattrs and owners are the host user's to keep or not: not asked for.
-    return Path(remote.root), {"filesystem": fstype, "mirror": mirror, "acls": False,
-                               "xattrs": False, "super_user": False, "remote": True}
 
 
 def _scan_sources(run: Run, root: Path, options: dict, link_from: str) -> list[DirTotals]:
@@ -254,33 +199,6 @@ def _profile_root(profile: Profile) -> Path:
     return profile.root()
 
 
-class HostPaused(CheckError):
-    """A source's host cannot be reached now: the run waits for its breaker's next try."""
-
-    def __init__(self, message: str, retry_at: dt.datetime) -> None:
-        super().__init__(message)
-        self.retry_at = retry_at
-
-
-def _check_host(source: str) -> None:
-    """The source's host is added, pinned, reachable and has rsync (through its breaker)."""
-    target, _ = hosts.remote_source(source)
-    host = hosts.host_for(target)
-    if host is None:
-        raise CheckError(f"{target} is not an added host: add it on the Hosts page, pin its "
-                         "key, and give it Cairn's key.")
-    try:
-        hosts.check(host)
-    except breakers.Paused as paused:
-        raise HostPaused(str(paused), paused.breaker.next_try or utcnow()) from None
-    except ssh.SshError as error:
-        if error.kind in ("unreachable", "unknown_host"):
-            breaker = Breaker.get_or_none(Breaker.name == host.breaker_name)
-            raise HostPaused(str(error), breaker.next_try if breaker and breaker.next_try
-                             else utcnow()) from None
-        raise CheckError(str(error)) from None
-
-
 @huey.task()
 @with_db
 def retry_deferred(run_id: int) -> None:
@@ -288,10 +206,6 @@ def retry_deferred(run_id: int) -> None:
     run = Run.get_or_none(Run.id == run_id)
     if run is not None and run.state == "interrupted":
         resume_interrupted(run.profile)
-
-
-class DriveAbsent(CheckError):
-    """The destination's drive is not there: the run waits for it instead of failing."""
 
 
 def interrupt(run: Run, reason: str) -> bool:
@@ -331,13 +245,6 @@ def resume_interrupted(profile: Profile) -> Run | None:
 def _ceiling(profile: Profile) -> int:
     threads = WorkerProcess.status().threads or settings().workers
     return max(1, min(profile.max_parallel, threads, local.allowed or threads))
-
-
-def _check_room(destination: str, needed: int, there: SnapshotRoot) -> None:
-    free = there.free_bytes()
-    if needed > free:
-        raise CheckError(f"The first snapshot needs {format_bytes(needed)} but destination "
-                         f"{destination} has only {format_bytes(free)} free.")
 
 
 def _remove_stale_partials(run: Run, there: SnapshotRoot) -> None:
@@ -516,7 +423,7 @@ def _stop_run_here(run: Run) -> None:
         return
     if run.snapshot and not run.dry_run:
         root_of(run.profile).remove_partial(run.snapshot)
-    _collect_logs(run)
+    run_logs.collect_logs(run)
     if run.options.get("mirror") or run.dry_run:
         leftover = ""
     else:
@@ -551,8 +458,8 @@ def _copy(run: Run, unit: Unit) -> None:
         with _opened_source(unit.source) as fd:
             result = rsync.run(_transfer(run, unit, fd), on_progress=tracker.progress,
                                should_stop=tracker.should_stop,
-                               log_path=str(_unit_log(run, unit)), on_start=tracker.started,
-                               sums_path=str(_unit_sums(run, unit)))
+                               log_path=str(run_logs.unit_log(run, unit)), on_start=tracker.started,
+                               sums_path=str(run_logs.unit_sums(run, unit)))
             if fd is not None and not result.stopped and not _still_there(unit.source, fd):
                 result.source_vanished = True
                 result.error_count += 1
@@ -813,12 +720,12 @@ def finalize_run(run_id: int) -> None:
         return
     try:
         state, message = _finalize(run)
-    except DriveAbsent as absent:
+    except run_checks.DriveAbsent as absent:
         state, message = "interrupted", f"{absent} The run finishes when the drive is back."
     except Exception as error:
         log.exception("finalizing run %s failed", run_id)
         state, message = "failed", f"Internal error while finishing the run: {error}"
-    _collect_logs(run)
+    run_logs.collect_logs(run)
     _end(run, state, message)
     if state == "succeeded" and not run.dry_run:
         retention.prune_profile(run.profile.id)
@@ -848,7 +755,7 @@ def _finalize(run: Run) -> tuple[str, str]:
                            "unfinished so that retrying the failed parts can complete it.")
     missing = drive_missing(run.profile)
     if missing:
-        raise DriveAbsent(missing)
+        raise run_checks.DriveAbsent(missing)
     if not run.options.get("mirror"):
         there.finalize(run.snapshot)
         if there.remote:
@@ -868,7 +775,7 @@ def _index(run: Run) -> int:
     """Write the new snapshot's manifest; a failure is a warning: the snapshot is complete."""
     snapshot = catalog.record(run)
     try:
-        summary = catalog.index(snapshot, run.link_from, fresh=_copied_hashes(run))
+        summary = catalog.index(snapshot, run.link_from, fresh=run_logs.copied_hashes(run))
     except (OSError, manifest.ManifestError) as error:
         log.warning("indexing snapshot %s of run %s failed", run.snapshot, run.id, exc_info=True)
         catalog.index_failed(snapshot, str(error))
@@ -970,56 +877,6 @@ def _publish_finished(run: Run) -> None:
     Event.publish("run.finished", run.subject,
                   f"{what} of {run.profile.name}: {run.state_label.lower()}. {run.message}",
                   level=level, run=run.id, state=run.state, profile=run.profile_id)
-
-
-# --- logs ------------------------------------------------------------------------------------
-
-def run_log(run_id: int, logs_dir: Path | None = None) -> Path:
-    """Where a finished run's log is; the web passes its own settings' folder."""
-    return (logs_dir or settings().logs_dir) / f"run-{run_id}.log.gz"
-
-
-def _unit_log(run: Run, unit: Unit) -> Path:
-    folder = settings().logs_dir / f"run-{run.id}"
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder / f"unit-{unit.seq}.log.gz"
-
-
-def _unit_sums(run: Run, unit: Unit) -> Path:
-    """The hashes rsync gave of the files a unit copied, until the manifest is written."""
-    return _unit_log(run, unit).with_name(f"unit-{unit.seq}.sums")
-
-
-def _copied_hashes(run: Run):
-    """(path in the snapshot, size, hash) of every file the run's units copied, as rsync
-    computed them, unit by unit and in the order copied."""
-    for unit in Unit.select(Unit.seq, Unit.source).where(Unit.run == run).order_by(Unit.seq):
-        path = _unit_sums(run, unit)
-        if not path.exists():
-            continue
-        inside = os.fsencode(snapshots.in_snapshot(unit.source)) + b"/"
-        for name, size, digest in rsync.read_sums(path):
-            yield inside + name, size, digest
-
-
-def _collect_logs(run: Run) -> None:
-    """Join the units' logs into one file: gzip members may simply follow each other."""
-    folder = settings().logs_dir / f"run-{run.id}"
-    if not folder.is_dir():
-        return
-    with open(run_log(run.id), "ab") as out:
-        for part in sorted(folder.glob("unit-*.log.gz"), key=lambda p: int(p.stem.split("-")[1][:-4])):
-            with open(part, "rb") as src:
-                shutil.copyfileobj(src, out)
-    shutil.rmtree(folder)
-
-
-def read_log(run_id: int) -> list[str]:
-    path = run_log(run_id)
-    if not path.exists():
-        return []
-    with gzip.open(path, "rt", encoding="utf-8", errors="backslashreplace") as fh:
-        return fh.read().splitlines()
 
 
 # --- workers coming and going ----------------------------------------------------------------

@@ -22,7 +22,7 @@ from flask import (
     url_for,
 )
 
-from jobs import backup
+from jobs import backup, run_logs
 from jobs.engines.humane import format_count
 from models import AlreadyRunning, Run, Unit, db, utcnow
 from models.user import OPERATOR, VIEWER
@@ -137,7 +137,7 @@ def _log_lines(run: Run) -> Iterator[str]:
     with db.connection_context():
         for line in run.log_tail(limit=10**9):
             yield f"{line.at:%Y-%m-%d %H:%M:%S} {line.level.upper():7} {line.text}\n"
-    path = backup.run_log(run.id, current_app.config["CAIRN"].logs_dir)
+    path = run_logs.run_log(run.id, current_app.config["CAIRN"].logs_dir)
     if not path.exists():
         note = "still running" if run.is_active else "none kept"
         yield f"\nItemized changes: {note}.\n"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from jobs import backup
+from jobs import backup, run_logs
 from jobs.engines import snapshots
 from models import AlreadyRunning, Event, Run, RunMessage, Scan, ScanDir, Unit
 from tests.helpers.trees import awkward_tree, describe, inodes, link_groups, write
@@ -210,7 +210,7 @@ def test_cancelling_a_queued_run_ends_it_at_once(tmp_path):
 def test_the_itemized_output_is_kept_in_a_compressed_log(tmp_path):
     source = write(tmp_path / "src" / "hello.txt", "hi").parent
     run = run_now(make_profile(sources=[source], dest=tmp_path / "backups"))
-    lines = backup.read_log(run.id)
+    lines = run_logs.read_log(run.id)
     assert any(line.endswith(" hello.txt") and line.startswith(">f+++++++++") for line in lines)
     assert not RunMessage.select().where(RunMessage.level == "error").exists()
 
