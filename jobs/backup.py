@@ -17,24 +17,20 @@ import logging
 import os
 import socket
 import time
-from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import psutil
 
-from jobs import catalog, hosts, retention, run_checks, run_logs
+from jobs import catalog, hosts, retention, run_checks, run_finish, run_logs, run_scan
 from jobs.destinations import drive_missing, root_of
-from jobs.engines import confine, manifest, rsync, snapshots, ssh
+from jobs.engines import confine, rsync, snapshots, ssh
 from jobs.engines import plan as planner
 from jobs.engines.destination import SnapshotRoot
-from jobs.engines.filters import Excludes
-from jobs.engines.humane import format_bytes, format_count
+from jobs.engines.humane import format_count
 from jobs.engines.progress import Progress, add_speed_point
 from jobs.engines.progress import advance as advance_progress
-from jobs.engines.scan import DirTotals, ScanCancelled, scan, totals_from_listing
+from jobs.engines.scan import ScanCancelled
 from jobs.engines.snapshots import CheckError
 from jobs.queue import huey, local, settings, with_db
-from jobs.scans import ScanWriter
 from models import (
     AlreadyRunning,
     Drive,
@@ -42,24 +38,16 @@ from models import (
     Profile,
     Run,
     RunMessage,
-    Scan,
-    ScanDir,
-    ScanLink,
     Unit,
     WorkerProcess,
     db,
     utcnow,
 )
-from models.backup import path_key
 
 log = logging.getLogger(__name__)
 
 PROGRESS_SAVE_SECONDS = 1.0
 RUN_PROGRESS_SECONDS = 0.5
-CANCEL_CHECK_SECONDS = 0.5
-# Clocks and timestamps are coarse on some filesystems: a file changed this long before an
-# earlier scan started still counts as changed since.
-CTIME_SLACK_SECONDS = 2.0
 
 __all__ = ["AlreadyRunning", "cancel", "interrupt", "request_run", "resume", "resume_interrupted",
            "retry_failed"]
@@ -155,12 +143,12 @@ def _prepare(run: Run) -> None:
         _remove_stale_partials(run, there)
     link_from = "" if mirror else (there.latest_snapshot() or "")
     name = "" if mirror or run.dry_run else there.unused_name(utcnow())
-    roots = _scan_sources(run, root, options, link_from)
+    roots = run_scan.scan_sources(run, root, options, link_from)
     total_files, total_bytes = sum(r.files for r in roots), sum(r.bytes for r in roots)
     if not mirror and not link_from and not run.dry_run:
         run_checks.check_room(profile.destination, total_bytes, there)
     ceiling = _ceiling(profile)
-    the_plan = planner.plan(roots, _children_reader(run), ceiling, settings().min_unit_size)
+    the_plan = planner.plan(roots, run_scan.children_reader(run), ceiling, settings().min_unit_size)
     options["split"] = {str(i): the_plan.split_folders(i) for i in range(len(roots))}
     _create_units(run, the_plan)
     if name:
@@ -173,30 +161,6 @@ def _prepare(run: Run) -> None:
                   f"{format_count(total_files, 'file')} to check in "
                   f"{format_count(len(the_plan.units), 'part')}.",
                   run=run.id, units=len(the_plan.units))
-
-
-def _scan_sources(run: Run, root: Path, options: dict, link_from: str) -> list[DirTotals]:
-    """Scan every source; meanwhile ask rsync whether the destination keeps ACLs and xattrs
-    (two short rsync runs that would otherwise wait for each other and for the scan)."""
-    if options["mirror"] or options.get("remote"):
-        return [_scan_source(run, source, False) for source in run.profile.sources]
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="cairn-probe") as pool:
-        probe = pool.submit(snapshots.probe_attributes, str(root))
-        roots = [_scan_source(run, source, True) for source in run.profile.sources]
-        options["acls"], options["xattrs"] = probe.result()
-    look_for_xattrs = options["acls"] or options["xattrs"]
-    if look_for_xattrs and not any(r.xattrs for r in roots) \
-            and not _linked_snapshot_kept_xattrs(run.profile, link_from):
-        # Nothing has extended attributes or ACLs, so there are none to keep, and asking
-        # for them costs rsync extra system calls on every file (a third of an
-        # incremental run's time on a plain disk).
-        options["acls"] = options["xattrs"] = False
-        options["attributes_skipped"] = True
-    return roots
-
-
-def _profile_root(profile: Profile) -> Path:
-    return profile.root()
 
 
 @huey.task()
@@ -253,100 +217,6 @@ def _remove_stale_partials(run: Run, there: SnapshotRoot) -> None:
         if there.remove_partial(name):
             run.add_message("warning", f"Removed the unfinished snapshot {name}"
                             f"{snapshots.PARTIAL_SUFFIX} of an earlier run.")
-
-
-def _linked_snapshot_kept_xattrs(profile: Profile, link_from: str) -> bool:
-    """Whether the snapshot to link against was made keeping xattrs or ACLs (or nobody
-    knows): its files may carry some, and only rsync with the flags compares them."""
-    if not link_from:
-        return False
-    maker = (Run.select(Run.options).where((Run.profile == profile) & (Run.snapshot == link_from))
-             .order_by(Run.id.desc()).first())
-    return maker is None or bool(maker.options.get("acls") or maker.options.get("xattrs"))
-
-
-def _scan_source(run: Run, source: str, find_xattrs: bool) -> DirTotals:
-    profile = run.profile
-    remote = hosts.remote_source(source)
-    record = Scan.create(root=source, excludes=profile.excludes, run=run,
-                         one_file_system=profile.one_file_system)
-    verb = "Listing" if remote else "Scanning"
-    writer = ScanWriter(record, source, should_stop=_CancelWatch(run),
-                        report_error=lambda text: run.add_message("warning", text),
-                        report_progress=lambda files, size: Event.publish(
-                            "run.scanning", run.subject, f"{verb} {source}: {files:,} files.",
-                            run=run.id, files=files, bytes=size))
-    if remote:
-        root, find_xattrs = _list_remote(profile, source, writer), False
-    else:
-        root = scan(source, Excludes(profile.excludes), profile.one_file_system,
-                    writer.callbacks(), find_xattrs=find_xattrs,
-                    xattrs_none_before=_no_xattrs_before(record) if find_xattrs else None)
-    writer.flush()
-    record.finish(root.files, root.bytes, root.dirs, writer.errors,
-                  xattrs=root.xattrs if find_xattrs else None)
-    Scan.replaced_by(record)
-    return root
-
-
-def _list_remote(profile: Profile, source: str, writer: ScanWriter) -> DirTotals:
-    """A host's folder is listed by rsync over ssh, with the same excludes: the totals the
-    copy will see. (No extended attributes are looked for on hosts.)"""
-    host = hosts.host_for(hosts.remote_source(source)[0])
-    listing = rsync.list_files(hosts.rsync_source(source), rsh=hosts.rsh(host),
-                               excludes=tuple(profile.excludes),
-                               one_file_system=profile.one_file_system)
-    try:
-        return totals_from_listing(listing, writer.callbacks())
-    except rsync.ListError as error:
-        raise CheckError(f"Cannot list {source}: {error}") from None
-
-
-def _no_xattrs_before(record: Scan) -> float | None:
-    """When the last finished scan of the same selection started, if it looked for extended
-    attributes and ACLs and found none: files unchanged since need not be asked again."""
-    previous = (Scan.select(Scan.started_at, Scan.xattrs, Scan.excludes)
-                .where((Scan.root == record.root) & (Scan.id < record.id) & (Scan.state == "done")
-                       & (Scan.one_file_system == record.one_file_system))
-                .order_by(Scan.id.desc()).first())
-    if previous is None or previous.xattrs is not False or previous.excludes != record.excludes:
-        return None
-    started = previous.started_at.replace(tzinfo=dt.UTC).timestamp()
-    return started - CTIME_SLACK_SECONDS
-
-
-class _CancelWatch:
-    """Whether the run was asked to stop, read from the database at most twice a second: it
-    is asked for every folder scanned and every tick of every rsync."""
-
-    def __init__(self, run: Run) -> None:
-        self.run = run
-        self.next_check = 0.0
-
-    def __call__(self) -> bool:
-        now = time.monotonic()
-        if now < self.next_check:
-            return False
-        self.next_check = now + CANCEL_CHECK_SECONDS
-        return self.run.cancel_wanted()
-
-
-def _children_reader(run: Run):
-    scans = list(Scan.select().where(Scan.run == run).order_by(Scan.id))
-
-    pushed = bool(hosts.remote_source(run.profile.destination))
-    remote = [pushed or bool(hosts.remote_source(s)) for s in run.profile.sources]
-
-    def children_of(source: int, path: str) -> list[DirTotals]:
-        if remote[source]:
-            return []   # one rsync over one ssh connection per folder
-        rows = (ScanDir.select(ScanDir.path, ScanDir.depth, ScanDir.own_files,
-                               ScanDir.own_bytes, ScanDir.files, ScanDir.bytes, ScanDir.dirs,
-                               ScanDir.subdirs)
-                .where((ScanDir.scan == scans[source]) & (ScanDir.parent_key == path_key(path)))
-                .tuples())
-        return [DirTotals(*row) for row in rows]
-    return children_of
 
 
 def _create_units(run: Run, the_plan: planner.Plan) -> None:
@@ -575,7 +445,7 @@ class _UnitTracker:
     def __init__(self, run: Run, unit: Unit) -> None:
         self.run, self.unit = run, unit
         self.next_save = 0.0
-        self.cancel_wanted = _CancelWatch(run)
+        self.cancel_wanted = run_scan.CancelWatch(run)
         self.on_drive = Drive.of_path(run.profile.destination, settings().drive_root) is not None
         self.next_drive_check = 0.0
 
@@ -585,7 +455,7 @@ class _UnitTracker:
         now = time.monotonic()
         if not self.on_drive or now < self.next_drive_check:
             return False
-        self.next_drive_check = now + CANCEL_CHECK_SECONDS
+        self.next_drive_check = now + run_scan.CANCEL_CHECK_SECONDS
         return _interrupt_if_drive_gone(self.run)
 
     def started(self, pid: int) -> None:
@@ -737,17 +607,17 @@ def _finalize(run: Run) -> tuple[str, str]:
     Run.update(files_done=totals["files"], bytes_done=totals["bytes"], new_files=totals["new_files"],
                changed_files=totals["changed_files"], sent_bytes=totals["sent_bytes"],
                warning_count=totals["warnings"], error_count=totals["errors"],
-               stats=_summed_stats(run)).where(Run.id == run.id).execute()
+               stats=run_finish.summed_stats(run)).where(Run.id == run.id).execute()
     if run.dry_run:
-        return "succeeded", _dry_run_summary(totals)
+        return "succeeded", run_finish.dry_run_summary(totals)
     failed = list(Unit.select().where((Unit.run == run) & (Unit.state == "failed")))
     there = root_of(run.profile)
     # On a host, no folder was split between parts, so there is nothing to mend.
     if there.remote:
         warnings = 0
     else:
-        tree = _tree(run)
-        warnings = _restore_hardlinks(run, tree) + _fix_folder_times(run, tree)
+        tree = run_finish.tree_of(run)
+        warnings = run_finish.restore_hardlinks(run, tree) + run_finish.fix_folder_times(run, tree)
     if failed:
         parts = format_count(sum(run.unit_states().values()), "part")
         return "partial", (f"{len(failed):,} of {parts} failed "
@@ -761,7 +631,7 @@ def _finalize(run: Run) -> tuple[str, str]:
         if there.remote:
             catalog.index_failed(catalog.record(run), catalog.REMOTE_NOT_INDEXED)
         else:
-            warnings += _index(run)
+            warnings += run_finish.index_snapshot(run)
     Run.update(progress=1.0, eta_seconds=None).where(Run.id == run.id).execute()
     copied = f"{totals['files']:,} files, {totals['new_files'] + totals['changed_files']:,} new or changed"
     if totals["errors"]:
@@ -769,88 +639,6 @@ def _finalize(run: Run) -> tuple[str, str]:
     if totals["warnings"] or warnings:
         return "succeeded", f"{copied}; {format_count(totals['warnings'] + warnings, 'warning')}."
     return "succeeded", copied + "."
-
-
-def _index(run: Run) -> int:
-    """Write the new snapshot's manifest; a failure is a warning: the snapshot is complete."""
-    snapshot = catalog.record(run)
-    try:
-        summary = catalog.index(snapshot, run.link_from, fresh=run_logs.copied_hashes(run))
-    except (OSError, manifest.ManifestError) as error:
-        log.warning("indexing snapshot %s of run %s failed", run.snapshot, run.id, exc_info=True)
-        catalog.index_failed(snapshot, str(error))
-        run.add_message("warning", f"Could not write the snapshot's manifest: {error}")
-        return 1
-    run.add_message("info", f"Manifest: {summary.files:,} files, {summary.new_files:,} new "
-                    f"({summary.rsync_hashed:,} hashed by rsync while copying, "
-                    f"{format_bytes(summary.hashed_bytes)} read) in {summary.seconds:.1f} s.")
-    for problem in summary.unreadable:
-        run.add_message("warning", f"Could not read for the manifest: {problem}")
-    return len(summary.unreadable)
-
-
-def _tree(run: Run) -> Path:
-    root = _profile_root(run.profile)
-    if run.options.get("mirror"):
-        return root / snapshots.MIRROR
-    return root / (run.snapshot + snapshots.PARTIAL_SUFFIX)
-
-
-def _restore_hardlinks(run: Run, tree: Path) -> int:
-    if run.options.get("mirror") or Unit.select().where(Unit.run == run).count() < 2:
-        return 0
-    scans = {s.id: s.root for s in Scan.select().where(Scan.run == run)}
-    rows = (ScanLink.select(ScanLink.scan, ScanLink.dev, ScanLink.ino, ScanLink.path)
-            .where(ScanLink.scan.in_(list(scans))).order_by(ScanLink.dev, ScanLink.ino).tuples())
-
-    def groups():
-        current, group = None, []
-        for scan_id, dev, ino, path in rows.iterator():
-            if (dev, ino) != current and group:
-                yield group
-                group = []
-            current = (dev, ino)
-            inside = snapshots.in_snapshot(scans[scan_id])
-            group.append(os.path.join(inside, os.fsdecode(bytes(path))))
-        if group:
-            yield group
-
-    relinked, warnings = snapshots.relink(tree, groups())
-    for warning in warnings:
-        run.add_message("warning", warning)
-    if relinked:
-        run.add_message("info", f"Restored {format_count(relinked, 'hardlink')} between parts.")
-    return len(warnings)
-
-
-def _fix_folder_times(run: Run, tree: Path) -> int:
-    """Units write into folders they share; give those folders their source times back."""
-    warnings = 0
-    for index, source in enumerate(run.profile.sources):
-        if hosts.remote_source(source):
-            continue   # one unit: rsync set its folders' times itself
-        # The source's own folder too: every unit writes into it.
-        split = ["", *run.options.get("split", {}).get(str(index), [])]
-        problems = snapshots.copy_folder_times(source, str(tree / snapshots.in_snapshot(source)),
-                                               split)
-        if problems:
-            warnings += 1
-            run.add_message("warning", f"Could not set the times of split folders in {source}: "
-                            + "; ".join(problems[:3]))
-    return warnings
-
-
-def _summed_stats(run: Run) -> dict[str, int]:
-    stats: dict[str, int] = {}
-    for unit in Unit.select(Unit.stats).where(Unit.run == run):
-        for key, value in (unit.stats or {}).items():
-            stats[key] = stats.get(key, 0) + int(value)
-    return stats
-
-
-def _dry_run_summary(totals: dict[str, int]) -> str:
-    return (f"Dry run: {totals['new_files']:,} new and {totals['changed_files']:,} changed files "
-            f"({format_bytes(totals['sent_bytes'])}) of {totals['files']:,} would be copied.")
 
 
 def _end(run: Run, state: str, message: str) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from jobs import backup, run_logs
+from jobs import backup, run_logs, run_scan
 from jobs.engines import snapshots
 from models import AlreadyRunning, Event, Run, RunMessage, Scan, ScanDir, Unit
 from tests.helpers.trees import awkward_tree, describe, inodes, link_groups, write
@@ -242,12 +242,12 @@ def test_a_scan_trusts_an_earlier_empty_look_for_attributes_only_of_the_same_sel
     assert looked.xattrs is False
     same = Scan.create(root=str(source), excludes=[], one_file_system=False)
     started = looked.started_at.replace(tzinfo=dt.UTC).timestamp()
-    assert backup._no_xattrs_before(same) == started - backup.CTIME_SLACK_SECONDS
+    assert run_scan.no_xattrs_before(same) == started - run_scan.CTIME_SLACK_SECONDS
     # Other excludes may let in files the earlier look never saw.
-    assert backup._no_xattrs_before(Scan.create(root=str(source), excludes=["*.raw"])) is None
-    assert backup._no_xattrs_before(Scan.create(root=str(source), one_file_system=True)) is None
+    assert run_scan.no_xattrs_before(Scan.create(root=str(source), excludes=["*.raw"])) is None
+    assert run_scan.no_xattrs_before(Scan.create(root=str(source), one_file_system=True)) is None
     Scan.update(xattrs=None).where(Scan.id == looked.id).execute()  # never looked
-    assert backup._no_xattrs_before(Scan.create(root=str(source))) is None
+    assert run_scan.no_xattrs_before(Scan.create(root=str(source))) is None
 
 
 def test_resume_restarts_only_what_a_dead_worker_left_and_says_so_only_then(tmp_path):
