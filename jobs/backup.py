@@ -11,16 +11,14 @@ See jobs/README.md for the states and what happens when a worker dies.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import logging
-import os
 import socket
 import time
 
 import psutil
 
-from jobs import catalog, hosts, retention, run_checks, run_finish, run_logs, run_scan
+from jobs import catalog, retention, run_checks, run_finish, run_logs, run_scan, run_transfer
 from jobs.destinations import drive_missing, root_of
 from jobs.engines import confine, rsync, snapshots, ssh
 from jobs.engines import plan as planner
@@ -325,12 +323,12 @@ def run_unit(unit_id: int) -> None:
 def _copy(run: Run, unit: Unit) -> None:
     tracker = _UnitTracker(run, unit)
     try:
-        with _opened_source(unit.source) as fd:
-            result = rsync.run(_transfer(run, unit, fd), on_progress=tracker.progress,
+        with run_transfer.opened_source(unit.source) as fd:
+            result = rsync.run(run_transfer.transfer(run, unit, fd), on_progress=tracker.progress,
                                should_stop=tracker.should_stop,
                                log_path=str(run_logs.unit_log(run, unit)), on_start=tracker.started,
                                sums_path=str(run_logs.unit_sums(run, unit)))
-            if fd is not None and not result.stopped and not _still_there(unit.source, fd):
+            if fd is not None and not result.stopped and not run_transfer.still_there(unit.source, fd):
                 result.source_vanished = True
                 result.error_count += 1
                 result.errors.append(f"The source folder {unit.source} vanished during the "
@@ -345,97 +343,6 @@ def _copy(run: Run, unit: Unit) -> None:
                               errors=[f"Could not run rsync: {error}"], error_count=1)
     tracker.progress(result.counts, force=True)
     _record(run, unit, result)
-
-
-@contextlib.contextmanager
-def _opened_source(source: str):
-    """A folder of this box opened without following a link anywhere on its path, at the
-    moment its rsync starts (the checks before the run may be minutes old): rsync reads it
-    through the descriptor. None for a host's folder."""
-    if hosts.remote_source(source):
-        yield None
-        return
-    fd = confine.open_folder(source)
-    try:
-        yield fd
-    finally:
-        os.close(fd)
-
-
-def _still_there(source: str, fd: int) -> bool:
-    """Whether `source` is still the folder that `fd` opened (rsync read through the fd, so
-    a folder deleted meanwhile only looks like one whose files vanished)."""
-    try:
-        now = confine.open_folder(source)
-    except confine.Refused:
-        return False
-    try:
-        before, after = os.fstat(fd), os.fstat(now)
-    finally:
-        os.close(now)
-    return (before.st_dev, before.st_ino) == (after.st_dev, after.st_ino) and before.st_nlink > 0
-
-
-def _transfer(run: Run, unit: Unit, source_fd: int | None = None) -> rsync.Transfer:
-    profile = run.profile
-    remote = hosts.remote_source(unit.source)
-    if remote:
-        host = hosts.host_for(remote[0])
-        inside = snapshots.in_snapshot(remote[1], host=remote[0].host)
-        source, rsh = hosts.rsync_source(unit.source), hosts.rsh(host)
-    else:
-        inside = snapshots.in_snapshot(unit.source)
-        source, rsh = unit.source, None
-    fds, aliases = (), ()
-    if source_fd is not None:
-        fds, aliases = (source_fd,), ((f"/proc/self/fd/{source_fd}", unit.source.rstrip("/")),)
-        source = f"/proc/self/fd/{source_fd}"
-    mirror = bool(run.options.get("mirror"))
-    if mirror:
-        base = snapshots.MIRROR
-    elif run.dry_run:
-        # Compare against the last snapshot itself (or nothing): rsync -n writes nothing.
-        base = run.link_from or ".cairn-no-snapshot-yet"
-    else:
-        base = run.snapshot + snapshots.PARTIAL_SUFFIX
-    link_from = run.link_from if run.link_from and not run.dry_run and not mirror else None
-    there = root_of(profile)
-    if not run.dry_run:
-        there.make_dir(base, inside)
-    dest = there.spec(base, inside)
-    link_dest = there.path(link_from, inside) if link_from else None
-    pushed = there.remote
-    if pushed:   # the snapshot is on a host (the source is then on this box)
-        rsh = hosts.rsh(hosts.host_for(there.target))
-    bwlimit = _bandwidth_share(run, profile.bwlimit_kib)
-    # The manifest takes the hashes of copied files from rsync: for snapshots on this box,
-    # of folders on this box (a host's rsync may not offer xxh128).
-    checksums = not (remote or pushed or mirror or run.dry_run) and rsync.reports_checksums()
-    return rsync.Transfer(source=source, rsh=rsh, dest=dest, link_dest=link_dest,
-                          rules=tuple(unit.rules), excludes=tuple(profile.excludes),
-                          one_file_system=profile.one_file_system, bwlimit_kib=bwlimit,
-                          dry_run=run.dry_run, checksums=checksums, fds=fds, aliases=aliases,
-                          **_run_flags(run))
-
-
-def _bandwidth_share(run: Run, limit_kib: int | None) -> int | None:
-    """This part's share of the run's bandwidth limit, fixed when its rsync starts (rsync
-    cannot change its limit while it runs): the limit over the parts that can run at once
-    from now on, at most the run's ceiling and at most the parts not yet done. A part that
-    runs alone gets all of it; the parts running together never get more than all of it
-    (those left only ever shrink). A part that started as one of four keeps its quarter
-    when the others end before it."""
-    if not limit_kib:
-        return None
-    left = Unit.select().where((Unit.run == run)
-                               & Unit.state.in_(("pending", "queued", "running"))).count()
-    together = max(min(max(1, run.concurrency), left), Unit.busy(run), 1)
-    return max(1, limit_kib // together)
-
-
-def _run_flags(run: Run) -> dict[str, bool]:
-    """The rsync flags decided for the whole run when it was prepared."""
-    return {name: bool(run.options.get(name)) for name in ("mirror", "acls", "xattrs", "super_user")}
 
 
 class _UnitTracker:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from jobs import backup, run_logs, run_scan
+from jobs import backup, run_logs, run_scan, run_transfer
 from jobs.engines import snapshots
 from models import AlreadyRunning, Event, Run, RunMessage, Scan, ScanDir, Unit
 from tests.helpers.trees import awkward_tree, describe, inodes, link_groups, write
@@ -311,17 +311,17 @@ def test_the_bandwidth_limit_is_the_runs_shared_by_the_parts_that_run_together(t
     run = Run.request(profile)
     run.move(("queued",), "running", concurrency=4)
     alone = Unit.create(run=run, seq=0, source=str(tmp_path), state="running")
-    assert backup._bandwidth_share(run, 40960) == 40960      # not a quarter of it
+    assert run_transfer.bandwidth_share(run, 40960) == 40960      # not a quarter of it
     units = [Unit.create(run=run, seq=n, source=str(tmp_path)) for n in range(1, 6)]
-    assert backup._bandwidth_share(run, 40960) == 10240      # four of six at once
+    assert run_transfer.bandwidth_share(run, 40960) == 10240      # four of six at once
     for unit in units[:4]:
         unit.state = "done"
         unit.save()
-    assert backup._bandwidth_share(run, 40960) == 20480      # two left
+    assert run_transfer.bandwidth_share(run, 40960) == 20480      # two left
     alone.state = "done"
     alone.save()
-    assert backup._bandwidth_share(run, 40960) == 40960
-    assert backup._bandwidth_share(run, None) is None
+    assert run_transfer.bandwidth_share(run, 40960) == 40960
+    assert run_transfer.bandwidth_share(run, None) is None
 
 
 def test_a_run_that_fails_before_its_first_part_logs_why_as_an_error(tmp_path):
